@@ -1,0 +1,1 @@
+"""Subcommands of the ``robustbench-aux`` CLI, one module each (see ``robustbench_aux.cli``)."""

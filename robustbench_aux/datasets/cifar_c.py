@@ -1,0 +1,133 @@
+"""Reader for the published CIFAR-10-C / CIFAR-100-C layout (and our generated copies of it).
+
+Layout: ``<dir>/<corruption>.npy`` of shape (5·n, 32, 32, 3) uint8 with severity s in rows
+``[(s-1)·n, s·n)`` and ``<dir>/labels.npy`` of shape (5·n,), the n test labels tiled 5 times.
+The published files have n = 10,000. A generated directory also holds ``manifest.json``.
+Files are memory-mapped and read one (corruption, severity) block at a time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
+from robustbench_aux.datasets.npy import check_images, check_labels, load_npy
+from robustbench_aux.errors import UserError
+
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class CifarCBlock:
+    corruption: str
+    severity: int
+    images: np.ndarray  # (n, 32, 32, 3) uint8, memory-mapped view
+    labels: np.ndarray  # (n,)
+
+
+class CifarCReader:
+    """Validated access to a CIFAR-C directory.
+
+    ``require`` names corruptions that must be present (default: none beyond one); pass
+    ``require=ALL_19`` to insist on the full published set. Unknown ``.npy`` files are ignored.
+    """
+
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        require: Iterable[str] = (),
+        num_classes: int | None = None,
+    ):
+        self.directory = Path(directory)
+        self.fix = (
+            "re-download it (Zenodo record 3555552 for CIFAR-100-C, 2535967 for CIFAR-10-C) or regenerate "
+            f"it with `robustbench-aux corrupt --out {self.directory}`"
+        )
+        if not self.directory.is_dir():
+            raise UserError(f"CIFAR-C directory {self.directory} does not exist; {self.fix}")
+        self.corruptions = [c for c in ALL_19 if (self.directory / f"{c}.npy").is_file()]
+        missing = [c for c in require if c not in self.corruptions]
+        if missing:
+            raise UserError(
+                f"{self.directory} lacks {len(missing)} corruption file(s): {', '.join(missing)}; {self.fix}"
+            )
+        if not self.corruptions:
+            raise UserError(f"{self.directory} holds none of the 19 CIFAR-C corruption files; {self.fix}")
+        labels_path = self.directory / "labels.npy"
+        self.labels = load_npy(labels_path, fix=self.fix, mmap=False)
+        rows = int(self.labels.shape[0]) if self.labels.ndim == 1 else -1
+        if rows <= 0 or rows % len(SEVERITIES):
+            raise UserError(f"{labels_path} has shape {self.labels.shape}, expected (5·n,); {self.fix}")
+        check_labels(self.labels, labels_path, fix=self.fix, rows=rows, num_classes=num_classes)
+        self.n = rows // len(SEVERITIES)
+        base = self.labels[: self.n]
+        if not all(np.array_equal(base, self.labels[i * self.n : (i + 1) * self.n]) for i in range(1, 5)):
+            raise UserError(f"{labels_path} is not the test labels tiled 5 times; {self.fix}")
+        self._arrays: dict[str, np.ndarray] = {}
+        for c in self.corruptions:
+            self._array(c)  # validate every file up front: fail before any work is done
+        self.manifest = self._read_manifest()
+
+    @property
+    def provenance(self) -> str:
+        """``generated`` where our manifest says so, else ``published``."""
+        return "generated" if self.manifest.get("generated") else "published"
+
+    @property
+    def preset(self) -> str | None:
+        return self.manifest.get("preset")
+
+    def _read_manifest(self) -> dict:
+        path = self.directory / MANIFEST
+        if not path.is_file():
+            return {}
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path} is not valid JSON ({exc}); {self.fix}") from None
+
+    def _array(self, corruption: str) -> np.ndarray:
+        if corruption not in self._arrays:
+            if corruption not in self.corruptions:
+                raise UserError(f"{self.directory} has no {corruption}.npy; {self.fix}")
+            path = self.directory / f"{corruption}.npy"
+            x = load_npy(path, fix=self.fix)
+            check_images(x, path, fix=self.fix, rows=len(self.labels))
+            self._arrays[corruption] = x
+        return self._arrays[corruption]
+
+    def block(self, corruption: str, severity: int, n: int | None = None) -> CifarCBlock:
+        """Images and labels of one (corruption, severity), optionally only the first ``n``."""
+        if severity not in SEVERITIES:
+            raise UserError(f"severity {severity} is outside 1..5")
+        stop = self.n if n is None else min(int(n), self.n)
+        start = (severity - 1) * self.n
+        x = self._array(corruption)[start : start + stop]
+        return CifarCBlock(corruption, severity, x, np.asarray(self.labels[start : start + stop]))
+
+    def blocks(
+        self,
+        n: int | None = None,
+        corruptions: Iterable[str] | None = None,
+        severities: Iterable[int] = SEVERITIES,
+    ) -> Iterator[CifarCBlock]:
+        """Yield every (corruption, severity) block present, in canonical order."""
+        for c in corruptions if corruptions is not None else self.corruptions:
+            for s in severities:
+                yield self.block(c, s, n)
+
+    def describe(self) -> dict:
+        return {
+            "corruptions_dir": str(self.directory),
+            "provenance": self.provenance,
+            "preset": self.preset or ("cifar" if self.provenance == "published" else None),
+            "n_per_severity": self.n,
+            "corruptions": list(self.corruptions),
+            "manifest_sha256": self.manifest.get("files", {}),
+        }
