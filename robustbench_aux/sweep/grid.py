@@ -1,0 +1,139 @@
+"""Grid files: which runs a sweep trains and evaluates.
+
+A grid is TOML with one ``[defaults]`` table and any number of ``[[runs]]`` blocks::
+
+    [defaults]
+    dataset = "cifar100"          # any dataset `train` accepts
+    data = "data"                 # data root
+    recipe = "reference"
+    out = "runs/cifar100"         # each run gets <out>/<run id>/
+    corruptions = "data/CIFAR-100-C"   # evaluate every run on this CIFAR-C directory (omit: train only)
+
+    [[runs]]
+    methods = ["plain", "auxiliary"]
+    archs = ["resnet18"]
+    seeds = [0, 1, 2]
+    vary = { corruption = ["noise", "blur"] }   # optional: one run per value, passed as --set key=value
+
+Relative paths are taken relative to the current directory. Unknown keys are errors naming the key.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from robustbench_aux.errors import UserError
+
+DEFAULT_KEYS = {
+    "dataset": str, "data": str, "recipe": str, "out": str, "corruptions": str, "device": str,
+    "epochs": int, "n_train": int, "eval_n": int, "set": dict,
+}
+RUN_KEYS = {"methods": list, "archs": list, "seeds": list, "vary": dict, "set": dict}
+
+
+@dataclass
+class Step:
+    """One CLI invocation (``robustbench-aux <argv>``), skipped once ``done`` exists."""
+
+    argv: list[str]
+    done: Path
+    resume_if: Path | None = None
+
+
+@dataclass
+class Job:
+    name: str
+    run_dir: Path
+    steps: list[Step] = field(default_factory=list)
+
+
+@dataclass
+class Sweep:
+    defaults: dict
+    jobs: list[Job]
+
+
+def _check_keys(table: dict, allowed: dict, where: str) -> None:
+    for key, value in table.items():
+        if key not in allowed:
+            raise UserError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+        if not isinstance(value, allowed[key]):
+            raise UserError(f"{where}: {key!r} must be a {allowed[key].__name__}, got {value!r}")
+
+
+def _set_args(options: dict) -> list[str]:
+    out: list[str] = []
+    for key, value in options.items():
+        out += ["--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    return out
+
+
+def _run_id(method: str, variant: dict, arch: str, seed: int) -> str:
+    parts = [method, *(str(v) for v in variant.values()), arch, f"s{seed}"]
+    return "-".join(parts)
+
+
+def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, fixed: dict) -> Job:
+    """The train (and, with ``corruptions``, evaluate) steps of one run."""
+    name = _run_id(method, variant, arch, seed)
+    run_dir = Path(defaults.get("out", "runs")) / name
+    train = [
+        "train", "--method", method, "--arch", arch, "--seed", str(seed), "--out", str(run_dir),
+        "--recipe", defaults.get("recipe", "reference"), "--dataset", defaults.get("dataset", "cifar100"),
+    ]
+    for key, flag in (("data", "--data"), ("device", "--device"), ("epochs", "--epochs"), ("n_train", "--n-train")):
+        if key in defaults:
+            train += [flag, str(defaults[key])]
+    train += _set_args({**defaults.get("set", {}), **fixed, **variant})
+    steps = [Step(train, run_dir / "final.pt", resume_if=run_dir / "last.pt")]
+    if defaults.get("corruptions"):
+        evaluate = ["evaluate", str(run_dir), "--corruptions", str(defaults["corruptions"])]
+        for key, flag in (("data", "--data"), ("device", "--device"), ("eval_n", "--n")):
+            if key in defaults:
+                evaluate += [flag, str(defaults[key])]
+        steps.append(Step(evaluate, run_dir / "eval" / "summary.json"))
+    return Job(name, run_dir, steps)
+
+
+def expand(defaults: dict, blocks: list[dict], *, methods=None, archs=None, seeds=None) -> list[Job]:
+    """All jobs of the grid. ``archs``/``seeds`` replace every block's lists, ``methods`` filters them."""
+    jobs: dict[str, Job] = {}
+    for i, block in enumerate(blocks):
+        _check_keys(block, RUN_KEYS, f"[[runs]] block {i + 1}")
+        for key in ("methods", "archs", "seeds"):
+            if not block.get(key):
+                raise UserError(f"[[runs]] block {i + 1}: {key!r} is missing or empty")
+        vary = block.get("vary", {})
+        keys = list(vary)
+        variants = [dict(zip(keys, values)) for values in itertools.product(*(vary[k] for k in keys))]
+        for method in block["methods"]:
+            if methods is not None and method not in methods:
+                continue
+            for arch, seed, variant in itertools.product(archs or block["archs"], seeds or block["seeds"], variants):
+                job = make_job(defaults, method, arch, int(seed), variant, block.get("set", {}))
+                jobs.setdefault(job.name, job)
+    return list(jobs.values())
+
+
+def load_sweep(path: str | Path, *, overrides: dict | None = None, **filters) -> Sweep:
+    """Read a grid file; ``overrides`` replace ``[defaults]`` entries; ``filters`` go to :func:`expand`."""
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"grid file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path} is not valid TOML ({exc})") from None
+    for key in doc:
+        if key not in ("defaults", "runs"):
+            raise UserError(f"{path}: unknown top-level key {key!r} (allowed: defaults, runs)")
+    defaults = {**doc.get("defaults", {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    _check_keys(defaults, DEFAULT_KEYS, f"{path} [defaults]")
+    jobs = expand(defaults, doc.get("runs", []), **filters)
+    if not jobs:
+        raise UserError(f"{path}: the grid (after filters {filters}) holds no runs")
+    return Sweep(defaults, jobs)

@@ -1,0 +1,71 @@
+"""Running one job: its steps in order, each as a ``robustbench-aux`` subprocess.
+
+A step whose ``done`` file exists is skipped; a step whose ``resume_if`` file exists gets
+``--resume``. So re-running a job after a kill, a failure or a Slurm preemption continues it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+from robustbench_aux.sweep.grid import Job
+
+log = logging.getLogger(__name__)
+
+
+def command_line(argv: list[str]) -> list[str]:
+    """The full command of one step: this Python running the package's CLI."""
+    return [sys.executable, "-m", "robustbench_aux", *argv]
+
+
+def job_state(job: Job) -> str:
+    """``done`` when every step is finished, ``partial`` when a run was started, else ``queued``."""
+    if all(step.done.exists() for step in job.steps):
+        return "done"
+    if any(step.done.exists() or (step.resume_if and step.resume_if.exists()) for step in job.steps):
+        return "partial"
+    return "queued"
+
+
+def run_job(job: Job, *, env: dict | None = None, echo=print) -> int:
+    """Run the job's unfinished steps; returns the first non-zero exit code, or 0.
+
+    The output of every step is appended to ``<run_dir>/sweep.log``; ``echo`` receives each command
+    line before it runs (so a sweep prints every command it runs, ready to paste).
+    """
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    logfile = job.run_dir / "sweep.log"
+    for step in job.steps:
+        if step.done.exists():
+            continue
+        argv = list(step.argv)
+        if step.resume_if is not None and step.resume_if.exists():
+            argv.append("--resume")
+        cmd = command_line(argv)
+        echo(f"[{job.name}] robustbench-aux {shlex.join(argv)}")
+        with open(logfile, "a") as out:
+            out.write(f"$ {shlex.join(cmd)}\n")
+            out.flush()
+            rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+        if rc != 0:
+            log.warning("%s: step failed with exit code %d (log: %s)", job.name, rc, logfile)
+            return rc
+        if not step.done.exists():
+            log.warning("%s: step exited 0 but did not write %s", job.name, step.done)
+            return 1
+    return 0
+
+
+def last_error_line(job: Job) -> str:
+    """The last line of the job's log that looks like an error, for the failure summary."""
+    logfile = Path(job.run_dir) / "sweep.log"
+    if not logfile.is_file():
+        return ""
+    lines = [ln.strip() for ln in logfile.read_text(errors="replace").splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("error:") or "Error" in ln]
+    return (errors or lines or [""])[-1][:200]

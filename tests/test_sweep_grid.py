@@ -1,0 +1,75 @@
+"""Grid files expand into the expected runs and commands; bad grids are one-line errors."""
+
+import pytest
+
+from robustbench_aux.errors import UserError
+from robustbench_aux.sweep import load_sweep
+
+GRID = """
+[defaults]
+dataset = "cifar100"
+data = "DATA"
+recipe = "reference"
+out = "OUT"
+corruptions = "DATA/CIFAR-100-C"
+
+[[runs]]
+methods = ["plain", "auxiliary"]
+archs = ["resnet18"]
+seeds = [0, 1, 2]
+
+[[runs]]
+methods = ["plain", "per_corruption"]
+archs = ["resnet18", "resnet50"]
+seeds = [0]
+vary = { corruption = ["noise", "blur"] }
+"""
+
+
+def write(tmp_path, text=GRID):
+    p = tmp_path / "grid.toml"
+    p.write_text(text)
+    return p
+
+
+def test_expansion_and_dedup(tmp_path):
+    sweep = load_sweep(write(tmp_path))
+    names = [j.name for j in sweep.jobs]
+    assert names[:6] == [f"{m}-resnet18-s{s}" for m in ("plain", "auxiliary") for s in range(3)]
+    assert "per_corruption-noise-resnet50-s0" in names and "plain-noise-resnet18-s0" in names
+    assert len(names) == len(set(names)) == 6 + 8
+    job = sweep.jobs[0]
+    train, evaluate = job.steps
+    assert train.argv[:8] == ["train", "--method", "plain", "--arch", "resnet18", "--seed", "0", "--out"]
+    assert train.done.name == "final.pt" and train.resume_if.name == "last.pt"
+    assert evaluate.argv[:4] == ["evaluate", "OUT/plain-resnet18-s0", "--corruptions", "DATA/CIFAR-100-C"]
+    pc = next(j for j in sweep.jobs if j.name == "per_corruption-blur-resnet18-s0")
+    assert pc.steps[0].argv[-2:] == ["--set", "corruption=blur"]
+
+
+def test_filters_and_overrides(tmp_path):
+    sweep = load_sweep(write(tmp_path), overrides={"epochs": 1, "out": "X"}, methods=["auxiliary"],
+                       archs=["test_tiny"], seeds=[5])
+    assert [j.name for j in sweep.jobs] == ["auxiliary-test_tiny-s5"]
+    argv = sweep.jobs[0].steps[0].argv
+    assert argv[argv.index("--epochs") + 1] == "1" and argv[argv.index("--out") + 1] == "X/auxiliary-test_tiny-s5"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("[defaults]\nepoch = 3\n[[runs]]\nmethods=['plain']\narchs=['a']\nseeds=[0]\n", "unknown key 'epoch'"),
+        ("[[runs]]\nmethods=['plain']\narchs=['a']\n", "'seeds' is missing"),
+        ("[[runs]]\nmethod=['plain']\narchs=['a']\nseeds=[0]\n", "unknown key 'method'"),
+        ("[default]\n", "unknown top-level key 'default'"),
+        ("[[runs]\n", "not valid TOML"),
+    ],
+)
+def test_bad_grids(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        load_sweep(write(tmp_path, text))
+
+
+def test_empty_after_filter(tmp_path):
+    with pytest.raises(UserError, match="holds no runs"):
+        load_sweep(write(tmp_path), methods=["augmix"])
