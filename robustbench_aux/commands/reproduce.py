@@ -1,0 +1,47 @@
+"""``robustbench-aux reproduce``: prepare data, get CIFAR-C, train + evaluate a grid, write the report.
+
+``make reproduce-cifar100`` and ``make demo`` call this with their grid files
+(``baselines/grids/cifar100.toml``, ``baselines/grids/demo.toml``).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from robustbench_aux.commands.sweep import add_sweep_filters, visible_gpus
+from robustbench_aux.pipeline import Pipeline, run_pipeline
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("reproduce", help="the whole pipeline: data, CIFAR-C, grid of runs, report",
+                       description=__doc__)
+    p.add_argument("--grid", required=True, help="grid TOML file (baselines/grids/cifar100.toml, demo.toml)")
+    p.add_argument("--report", required=True, help="report directory (index.html and CSV tables)")
+    p.add_argument("--no-download", action="store_true", help="never download the dataset")
+    p.add_argument("--generate-n", type=int,
+                   help="when CIFAR-C must be generated: only the first N test images (default: all)")
+    p.add_argument("--workers", type=int, default=1, help="parallel runs on the CPU (default 1)")
+    p.add_argument("--hint", default="", help="text appended to a missing-dataset error (used by make demo)")
+    add_sweep_filters(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from robustbench_aux.commands.sweep import overrides_from
+
+    overrides = overrides_from(args)
+    dataset = overrides.pop("dataset", None) or "cifar100"
+    data = Path(overrides.pop("data", None) or "data")
+    out = Path(overrides.pop("out", None) or f"runs/{dataset}")
+    corruptions = overrides.pop("corruptions", None)
+    pipeline = Pipeline(
+        grid=Path(args.grid), dataset=dataset, data=data, out=out, report=Path(args.report),
+        download=not args.no_download, generate_n=args.generate_n,
+        filters={"methods": args.methods, "archs": args.archs, "seeds": args.seeds},
+        overrides=overrides, workers=args.workers, gpus=visible_gpus(),
+        hint=f"; {args.hint}" if args.hint else "", corruptions=Path(corruptions) if corruptions else None,
+    )
+    index = run_pipeline(pipeline)
+    print(f"report: {index}")
+    return 0

@@ -1,0 +1,116 @@
+"""The end-to-end pipeline behind ``make reproduce-cifar100`` and ``make demo``.
+
+prepare the dataset -> find the published CIFAR-C (else generate it with the ``cifar`` preset)
+-> train and evaluate the grid (skipping finished runs, resuming interrupted ones) -> report.
+
+Every step runs as a ``robustbench-aux`` command that is printed before it runs, so a log of the
+pipeline is a list of commands anyone can paste.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from robustbench_aux.datasets import CifarCReader, load_dataset, prepare_dataset, resolve_data_root
+from robustbench_aux.datasets.loading import DATASETS
+from robustbench_aux.errors import UserError
+from robustbench_aux.sweep import load_sweep
+from robustbench_aux.sweep.job import command_line
+from robustbench_aux.sweep.local import run_local
+
+log = logging.getLogger(__name__)
+
+CIFAR_C_NAMES = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
+
+
+@dataclass
+class Pipeline:
+    grid: Path
+    dataset: str
+    data: Path
+    out: Path  # run directories
+    report: Path  # report directory
+    download: bool = True
+    generate_n: int | None = None  # first n test images when CIFAR-C must be generated (None = all)
+    filters: dict = field(default_factory=dict)  # methods / archs / seeds for the grid
+    overrides: dict = field(default_factory=dict)  # [defaults] overrides (epochs, device, n_train, eval_n)
+    workers: int = 1
+    gpus: list[int] = field(default_factory=list)
+    seed: int = 0
+    hint: str = ""  # appended to a missing-dataset error (the demo names its offline fallback)
+    corruptions: Path | None = None  # a given CIFAR-C directory (skips the search and generation)
+
+
+def run_cli(argv: list[str], echo=print) -> None:
+    """Run one ``robustbench-aux`` command, printed first; a failure stops the pipeline."""
+    echo("robustbench-aux " + shlex.join(argv))
+    rc = subprocess.call(command_line(argv))
+    if rc != 0:
+        raise UserError(f"step failed (exit code {rc}): robustbench-aux {shlex.join(argv)}")
+
+
+def ensure_dataset(p: Pipeline, echo=print) -> None:
+    """Load the dataset, downloading/converting it when allowed; a missing one is a one-line error."""
+    if p.dataset.startswith("synthetic"):
+        return
+    if p.dataset not in DATASETS:
+        raise UserError(f"unknown dataset {p.dataset!r}; choose cifar10, cifar100 or synthetic<K>")
+    try:
+        load_dataset(p.dataset, p.data)
+    except UserError as exc:
+        if not p.download:
+            raise UserError(f"{exc}{p.hint}") from None
+        echo(f"robustbench-aux data prepare --dataset {p.dataset} --data {p.data}")
+        try:
+            prepare_dataset(p.dataset, p.data, download=True)
+        except UserError as exc2:
+            raise UserError(f"{exc2}{p.hint}") from None
+
+
+def corruption_dir(p: Pipeline, echo=print) -> Path:
+    """The given directory, else the published CIFAR-C under the data root when valid, else a
+    generated copy (created here; generation resumes per file)."""
+    if p.corruptions is not None:
+        CifarCReader(p.corruptions)  # validate before hours of training
+        return p.corruptions
+    published = resolve_data_root(p.data) / CIFAR_C_NAMES.get(p.dataset, f"{p.dataset}-C")
+    if published.is_dir():
+        try:
+            reader = CifarCReader(published)
+            if reader.provenance == "published":
+                echo(f"using the published corruptions in {published}")
+                return published
+        except UserError as exc:
+            echo(f"not using {published}: {exc}")
+    generated = p.out / f"{CIFAR_C_NAMES.get(p.dataset, p.dataset + '-C')}-generated"
+    argv = ["corrupt", "--dataset", p.dataset, "--data", str(p.data), "--preset", "cifar",
+            "--out", str(generated), "--seed", str(p.seed)]
+    if p.generate_n:
+        argv += ["--n", str(p.generate_n)]
+    if p.overrides.get("device"):
+        argv += ["--device", str(p.overrides["device"])]
+    run_cli(argv, echo)
+    return generated
+
+
+def run_pipeline(p: Pipeline, echo=print) -> Path:
+    """Run every stage; returns the report's ``index.html``."""
+    ensure_dataset(p, echo)
+    cdir = corruption_dir(p, echo)
+    overrides = {**p.overrides, "dataset": p.dataset, "data": str(p.data), "out": str(p.out),
+                 "corruptions": str(cdir)}
+    sweep = load_sweep(p.grid, overrides=overrides, **p.filters)
+    echo(f"training and evaluating {len(sweep.jobs)} run(s) from {p.grid}")
+    outcomes = run_local(sweep.jobs, workers=p.workers, gpus=p.gpus, echo=echo)
+    failed = [o.job.name for o in outcomes if o.state == "failed"]
+    finished = [str(o.job.run_dir) for o in outcomes if o.state != "failed"]
+    if not finished:
+        raise UserError(f"every run failed ({', '.join(failed)}); see sweep.log in each run directory")
+    run_cli(["report", *finished, "-o", str(p.report)], echo)
+    if failed:
+        raise UserError(f"report written without {len(failed)} failed run(s): {', '.join(failed)}")
+    return p.report / "index.html"
