@@ -1,0 +1,113 @@
+"""CI regression checks: small fixed CPU runs whose metrics must stay near stored values.
+
+The check is defined by ``baselines/ci/check.toml`` (a grid plus the corruption subset and the
+tolerances) and its expected values live in ``baselines/ci/expected.json``, written by
+``robustbench-aux check --update``. ``run_check`` trains and evaluates the grid (reusing finished
+runs in the work directory), then compares every metric with its expected value.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import tomllib
+
+from robustbench_aux import atomic
+from robustbench_aux.errors import UserError
+from robustbench_aux.pipeline import run_cli
+from robustbench_aux.sweep import load_sweep
+from robustbench_aux.sweep.local import run_local
+
+CHECK_KEYS = {"dataset", "n_test", "corruptions", "severities", "metrics", "tolerance", "seed"}
+
+
+@dataclass
+class Drift:
+    run: str
+    metric: str
+    expected: float
+    got: float
+    tolerance: float
+
+    @property
+    def ok(self) -> bool:
+        return abs(self.got - self.expected) <= self.tolerance
+
+
+def load_check(spec_path: Path) -> dict:
+    try:
+        spec = tomllib.loads(spec_path.read_text())
+    except FileNotFoundError:
+        raise UserError(f"check definition {spec_path} does not exist") from None
+    check = spec.get("check", {})
+    unknown = set(check) - CHECK_KEYS
+    if unknown:
+        raise UserError(f"{spec_path} [check]: unknown key(s) {', '.join(sorted(unknown))}")
+    return check
+
+
+def measure(spec_path: Path, data: Path, work: Path, echo=print) -> dict[str, dict[str, float]]:
+    """Run the check's grid in ``work`` and return {run name: {metric: value}}."""
+    check = load_check(spec_path)
+    cdir = work / "cifar-c"
+    if not (cdir / "manifest.json").is_file():
+        argv = ["corrupt", "--dataset", check["dataset"], "--data", str(data), "--preset", "cifar",
+                "--out", str(cdir), "--n", str(check["n_test"]), "--seed", str(check.get("seed", 0)),
+                "--corruptions", ",".join(check["corruptions"])]
+        if check.get("severities"):
+            argv += ["--severities", ",".join(str(s) for s in check["severities"])]
+        run_cli(argv, echo)
+    overrides = {"dataset": check["dataset"], "data": str(data), "out": str(work / "runs"), "corruptions": str(cdir),
+                 "eval_n": check["n_test"], "device": "cpu"}
+    sweep = load_sweep(spec_path.parent / "grid.toml", overrides=overrides)
+    outcomes = run_local(sweep.jobs, echo=echo)
+    failed = [o.job.name for o in outcomes if o.state == "failed"]
+    if failed:
+        raise UserError(f"check runs failed: {', '.join(failed)} (logs: {work / 'runs'}/<run>/sweep.log)")
+    results = {}
+    for job in sweep.jobs:
+        summary = json.loads((job.run_dir / "eval" / "summary.json").read_text())
+        results[job.name] = {m: float(summary[m]) for m in check["metrics"]}
+    return results
+
+
+def compare(expected: dict, got: dict, tolerance: dict) -> list[Drift]:
+    rows = []
+    for run, metrics in expected.items():
+        if run not in got:
+            raise UserError(f"expected run {run!r} was not produced by the check grid; re-run with --update")
+        for metric, value in metrics.items():
+            rows.append(Drift(run, metric, value, got[run][metric], float(tolerance.get(metric, tolerance["default"]))))
+    return rows
+
+
+def table(rows: list[Drift]) -> str:
+    width = max(len(r.run) for r in rows)
+    lines = [f"{'run':{width}s}  {'metric':12s} {'expected':>9s} {'got':>9s} {'diff':>8s} {'tol':>6s}  status"]
+    for r in rows:
+        lines.append(f"{r.run:{width}s}  {r.metric:12s} {r.expected:9.4f} {r.got:9.4f} {r.got - r.expected:+8.4f} "
+                     f"{r.tolerance:6.3f}  {'ok' if r.ok else 'DRIFTED'}")
+    return "\n".join(lines)
+
+
+def run_check(spec_path: Path, data: Path, work: Path, *, update: bool = False, echo=print) -> int:
+    """Measure and compare (or, with ``update``, store the measurement as the new expectation)."""
+    check = load_check(spec_path)
+    got = measure(spec_path, data, work, echo)
+    expected_path = spec_path.parent / "expected.json"
+    if update:
+        atomic.write_json(expected_path, {
+            "regenerate": f"robustbench-aux check --data <dir holding {check['dataset']}/> --update",
+            "runs": got,
+        })
+        echo(f"wrote {expected_path}")
+        return 0
+    if not expected_path.is_file():
+        raise UserError(f"{expected_path} does not exist; create it with `robustbench-aux check --update`")
+    rows = compare(json.loads(expected_path.read_text())["runs"], got, check["tolerance"])
+    echo(table(rows))
+    drifted = [r for r in rows if not r.ok]
+    echo(f"check: {len(rows) - len(drifted)} of {len(rows)} metrics within tolerance")
+    return 1 if drifted else 0
