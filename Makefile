@@ -14,10 +14,23 @@ TORCH_PINS ?= torch==2.14.1 torchvision==0.29.1
 endif
 STAMP  := $(VENV)/.installed
 
-# demo / reproduction knobs (see README)
-DATASET ?= cifar100
-DATA    ?= data
-EXTRA   ?=
+# demo / reproduction knobs (see README): empty = the grid's default
+DATASET    ?= cifar100
+DATA       ?= data
+ARCHS      ?=
+METHODS    ?=
+SEEDS      ?=
+EPOCHS     ?=
+N_TRAIN    ?=
+EVAL_N     ?=
+GENERATE_N ?=
+DEVICE     ?=
+WORKERS    ?= 1
+EXTRA      ?=
+knobs = --dataset $(DATASET) --data $(DATA) --workers $(WORKERS) \
+	$(if $(ARCHS),--archs $(ARCHS)) $(if $(METHODS),--methods $(METHODS)) $(if $(SEEDS),--seeds $(SEEDS)) \
+	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(N_TRAIN),--n-train $(N_TRAIN)) $(if $(EVAL_N),--eval-n $(EVAL_N)) \
+	$(if $(DEVICE),--device $(DEVICE)) $(EXTRA)
 
 .PHONY: install test test-all lint browser demo reproduce-cifar100 check clean-venv
 
@@ -44,11 +57,20 @@ lint: install
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# toy-scale pipeline on the CPU (about 10 minutes): report in reports/demo/index.html
 demo: install
-	@echo "not implemented yet: see issue 6 (one-command reproduction and demo)"; exit 2
+	@$(BIN)/robustbench-aux reproduce --grid baselines/grids/demo.toml --out runs/demo --report reports/demo \
+	  --generate-n $(or $(GENERATE_N),500) $(knobs) \
+	  --hint "offline? run the demo on a local copy: make demo DATASET=cifar10 DATA=<dir holding cifar10/>"
 
+# the full reproduction (a GPU machine): report in reports/$(DATASET)/index.html
 reproduce-cifar100: install
-	@echo "not implemented yet: see issue 6 (one-command reproduction and demo)"; exit 2
+	@$(BIN)/robustbench-aux reproduce --grid baselines/grids/cifar100.toml --out runs/$(DATASET) \
+	  --report reports/$(DATASET) $(if $(GENERATE_N),--generate-n $(GENERATE_N)) $(knobs)
+
+# CI regression check on small fixed runs (baselines/ci/)
+check: install
+	$(BIN)/robustbench-aux check --data $(DATA)
 
 clean-venv:
 	rm -rf $(VENV)
