@@ -38,9 +38,13 @@ class TinyEvalCNN(nn.Module):
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.features = nn.Sequential(
-            nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), nn.ReLU(),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, 2 * width, 3, stride=2, padding=1),
+            nn.ReLU(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.fc = nn.Linear(2 * width, num_classes)
 
@@ -56,8 +60,14 @@ def register_test_model() -> str:
 
 
 def save_tiny_run(
-    run_dir: Path, *, num_classes: int = 10, dataset: str = "cifar10", seed: int = 0, method: str = "plain",
-    model: nn.Module | None = None, **config_extra,
+    run_dir: Path,
+    *,
+    num_classes: int = 10,
+    dataset: str = "cifar10",
+    seed: int = 0,
+    method: str = "plain",
+    model: nn.Module | None = None,
+    **config_extra,
 ) -> Path:
     """A run directory holding ``test_eval_cnn`` (random weights unless ``model`` is given)."""
     register_test_model()
@@ -65,14 +75,28 @@ def save_tiny_run(
     kwargs = {"num_classes": num_classes, "mean": CIFAR10_NORM["mean"], "std": CIFAR10_NORM["std"]}
     model = model if model is not None else TinyEvalCNN(**kwargs)
     config = {
-        "run_id": f"{method}-{TEST_ARCH}-s{seed}", "method": method, "arch": TEST_ARCH, "dataset": dataset,
-        "num_classes": num_classes, "seed": seed, "recipe": "test", "epochs": 0,
-        "normalization": CIFAR10_NORM, "data": {"dataset": dataset}, "code_version": "test", **config_extra,
+        "run_id": f"{method}-{TEST_ARCH}-s{seed}",
+        "method": method,
+        "arch": TEST_ARCH,
+        "dataset": dataset,
+        "num_classes": num_classes,
+        "seed": seed,
+        "recipe": "test",
+        "epochs": 0,
+        "normalization": CIFAR10_NORM,
+        "data": {"dataset": dataset},
+        "code_version": "test",
+        **config_extra,
     }
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_json(run_dir / "config.json", config)
-    save_checkpoint(run_dir / "final.pt", arch=TEST_ARCH, model_kwargs=kwargs,
-                    state_dict=model.state_dict(), config=config)
+    save_checkpoint(
+        run_dir / "final.pt",
+        arch=TEST_ARCH,
+        model_kwargs=kwargs,
+        state_dict=model.state_dict(),
+        config=config,
+    )
     return run_dir
 
 
@@ -82,13 +106,22 @@ def _corrupt(x: np.ndarray, corruption: str, severity: int, rng: np.random.Gener
     if CATEGORY[corruption] == "noise":
         f = f + rng.normal(0, 12.0 * severity, f.shape)
     else:
-        f = f.mean(axis=(1, 2), keepdims=True) + (f - f.mean(axis=(1, 2), keepdims=True)) * (1 - 0.15 * severity)
+        f = f.mean(axis=(1, 2), keepdims=True) + (f - f.mean(axis=(1, 2), keepdims=True)) * (
+            1 - 0.15 * severity
+        )
     return np.clip(f, 0, 255).astype(np.uint8)
 
 
 def write_cifar_c(
-    directory: Path, images: np.ndarray, labels: np.ndarray, corruptions=("gaussian_noise", "contrast"),
-    *, preset: str = "cifar", manifest: bool = True, seed: int = 0, presets: dict | None = None,
+    directory: Path,
+    images: np.ndarray,
+    labels: np.ndarray,
+    corruptions=("gaussian_noise", "contrast"),
+    *,
+    preset: str = "cifar",
+    manifest: bool = True,
+    seed: int = 0,
+    presets: dict | None = None,
 ) -> Path:
     """A CIFAR-C directory in the published layout from the given test images (n per severity)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -111,13 +144,28 @@ def write_cifar_c(
 ARCH_CLEAN = {"resnet18": 0.76, "resnet50": 0.78}
 # clean-accuracy shift (points/100) and robustness gain per method label, by training family
 CLEAN_SHIFT = {
-    "plain": 0.0, "naive_augmentation": -0.020, "auxiliary": 0.022, "auxiliary[no_sbn]": -0.005, "augmix": 0.012,
-    "per_corruption[noise]": -0.010, "per_corruption[blur]": -0.004, "per_corruption[contrast]": -0.006,
+    "plain": 0.0,
+    "naive_augmentation": -0.020,
+    "auxiliary": 0.022,
+    "auxiliary[no_sbn]": -0.005,
+    "augmix": 0.012,
+    "per_corruption[noise]": -0.010,
+    "per_corruption[blur]": -0.004,
+    "per_corruption[contrast]": -0.006,
     "per_corruption[rotate]": -0.008,
 }
-FAMILY_OF = {"gaussian_noise": "noise", "shot_noise": "noise", "speckle_noise": "noise", "impulse_noise": "noise",
-             "gaussian_blur": "blur", "defocus_blur": "blur", "contrast": "contrast", "brightness": "contrast",
-             "saturate": "contrast", "fog": "contrast"}
+FAMILY_OF = {
+    "gaussian_noise": "noise",
+    "shot_noise": "noise",
+    "speckle_noise": "noise",
+    "impulse_noise": "noise",
+    "gaussian_blur": "blur",
+    "defocus_blur": "blur",
+    "contrast": "contrast",
+    "brightness": "contrast",
+    "saturate": "contrast",
+    "fog": "contrast",
+}
 GAIN = {  # robustness gain on a corruption family (fraction), and a penalty on others
     "naive_augmentation": ({"noise": 0.12, "blur": 0.08, "contrast": 0.06}, 0.0),
     "auxiliary": ({"noise": 0.14, "blur": 0.10, "contrast": 0.08}, 0.02),
@@ -151,10 +199,19 @@ def _per_image(acc: float, n: int, block_seed: int) -> np.ndarray:
 def fixture_config(label: str, arch: str, seed: int, dataset: str = "cifar100") -> dict:
     """The config.json of a fixture run of ``label`` (method plus corruption/variant keys)."""
     method, _, inner = label.partition("[")
-    config = {"run_id": f"{label.replace('[', '-').rstrip(']')}-{arch}-s{seed}", "method": method, "arch": arch,
-              "dataset": dataset, "num_classes": 100, "seed": seed, "recipe": "fixture", "epochs": 0,
-              "normalization": {"mean": [0.5071, 0.4865, 0.4409], "std": [0.2673, 0.2564, 0.2762]},
-              "data": {"dataset": dataset, "copy": "fixture (made-up numbers)"}, "code_version": "fixture"}
+    config = {
+        "run_id": f"{label.replace('[', '-').rstrip(']')}-{arch}-s{seed}",
+        "method": method,
+        "arch": arch,
+        "dataset": dataset,
+        "num_classes": 100,
+        "seed": seed,
+        "recipe": "fixture",
+        "epochs": 0,
+        "normalization": {"mean": [0.5071, 0.4865, 0.4409], "std": [0.2673, 0.2564, 0.2762]},
+        "data": {"dataset": dataset, "copy": "fixture (made-up numbers)"},
+        "code_version": "fixture",
+    }
     inner = inner.rstrip("]")
     if method == "per_corruption":
         config["corruption"] = inner
@@ -163,8 +220,18 @@ def fixture_config(label: str, arch: str, seed: int, dataset: str = "cifar100") 
     return config
 
 
-def write_fixture_run(root: Path, label: str, arch: str, seed: int, *, n: int = 200, corruptions=ALL_19,
-                      dataset: str = "cifar100", preset: str = "cifar", provenance: str = "generated") -> Path:
+def write_fixture_run(
+    root: Path,
+    label: str,
+    arch: str,
+    seed: int,
+    *,
+    n: int = 200,
+    corruptions=ALL_19,
+    dataset: str = "cifar100",
+    preset: str = "cifar",
+    provenance: str = "generated",
+) -> Path:
     """One evaluated fixture run under ``root``; returns its directory."""
     config = fixture_config(label, arch, seed, dataset)
     run_dir = root / config["run_id"]
@@ -177,23 +244,52 @@ def write_fixture_run(root: Path, label: str, arch: str, seed: int, *, n: int = 
         counts.append((c, s, n, int(hit.sum())))
         atomic.save_npy(run_dir / "eval" / PER_IMAGE / f"{block_name(c, s)}.npy", hit)
     table = block_rows(run_identity(config), counts)
-    prov = {"data": {"dataset": dataset, "copy": "fixture (made-up numbers)", "n_test": n},
-            "corruptions": {"provenance": provenance, "preset": preset, "n_per_severity": n,
-                            "corruptions": list(corruptions), "manifest_sha256": {}},
-            "code_version": "fixture", "torch": torch.__version__, "device": "none (fixture)"}
+    prov = {
+        "data": {"dataset": dataset, "copy": "fixture (made-up numbers)", "n_test": n},
+        "corruptions": {
+            "provenance": provenance,
+            "preset": preset,
+            "n_per_severity": n,
+            "corruptions": list(corruptions),
+            "manifest_sha256": {},
+        },
+        "code_version": "fixture",
+        "torch": torch.__version__,
+        "device": "none (fixture)",
+    }
     write_results(run_dir / "eval", table, build_summary(table, correct, provenance=prov))
     return run_dir
 
 
-FIXTURE_LABELS = ("plain", "naive_augmentation", "per_corruption[noise]", "per_corruption[blur]",
-                  "per_corruption[contrast]", "per_corruption[rotate]", "auxiliary", "auxiliary[no_sbn]", "augmix")
+FIXTURE_LABELS = (
+    "plain",
+    "naive_augmentation",
+    "per_corruption[noise]",
+    "per_corruption[blur]",
+    "per_corruption[contrast]",
+    "per_corruption[rotate]",
+    "auxiliary",
+    "auxiliary[no_sbn]",
+    "augmix",
+)
 
 
-def write_fixture_runs(root: Path, *, archs=("resnet18", "resnet50"), seeds=(0, 1, 2), labels=FIXTURE_LABELS,
-                       n: int = 200, corruptions=ALL_19) -> list[Path]:
+def write_fixture_runs(
+    root: Path,
+    *,
+    archs=("resnet18", "resnet50"),
+    seeds=(0, 1, 2),
+    labels=FIXTURE_LABELS,
+    n: int = 200,
+    corruptions=ALL_19,
+) -> list[Path]:
     """Evaluated fixture runs for every (label, arch, seed); returns their directories."""
-    return [write_fixture_run(root, lab, a, s, n=n, corruptions=corruptions)
-            for a in archs for lab in labels for s in seeds]
+    return [
+        write_fixture_run(root, lab, a, s, n=n, corruptions=corruptions)
+        for a in archs
+        for lab in labels
+        for s in seeds
+    ]
 
 
 def load_json(path: Path) -> dict:

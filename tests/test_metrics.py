@@ -11,15 +11,31 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.metrics.tidy import block_rows, run_identity
 
 # two runs, n = 10 images per block, gaussian_noise and contrast at severities 1 and 2
-P_COUNTS = [("clean", 0, 10, 8), ("gaussian_noise", 1, 10, 6), ("gaussian_noise", 2, 10, 4),
-            ("contrast", 1, 10, 7), ("contrast", 2, 10, 5)]
-M_COUNTS = [("clean", 0, 10, 9), ("gaussian_noise", 1, 10, 8), ("gaussian_noise", 2, 10, 6),
-            ("contrast", 1, 10, 7), ("contrast", 2, 10, 6)]
+P_COUNTS = [
+    ("clean", 0, 10, 8),
+    ("gaussian_noise", 1, 10, 6),
+    ("gaussian_noise", 2, 10, 4),
+    ("contrast", 1, 10, 7),
+    ("contrast", 2, 10, 5),
+]
+M_COUNTS = [
+    ("clean", 0, 10, 9),
+    ("gaussian_noise", 1, 10, 8),
+    ("gaussian_noise", 2, 10, 6),
+    ("contrast", 1, 10, 7),
+    ("contrast", 2, 10, 6),
+]
 
 
 def _run(counts, method, seed=0, arch="resnet18", **cfg):
-    config = {"run_id": f"{method}-{arch}-{seed}-{cfg.get('corruption', '')}", "method": method, "arch": arch,
-              "seed": seed, "dataset": "cifar100", **cfg}
+    config = {
+        "run_id": f"{method}-{arch}-{seed}-{cfg.get('corruption', '')}",
+        "method": method,
+        "arch": arch,
+        "seed": seed,
+        "dataset": "cifar100",
+        **cfg,
+    }
     return block_rows(run_identity(config), counts)
 
 

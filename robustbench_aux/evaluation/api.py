@@ -52,7 +52,9 @@ def _test_arrays(dataset, data_root, n: int | None) -> tuple[np.ndarray, np.ndar
         k = int(y.max()) + 1 if len(y) else 0
         desc = {"dataset": "user arrays", "source": "arrays passed to evaluate()", "n_test": int(len(y))}
     else:
-        raise UserError("dataset must be a name (cifar10, cifar100, synthetic<K>), DatasetArrays or (images, labels)")
+        raise UserError(
+            "dataset must be a name (cifar10, cifar100, synthetic<K>), DatasetArrays or (images, labels)"
+        )
     if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
         raise UserError(f"test images must be uint8 (N, H, W, 3), got {x.dtype} {x.shape}")
     return x[:n], np.asarray(y[:n]).astype(np.int64), desc, k
@@ -119,7 +121,9 @@ def evaluate(
         n_c = reader.n if n is None else min(n, reader.n)
         match = bool(np.array_equal(reader.labels[: min(n_c, len(y_test))], y_test[: min(n_c, len(y_test))]))
         if not match:
-            log.warning("CIFAR-C labels differ from the clean test labels: paired per-image statistics are off")
+            log.warning(
+                "CIFAR-C labels differ from the clean test labels: paired per-image statistics are off"
+            )
         c_prov = {
             **reader.describe(),
             "preset": preset or reader.describe()["preset"],
@@ -133,7 +137,9 @@ def evaluate(
             f"the model outputs {k_out} classes but the test set has {num_classes}; a checkpoint from a "
             "different dataset? evaluate it on a dataset with as many classes"
         )
-    identity = run_identity(run_info or {"run_id": "model", "method": "external", "arch": type(model).__name__})
+    identity = run_identity(
+        run_info or {"run_id": "model", "method": "external", "arch": type(model).__name__}
+    )
     fingerprint = {
         "weights": prov.model_digest(model),
         "dataset": data_desc.get("dataset"),
@@ -176,7 +182,8 @@ def evaluate(
         "precision": precision,
         "batch_size": batch_size,
         "explicit_normalization": {"mean": list(normalization[0]), "std": list(normalization[1])}
-        if normalization is not None else None,
+        if normalization is not None
+        else None,
         "weights_sha256": fingerprint["weights"],
         **dict(extra_provenance or {}),
     }

@@ -46,7 +46,7 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def to_device_batch(images: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
     """uint8 (B, H, W, 3) numpy -> float (B, 3, H, W) in [0, 1] on ``device``; the cast runs there."""
-    x = torch.from_numpy(np.ascontiguousarray(images))
+    x = torch.from_numpy(np.array(images, dtype=np.uint8, order="C"))  # a copy: memmaps are read-only
     if device.type == "cuda":
         x = x.pin_memory().to(device, non_blocking=True)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)

@@ -19,13 +19,20 @@ def code_version() -> str:
     """``<package version>+g<commit>[.dirty]`` inside a git checkout, else the package version."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"], cwd=_PACKAGE_DIR, capture_output=True, text=True, timeout=5
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=_PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         if commit.returncode != 0:
             return __version__
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=_PACKAGE_DIR, capture_output=True, text=True, timeout=5,
+            cwd=_PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
         )
         suffix = ".dirty" if dirty.stdout.strip() else ""
         return f"{__version__}+g{commit.stdout.strip()}{suffix}"
@@ -48,7 +55,8 @@ def model_digest(model: torch.nn.Module) -> str:
     for name, t in sorted(model.state_dict().items()):
         h.update(name.encode())
         h.update(str(tuple(t.shape)).encode())
-        h.update(t.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        flat = t.detach().cpu().contiguous().reshape(-1)
+        h.update(flat.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 

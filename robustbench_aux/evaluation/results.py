@@ -56,7 +56,10 @@ def build_summary(
     ident = table.iloc[0]
     summary = {
         "format": SUMMARY_FORMAT,
-        **{k: (int(ident[k]) if k == "seed" else str(ident[k])) for k in ("run_id", "dataset", "method", "label", "arch", "seed")},
+        **{
+            k: (int(ident[k]) if k == "seed" else str(ident[k]))
+            for k in ("run_id", "dataset", "method", "label", "arch", "seed")
+        },
         **run_summary(table),
         "bootstrap_95": bootstrap_intervals(correct) if correct else {},
         "reference_run": None,
@@ -84,7 +87,9 @@ def reference_figures(table: pd.DataFrame, reference: pd.DataFrame) -> dict:
 def write_results(out_dir: str | Path, table: pd.DataFrame, summary: Mapping) -> tuple[Path, Path]:
     """Write ``results.csv`` and ``summary.json`` into ``out_dir`` atomically."""
     out_dir = Path(out_dir)
-    csv = atomic.write_text(out_dir / RESULTS_CSV, table[list(COLUMNS)].to_csv(index=False, float_format="%.6f"))
+    csv = atomic.write_text(
+        out_dir / RESULTS_CSV, table[list(COLUMNS)].to_csv(index=False, float_format="%.6f")
+    )
     js = atomic.write_json(out_dir / SUMMARY_JSON, _jsonable(summary))
     return csv, js
 
@@ -108,9 +113,13 @@ def read_results(eval_dir: str | Path) -> tuple[pd.DataFrame, dict]:
     csv, js = eval_dir / RESULTS_CSV, eval_dir / SUMMARY_JSON
     for p in (csv, js):
         if not p.is_file():
-            raise UserError(f"{p} is missing; run `robustbench-aux evaluate {eval_dir.parent} --corruptions <dir>` first")
+            raise UserError(
+                f"{p} is missing; run `robustbench-aux evaluate {eval_dir.parent} --corruptions <dir>` first"
+            )
     try:
-        table = pd.read_csv(csv, dtype={"run_id": str, "label": str, "method": str, "arch": str, "dataset": str})
+        table = pd.read_csv(
+            csv, dtype={"run_id": str, "label": str, "method": str, "arch": str, "dataset": str}
+        )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{csv} is not a readable CSV ({exc}); re-run the evaluation") from None
     try:

@@ -87,7 +87,8 @@ def evaluate_run(
     k_cfg = config.get("num_classes")
     if k_cfg is not None and int(k_cfg) != data.num_classes:
         raise UserError(
-            f"{ckpt} was trained with num_classes={k_cfg} but its dataset {data.name} has {data.num_classes}; "
+            f"{ckpt} was trained with num_classes={k_cfg} but its dataset {data.name} has "
+            f"{data.num_classes}; "
             "the config and checkpoint disagree (a checkpoint from another run?)"
         )
     ref_table = None

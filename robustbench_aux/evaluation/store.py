@@ -53,12 +53,14 @@ class BlockStore:
             if previous.get("digest") != self.digest:
                 if not restart:
                     changed = sorted(
-                        k for k in set(fingerprint) | set(previous.get("fingerprint", {}))
+                        k
+                        for k in set(fingerprint) | set(previous.get("fingerprint", {}))
                         if fingerprint.get(k) != previous.get("fingerprint", {}).get(k)
                     )
                     raise UserError(
                         f"{self.out_dir} holds results of a different evaluation (changed: "
-                        f"{', '.join(changed) or 'unknown'}); pass --restart to replace them or --out elsewhere"
+                        f"{', '.join(changed) or 'unknown'}); "
+                        "pass --restart to replace them or --out elsewhere"
                     )
                 self._clear()
         self.dir.mkdir(parents=True, exist_ok=True)

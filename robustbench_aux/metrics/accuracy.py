@@ -31,7 +31,9 @@ def clean_accuracy(df: pd.DataFrame) -> pd.Series:
 def block_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     """acc[c, s] as a wide table: rows run_id, columns (corruption, severity)."""
     corrupted = df[df["corruption"] != CLEAN]
-    return corrupted.pivot_table(index="run_id", columns=["corruption", "severity"], values="acc", aggfunc="mean")
+    return corrupted.pivot_table(
+        index="run_id", columns=["corruption", "severity"], values="acc", aggfunc="mean"
+    )
 
 
 def corruption_accuracy(df: pd.DataFrame) -> pd.DataFrame:

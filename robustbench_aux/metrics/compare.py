@@ -105,7 +105,11 @@ def run_frame(df: pd.DataFrame) -> pd.DataFrame:
 def _paired_deltas(runs: pd.DataFrame, arch: str, label: str, reference: str) -> tuple[pd.DataFrame, bool]:
     """Per-seed (method - reference) rows for one architecture; unpaired means when no seed matches."""
     m = runs[(runs["arch"] == arch) & (runs["label"] == label)].groupby("seed")[["clean_acc", "mce"]].mean()
-    p = runs[(runs["arch"] == arch) & (runs["label"] == reference)].groupby("seed")[["clean_acc", "mce"]].mean()
+    p = (
+        runs[(runs["arch"] == arch) & (runs["label"] == reference)]
+        .groupby("seed")[["clean_acc", "mce"]]
+        .mean()
+    )
     seeds = m.index.intersection(p.index)
     paired = len(seeds) > 0
     if paired:
@@ -164,7 +168,7 @@ def closest_reading(robust_abs_pts: float, robust_rel_pct: float, paper: float =
 
 # ----------------------------------------------------------------------------- interference
 def label_order(labels: Iterable[str]) -> list[str]:
-    """Rows in the order of METRICS.md: plain, per-corruption models, naive augmentation, auxiliary, others."""
+    """Rows in METRICS.md order: plain, per-corruption models, naive augmentation, auxiliary, others."""
     rank = {PLAIN: 0, "per_corruption": 1, "naive_augmentation": 2, "auxiliary": 3}
     return sorted(set(labels), key=lambda x: (rank.get(x.split("[")[0], 4), x))
 
@@ -190,12 +194,16 @@ def interference_matrix(
         raise KeyError(f"no {reference!r} run for architecture {arch!r}")
     if by_severity:
         corrupted = sub[sub["corruption"] != CLEAN].assign(label=lambda d: d["run_id"].map(labels))
-        acc = corrupted.pivot_table(index=["label", "severity"], columns="corruption", values="acc", aggfunc="mean")
+        acc = corrupted.pivot_table(
+            index=["label", "severity"], columns="corruption", values="acc", aggfunc="mean"
+        )
         acc = acc[[c for c in ALL_19 if c in acc.columns]]
         ref = acc.xs(reference, level="label")
         delta = 100.0 * acc.sub(ref, level="severity")
         order = label_order(acc.index.get_level_values("label"))
-        return delta.reindex(pd.MultiIndex.from_product([order, sorted(ref.index)], names=["label", "severity"]))
+        return delta.reindex(
+            pd.MultiIndex.from_product([order, sorted(ref.index)], names=["label", "severity"])
+        )
     per_run = pd.concat([clean_accuracy(sub), corruption_accuracy(sub), category_accuracy(sub)], axis=1)
     per_label = per_run.groupby(labels).mean()  # average over seeds
     delta = 100.0 * (per_label - per_label.loc[reference])

@@ -18,7 +18,9 @@ BOOTSTRAP_SAMPLES = 2000
 _CHUNK = 250  # bootstrap resamples drawn at a time: bounds memory at _CHUNK x n indices
 
 
-def aggregate_seeds(runs: pd.DataFrame, values: Sequence[str], by: Sequence[str] = ("label", "arch")) -> pd.DataFrame:
+def aggregate_seeds(
+    runs: pd.DataFrame, values: Sequence[str], by: Sequence[str] = ("label", "arch")
+) -> pd.DataFrame:
     """Mean, std (ddof=1; NaN for one seed) and n of each value column over the runs of each group."""
     g = runs.groupby(list(by), sort=False)[list(values)]
     mean, std, n = g.mean(), g.std(ddof=1), g.size()
@@ -62,7 +64,12 @@ def bootstrap_ci(
 
 
 def paired_bootstrap(
-    scores_a: np.ndarray, scores_b: np.ndarray, *, level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    *,
+    level: float = 0.95,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
 ) -> dict:
     """Paired bootstrap of mean(a) - mean(b) over the same test images.
 
