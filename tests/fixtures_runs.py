@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -294,3 +295,14 @@ def write_fixture_runs(
 
 def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+@pytest.fixture(scope="session")
+def fixture_report(tmp_path_factory):
+    """Fixture runs (9 labels x 2 architectures x 2 seeds, 19 corruptions, n=100) and their report."""
+    from robustbench_aux.report import build_report
+
+    root = tmp_path_factory.mktemp("fixture_report")
+    runs = write_fixture_runs(root / "runs", seeds=(0, 1), n=100)
+    index = build_report([root / "runs"], root / "report", note="fixture runs with made-up numbers <test>")
+    return {"root": root, "runs": runs, "index": index, "out": root / "report"}
