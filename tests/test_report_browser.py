@@ -41,7 +41,9 @@ SECTIONS = (
 )
 
 
-def _chromium() -> str:
+@pytest.fixture(scope="session")
+def browser() -> str:
+    """The chromium executable (checked before the fixture report is built)."""
     for name in ("chromium", "chromium-browser", "google-chrome"):
         path = shutil.which(name)
         if path:
@@ -60,8 +62,7 @@ def _run(browser: str, profile, *args, timeout: int = 90) -> subprocess.Complete
     )
 
 
-def test_report_in_headless_chromium(fixture_report, tmp_path):
-    browser = _chromium()
+def test_report_in_headless_chromium(browser, fixture_report, tmp_path):
     url = fixture_report["index"].resolve().as_uri()
     shot = tmp_path / "report.png"
     res = _run(browser, tmp_path / "profile1", "--window-size=1280,2400", f"--screenshot={shot}", url)

@@ -84,7 +84,7 @@ def evaluate(
     *,
     data_root: str | Path | None = None,
     n: int | None = None,
-    batch_size: int = 500,
+    batch_size: int = 256,
     device: str | torch.device | None = None,
     precision: str = "fp32",
     normalization: tuple[Sequence[float], Sequence[float]] | None = None,
