@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
@@ -68,12 +67,18 @@ def save_tiny_run(
     seed: int = 0,
     method: str = "plain",
     model: nn.Module | None = None,
+    width: int = 8,
     **config_extra,
 ) -> Path:
     """A run directory holding ``test_eval_cnn`` (random weights unless ``model`` is given)."""
     register_test_model()
     torch.manual_seed(seed)
-    kwargs = {"num_classes": num_classes, "mean": CIFAR10_NORM["mean"], "std": CIFAR10_NORM["std"]}
+    kwargs = {
+        "num_classes": num_classes,
+        "mean": CIFAR10_NORM["mean"],
+        "std": CIFAR10_NORM["std"],
+        "width": width,
+    }
     model = model if model is not None else TinyEvalCNN(**kwargs)
     config = {
         "run_id": f"{method}-{TEST_ARCH}-s{seed}",
@@ -297,12 +302,21 @@ def load_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
-@pytest.fixture(scope="session")
-def fixture_report(tmp_path_factory):
-    """Fixture runs (9 labels x 2 architectures x 2 seeds, 19 corruptions, n=100) and their report."""
-    from robustbench_aux.report import build_report
+_REPORT_CACHE: dict = {}
 
-    root = tmp_path_factory.mktemp("fixture_report")
-    runs = write_fixture_runs(root / "runs", seeds=(0, 1), n=100)
-    index = build_report([root / "runs"], root / "report", note="fixture runs with made-up numbers <test>")
-    return {"root": root, "runs": runs, "index": index, "out": root / "report"}
+
+def build_fixture_report(tmp_path_factory) -> dict:
+    """Fixture runs (9 labels x 2 architectures x 2 seeds, 19 corruptions, n=100) and their report.
+
+    Built once per test session and shared by the test modules that wrap it in a fixture.
+    """
+    if "report" not in _REPORT_CACHE:
+        from robustbench_aux.report import build_report
+
+        root = tmp_path_factory.mktemp("fixture_report")
+        runs = write_fixture_runs(root / "runs", seeds=(0, 1), n=100)
+        index = build_report(
+            [root / "runs"], root / "report", note="fixture runs with made-up numbers <test>"
+        )
+        _REPORT_CACHE["report"] = {"root": root, "runs": runs, "index": index, "out": root / "report"}
+    return _REPORT_CACHE["report"]

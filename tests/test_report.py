@@ -7,7 +7,7 @@ import re
 
 import pandas as pd
 import pytest
-from fixtures_runs import fixture_accuracy, fixture_report, write_fixture_run  # noqa: F401
+from fixtures_runs import build_fixture_report, fixture_accuracy, write_fixture_run
 
 from robustbench_aux.cli import main
 from robustbench_aux.corruptions.catalog import BENCHMARK_15, SEVERITIES
@@ -34,6 +34,11 @@ def _acc(label, arch, seed, c, s, n=100):
 
 def _mean15(label, arch, seed):
     return sum(_acc(label, arch, seed, c, s) for c in BENCHMARK_15 for s in SEVERITIES) / 75
+
+
+@pytest.fixture(scope="session")
+def fixture_report(tmp_path_factory):
+    return build_fixture_report(tmp_path_factory)
 
 
 def test_report_files_and_sections(fixture_report):

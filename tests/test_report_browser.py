@@ -13,7 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from fixtures_runs import fixture_report  # noqa: F401
+from fixtures_runs import build_fixture_report
 
 pytestmark = pytest.mark.browser
 
@@ -60,6 +60,11 @@ def _run(browser: str, profile, *args, timeout: int = 90) -> subprocess.Complete
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session")
+def fixture_report(tmp_path_factory):
+    return build_fixture_report(tmp_path_factory)
 
 
 def test_report_in_headless_chromium(browser, fixture_report, tmp_path):

@@ -114,7 +114,6 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             ("method", lambda r: (r["label"], "label")),
             ("architecture", lambda r: r["arch"]),
             ("trained on", lambda r: r["trained_on"]),
-            ("seen-family CIFAR-C corruptions", lambda r: r["seen"]),
             (
                 "Δ seen (points)",
                 lambda r: (pm(r["seen_delta_pts"], None, 1, 2, True), _sign(r["seen_delta_pts"])),
@@ -124,6 +123,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                 lambda r: (pm(r["unseen_delta_pts"], None, 1, 2, True), _sign(r["unseen_delta_pts"])),
             ),
             ("corruptions seen / unseen", lambda r: f"{int(r['n_seen'])} / {int(r['n_unseen'])}"),
+            ("seen-family CIFAR-C corruptions", lambda r: (r["seen"], "wrap")),
         ]
     if kind == "significance":
         has15 = "delta_mean15_pts" in frame.columns
