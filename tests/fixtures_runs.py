@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +34,16 @@ CIFAR10_NORM = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616
 class TinyEvalCNN(nn.Module):
     """Two strided convolutions, global pooling, a linear head; normalizes float [0, 1] input."""
 
-    def __init__(self, num_classes: int = 10, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25), width: int = 8):
+    def __init__(
+        self,
+        num_classes: int = 10,
+        mean=(0.5, 0.5, 0.5),
+        std=(0.25, 0.25, 0.25),
+        width: int = 8,
+        delay_s: float = 0.0,
+    ):
         super().__init__()
+        self.delay_s = delay_s  # seconds slept per forward: makes a run slow enough to kill mid-way
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1))
         self.features = nn.Sequential(
@@ -49,6 +58,8 @@ class TinyEvalCNN(nn.Module):
         self.fc = nn.Linear(2 * width, num_classes)
 
     def forward(self, x):
+        if self.delay_s:
+            time.sleep(self.delay_s)
         return self.fc(self.features((x - self.mean) / self.std))
 
 
@@ -68,6 +79,7 @@ def save_tiny_run(
     method: str = "plain",
     model: nn.Module | None = None,
     width: int = 8,
+    delay_s: float = 0.0,
     **config_extra,
 ) -> Path:
     """A run directory holding ``test_eval_cnn`` (random weights unless ``model`` is given)."""

@@ -195,3 +195,51 @@ def test_cli_evaluate_help(capsys):
         main(["evaluate", "--help"])
     assert exc.value.code == 0
     assert "--corruptions" in capsys.readouterr().out
+
+
+KILLED_RUN = """
+import sys
+sys.path.insert(0, {tests!r})
+from fixtures_runs import register_test_model
+register_test_model()
+from robustbench_aux.cli import main
+args = ["evaluate", {run!r}, "--corruptions", {cdir!r}, "--data", {data!r}, "--n", "{n}", "--device", "cpu"]
+sys.exit(main(args))
+"""
+
+
+def test_resume_after_sigkill(tmp_path, cifar10_root, cifar_c):
+    """A real SIGKILL of a CLI evaluation mid-way; the rerun gives the uninterrupted CSV."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    slow = save_tiny_run(tmp_path / "slow", seed=2, delay_s=0.15)  # ~0.15 s per block
+    ref = save_tiny_run(tmp_path / "ref", seed=2)  # same weights, no delay: the uninterrupted result
+    code = KILLED_RUN.format(
+        tests=str(Path(__file__).parent), run=str(slow), cdir=str(cifar_c), data=str(cifar10_root), n=N
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    blocks = slow / "eval" / "per_image"
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(blocks.glob("*.npy"))) < 4 and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = len(list(blocks.glob("*.npy")))
+    assert 4 <= done < 16, f"kill landed after {done} blocks"
+    assert not (slow / "eval" / "results.csv").exists()
+
+    res = evaluate_run(slow, cifar_c, data_root=cifar10_root, n=N, device="cpu")
+    assert res.summary["timing"]["images_evaluated_now"] == (16 - done) * N
+    evaluate_run(ref, cifar_c, data_root=cifar10_root, n=N, device="cpu")
+    assert (slow / "eval" / "results.csv").read_text() == (ref / "eval" / "results.csv").read_text()
