@@ -92,7 +92,12 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=int, default=512, help="images evaluated end to end (default 512)")
     p.add_argument("--prep-images", type=int, default=5000, help="images for the preprocessing-only timing")
     p.add_argument("--batch-size", type=int, default=128, help="batch size of the reference path (its 128)")
-    p.add_argument("--our-batch-size", type=int, default=256, help="batch size of this suite's path")
+    p.add_argument(
+        "--our-batch-size",
+        type=int,
+        default=None,
+        help="batch size of this suite's path (default: 256 CPU, 1024 GPU)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))

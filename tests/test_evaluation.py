@@ -64,6 +64,17 @@ def test_api_on_any_module(cifar10, cifar_c):
     assert set(res.correct) == {(c, sv) for c, sv in zip(t.corruption, t.severity, strict=True)}
 
 
+def test_clean_only_without_corruptions(cifar10):
+    torch.manual_seed(0)
+    model = TinyEvalCNN(10).eval()
+    res = evaluate(model, dataset=(cifar10.test_x[:30], cifar10.test_y[:30]), device="cpu", batch_size=7)
+    assert res.table[["corruption", "severity", "n"]].values.tolist() == [["clean", 0, 30]]
+    assert res.summary["mean_acc_15"] is None and res.summary["n_corruptions_15"] == 0
+    assert res.summary["clean_acc"] == pytest.approx(
+        _reference_accuracy(model, cifar10.test_x[:30], cifar10.test_y[:30])
+    )
+
+
 def test_explicit_normalization_for_foreign_models(cifar10):
     torch.manual_seed(1)
     inner = TinyEvalCNN(10, mean=(0, 0, 0), std=(1, 1, 1)).eval()  # expects normalized input

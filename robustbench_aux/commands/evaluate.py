@@ -42,7 +42,12 @@ def add_parser(sub) -> None:
     p.add_argument("--data", help=f"data root holding the clean test set (default: ${ENV_VAR}, then ./data)")
     p.add_argument("--n", type=int, help="evaluate only the first N images of every block (default: all)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
-    p.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default: 256)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="images per forward pass (default: 256 on CPU, 1024 on GPU)",
+    )
     p.add_argument(
         "--precision",
         default="fp32",

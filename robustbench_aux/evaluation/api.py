@@ -23,7 +23,13 @@ from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
 from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation import provenance as prov
-from robustbench_aux.evaluation.predict import Normalized, output_classes, predict_labels, resolve_device
+from robustbench_aux.evaluation.predict import (
+    Normalized,
+    default_batch_size,
+    output_classes,
+    predict_labels,
+    resolve_device,
+)
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import BlockStore
 from robustbench_aux.metrics.tidy import CLEAN, block_rows, run_identity
@@ -49,7 +55,7 @@ def _test_arrays(dataset, data_root, n: int | None) -> tuple[np.ndarray, np.ndar
         x, y, desc, k = dataset.test_x, dataset.test_y, dataset.describe(), dataset.num_classes
     elif isinstance(dataset, Sequence) and len(dataset) == 2:
         x, y = np.asarray(dataset[0]), np.asarray(dataset[1])
-        k = int(y.max()) + 1 if len(y) else 0
+        k = 0  # unknown: only checked against the model's logits below
         desc = {"dataset": "user arrays", "source": "arrays passed to evaluate()", "n_test": int(len(y))}
     else:
         raise UserError(
@@ -84,7 +90,7 @@ def evaluate(
     *,
     data_root: str | Path | None = None,
     n: int | None = None,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: str | torch.device | None = None,
     precision: str = "fp32",
     normalization: tuple[Sequence[float], Sequence[float]] | None = None,
@@ -111,7 +117,9 @@ def evaluate(
     if n is not None and n <= 0:
         raise UserError(f"--n must be positive, got {n}")
     x_test, y_test, data_desc, num_classes = _test_arrays(dataset, data_root, n)
-    reader = CifarCReader(corruptions_dir, num_classes=num_classes) if corruptions_dir is not None else None
+    reader = None
+    if corruptions_dir is not None:
+        reader = CifarCReader(corruptions_dir, num_classes=num_classes or None)
     blocks = _blocks(reader, corruptions, tuple(severities))
     used = sorted({c for c, _ in blocks if c != CLEAN})
     c_prov: dict = {"provenance": None}
@@ -132,6 +140,8 @@ def evaluate(
         }
     model = (Normalized(model, *normalization) if normalization is not None else model).to(device).eval()
     k_out = output_classes(model, device, int(x_test.shape[1]))
+    if len(y_test) and int(y_test.max()) >= k_out:
+        raise UserError(f"test labels go up to {int(y_test.max())} but the model outputs only {k_out} classes")
     if num_classes and k_out != num_classes:
         raise UserError(
             f"the model outputs {k_out} classes but the test set has {num_classes}; a checkpoint from a "
@@ -180,7 +190,7 @@ def evaluate(
         "torch": torch.__version__,
         "device": str(device),
         "precision": precision,
-        "batch_size": batch_size,
+        "batch_size": batch_size or default_batch_size(device),
         "explicit_normalization": {"mean": list(normalization[0]), "std": list(normalization[1])}
         if normalization is not None
         else None,

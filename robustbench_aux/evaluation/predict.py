@@ -46,9 +46,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 
 def to_device_batch(images: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
     """uint8 (B, H, W, 3) numpy -> float (B, 3, H, W) in [0, 1] on ``device``; the cast runs there."""
-    x = torch.from_numpy(np.array(images, dtype=np.uint8, order="C"))  # a copy: memmaps are read-only
-    if device.type == "cuda":
-        x = x.pin_memory().to(device, non_blocking=True)
+    # a copy (memmaps are read-only); the uint8 batch crosses to the device, 4x fewer bytes than float.
+    # No per-batch pin_memory(): allocating pinned memory each batch costs more than it saves here.
+    x = torch.from_numpy(np.array(images, dtype=np.uint8, order="C")).to(device)
     x = x.permute(0, 3, 1, 2).float().div_(255.0)
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
@@ -60,18 +60,28 @@ def _autocast(device: torch.device, precision: str):
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
+def default_batch_size(device: torch.device) -> int:
+    """256 images on a CPU (cache-friendly), 1024 on a GPU (enough work per kernel launch)."""
+    return 1024 if torch.device(device).type == "cuda" else 256
+
+
 @torch.inference_mode()
 def predict_labels(
     model: nn.Module,
     images: np.ndarray,
     *,
-    batch_size: int = 256,
+    batch_size: int | None = None,
     device: torch.device | str = "cpu",
     precision: str = "fp32",
     channels_last: bool | None = None,
 ) -> np.ndarray:
-    """Top-1 predictions (int64, shape (N,)) for uint8 NHWC ``images``; ``model`` must be on ``device``."""
+    """Top-1 predictions (int64, shape (N,)) for uint8 NHWC ``images``; ``model`` must be on ``device``.
+
+    ``batch_size`` defaults to :func:`default_batch_size`; ``precision`` is ``fp32`` (exact), ``bf16``
+    or ``fp16`` (autocast).
+    """
     device = torch.device(device)
+    batch_size = batch_size or default_batch_size(device)
     if channels_last is None:
         # NHWC convolutions: faster on tensor cores, and 10-30 % faster with oneDNN on a CPU (measured)
         channels_last = True
