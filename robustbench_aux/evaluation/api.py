@@ -141,7 +141,7 @@ def evaluate(
     model = (Normalized(model, *normalization) if normalization is not None else model).to(device).eval()
     k_out = output_classes(model, device, int(x_test.shape[1]))
     if len(y_test) and int(y_test.max()) >= k_out:
-        raise UserError(f"test labels go up to {int(y_test.max())} but the model outputs only {k_out} classes")
+        raise UserError(f"test labels reach {int(y_test.max())} but the model outputs {k_out} classes")
     if num_classes and k_out != num_classes:
         raise UserError(
             f"the model outputs {k_out} classes but the test set has {num_classes}; a checkpoint from a "
