@@ -49,7 +49,9 @@ def _run_config(path: Path, ckpt_config: dict) -> dict:
             config = json.loads(cfg_path.read_text())
         except json.JSONDecodeError as exc:
             raise UserError(f"{cfg_path} is not valid JSON ({exc}); restore it from the checkpoint") from None
-    return {**config, **(ckpt_config or {})}
+    merged = {**config, **(ckpt_config or {})}
+    merged.setdefault("run_id", run_dir.name)  # runs without an id are named after their directory
+    return merged
 
 
 def _load_test_set(config: dict, data_root):
