@@ -198,7 +198,7 @@ GAIN = {  # robustness gain on a corruption family (fraction), and a penalty on 
 
 def fixture_accuracy(label: str, arch: str, seed: int, corruption: str, severity: int) -> float:
     """The known accuracy a fixture run of ``label`` has on one block (a smooth made-up formula)."""
-    clean = ARCH_CLEAN[arch] + CLEAN_SHIFT[label] + 0.004 * (seed - 1)
+    clean = ARCH_CLEAN[arch] + CLEAN_SHIFT.get(label, 0.0) + 0.004 * (seed - 1)
     if corruption == CLEAN:
         return clean
     hardness = 0.05 + 0.04 * (ALL_19.index(corruption) % 5)  # per-corruption difficulty

@@ -201,3 +201,13 @@ def test_export_refuses_partial_runs(tmp_path):
         p for p in export_robustbench([run], tmp_path / "o", allow_partial=True) if p.suffix == ".json"
     ]
     assert json.loads(path.read_text())["name"] == "plain (robustbench-aux baseline)"
+
+
+def test_labels_are_escaped_in_tables_and_figures(tmp_path):
+    runs = [
+        write_fixture_run(tmp_path, lab, "resnet18", 0, n=20, corruptions=("gaussian_noise", "contrast"))
+        for lab in ("plain", "auxiliary[<i>&x]")
+    ]
+    html = build_report(runs, tmp_path / "r").read_text()
+    assert "<i>&x" not in html
+    assert "auxiliary[&lt;i&gt;&amp;x]" in html  # escaped in the tables and in the SVG text
