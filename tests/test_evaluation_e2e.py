@@ -27,6 +27,15 @@ CORRUPTIONS = ("gaussian_noise", "defocus_blur", "contrast", "pixelate")
 def _train(x: np.ndarray, y: np.ndarray, noise_sigma: float, seed: int, base=None) -> TinyEvalCNN:
     """Two epochs of Adam on uint8 images (from ``base``'s weights if given); optional Gaussian-noise
     augmentation of half of each batch."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convolutions: one thread avoids OpenMP spin-waits on a busy machine
+    try:
+        return _train_steps(x, y, noise_sigma, seed, base)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_steps(x: np.ndarray, y: np.ndarray, noise_sigma: float, seed: int, base) -> TinyEvalCNN:
     torch.manual_seed(seed)
     model = TinyEvalCNN(10, CIFAR10_NORM["mean"], CIFAR10_NORM["std"], width=16)
     if base is not None:
