@@ -1,0 +1,33 @@
+"""``robustbench-aux report``: one self-contained HTML page and CSV tables from evaluated runs.
+
+The page holds the paper's claim vs the runs (both readings), the method x architecture table,
+the clean-vs-robust trade-off, interference heat maps, seen/unseen families, severity curves,
+per-corruption bars, paired tests vs plain and a provenance box. Runs evaluated on different data
+(dataset, corruption set, preset, published vs generated) are refused.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="render an HTML report (+ CSV tables) from evaluated runs",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("runs", nargs="+", help="run directories (with eval/results.csv), or folders holding them")
+    p.add_argument("-o", "--out", required=True, help="output directory, e.g. reports/<name>/")
+    p.add_argument("--title", help="page title (default: architectures and dataset)")
+    p.add_argument("--note", help="a 'Built from:' line shown at the top of the page (what the runs are)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from robustbench_aux.report import build_report
+
+    index = build_report(args.runs, args.out, title=args.title, note=args.note)
+    print(f"wrote {index} (open it in a browser; CSV tables beside it)")
+    return 0

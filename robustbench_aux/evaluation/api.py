@@ -1,0 +1,208 @@
+"""``evaluate(model, dataset=..., corruptions_dir=...)``: clean and CIFAR-C accuracy of any model.
+
+RobustBench-style one call on any ``torch.nn.Module`` that maps float [0, 1] images (B, 3, 32, 32)
+to logits. Every (corruption, severity) block present in ``corruptions_dir`` is evaluated, batched
+on the device; with ``out_dir`` each finished block is stored, so a killed call resumes, and the
+tidy CSV plus the summary JSON of METRICS.md are written there.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
+from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
+from robustbench_aux.errors import UserError
+from robustbench_aux.evaluation import provenance as prov
+from robustbench_aux.evaluation.predict import (
+    Normalized,
+    default_batch_size,
+    output_classes,
+    predict_labels,
+    resolve_device,
+)
+from robustbench_aux.evaluation.results import build_summary, write_results
+from robustbench_aux.evaluation.store import BlockStore
+from robustbench_aux.metrics.tidy import CLEAN, block_rows, run_identity
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """What :func:`evaluate` returns: the tidy table, the summary dict and per-image correctness."""
+
+    table: pd.DataFrame
+    summary: dict
+    correct: dict[tuple[str, int], np.ndarray] = field(repr=False)
+    out_dir: Path | None = None
+
+
+def _test_arrays(dataset, data_root, n: int | None) -> tuple[np.ndarray, np.ndarray, dict, int]:
+    """(images, labels, provenance, num_classes) of the clean test set, first ``n`` images."""
+    if isinstance(dataset, str):
+        dataset = load_dataset(dataset, data_root)
+    if isinstance(dataset, DatasetArrays):
+        x, y, desc, k = dataset.test_x, dataset.test_y, dataset.describe(), dataset.num_classes
+    elif isinstance(dataset, Sequence) and len(dataset) == 2:
+        x, y = np.asarray(dataset[0]), np.asarray(dataset[1])
+        k = 0  # unknown: only checked against the model's logits below
+        desc = {"dataset": "user arrays", "source": "arrays passed to evaluate()", "n_test": int(len(y))}
+    else:
+        raise UserError(
+            "dataset must be a name (cifar10, cifar100, synthetic<K>), DatasetArrays or (images, labels)"
+        )
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] != 3:
+        raise UserError(f"test images must be uint8 (N, H, W, 3), got {x.dtype} {x.shape}")
+    return x[:n], np.asarray(y[:n]).astype(np.int64), desc, k
+
+
+def _blocks(reader: CifarCReader | None, corruptions, severities) -> list[tuple[str, int]]:
+    blocks = [(CLEAN, 0)]
+    if reader is None:
+        return blocks
+    wanted = list(reader.corruptions) if corruptions is None else list(corruptions)
+    unknown = [c for c in wanted if c not in ALL_19]
+    if unknown:
+        raise UserError(f"unknown corruption name(s) {', '.join(unknown)}; choose from the 19 CIFAR-C names")
+    absent = [c for c in wanted if c not in reader.corruptions]
+    if absent:
+        raise UserError(f"{reader.directory} has no file for {', '.join(absent)}; {reader.fix}")
+    bad = [s for s in severities if s not in SEVERITIES]
+    if bad:
+        raise UserError(f"severities must be in 1..5, got {bad}")
+    return blocks + [(c, int(s)) for c in wanted for s in severities]
+
+
+def evaluate(
+    model: torch.nn.Module,
+    dataset: str | DatasetArrays | tuple = "cifar100",
+    corruptions_dir: str | Path | None = None,
+    *,
+    data_root: str | Path | None = None,
+    n: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+    corruptions: Iterable[str] | None = None,
+    severities: Iterable[int] = SEVERITIES,
+    out_dir: str | Path | None = None,
+    run_info: Mapping | None = None,
+    extra_provenance: Mapping | None = None,
+    fingerprint_extra: Mapping | None = None,
+    restart: bool = False,
+    verify: bool = True,
+) -> EvalResult:
+    """Evaluate ``model`` on the clean test set and every CIFAR-C block; see the module docstring.
+
+    ``dataset``: a dataset name (loaded from ``data_root``), a DatasetArrays or ``(images, labels)``.
+    ``n``: images per block (default: all). ``normalization``: ``(mean, std)`` for a foreign model
+    that expects normalized input (this suite's models normalize internally: leave it None).
+    ``run_info``: config-like identity (run_id, method, arch, seed, ...) for the table's rows.
+    ``restart``: discard stored blocks of a different evaluation in ``out_dir`` instead of refusing.
+    ``verify``: check CIFAR-C files against the manifest's sha256 before starting.
+    """
+    started = time.perf_counter()
+    device = resolve_device(device)
+    if n is not None and n <= 0:
+        raise UserError(f"--n must be positive, got {n}")
+    x_test, y_test, data_desc, num_classes = _test_arrays(dataset, data_root, n)
+    reader = None
+    if corruptions_dir is not None:
+        reader = CifarCReader(corruptions_dir, num_classes=num_classes or None)
+    blocks = _blocks(reader, corruptions, tuple(severities))
+    used = sorted({c for c, _ in blocks if c != CLEAN})
+    c_prov: dict = {"provenance": None}
+    if reader is not None:
+        preset = prov.check_presets(reader, used)
+        checked = prov.verify_checksums(reader, used) if verify else {}
+        n_c = reader.n if n is None else min(n, reader.n)
+        match = bool(np.array_equal(reader.labels[: min(n_c, len(y_test))], y_test[: min(n_c, len(y_test))]))
+        if not match:
+            log.warning(
+                "CIFAR-C labels differ from the clean test labels: paired per-image statistics are off"
+            )
+        c_prov = {
+            **reader.describe(),
+            "preset": preset or reader.describe()["preset"],
+            "verified_sha256": checked,
+            "labels_match_test_set": match,
+        }
+    model = (Normalized(model, *normalization) if normalization is not None else model).to(device).eval()
+    k_out = output_classes(model, device, int(x_test.shape[1]))
+    if len(y_test) and int(y_test.max()) >= k_out:
+        raise UserError(f"test labels reach {int(y_test.max())} but the model outputs {k_out} classes")
+    if num_classes and k_out != num_classes:
+        raise UserError(
+            f"the model outputs {k_out} classes but the test set has {num_classes}; a checkpoint from a "
+            "different dataset? evaluate it on a dataset with as many classes"
+        )
+    identity = run_identity(
+        run_info or {"run_id": "model", "method": "external", "arch": type(model).__name__}
+    )
+    fingerprint = {
+        "weights": prov.model_digest(model),
+        "dataset": data_desc.get("dataset"),
+        "n": n,
+        "corruptions_dir": str(Path(corruptions_dir).resolve()) if corruptions_dir is not None else None,
+        "corruption_files": c_prov.get("manifest_sha256") or None,
+        "precision": precision,
+        **dict(fingerprint_extra or {}),
+    }
+    store = BlockStore(out_dir, fingerprint, restart=restart) if out_dir is not None else None
+
+    correct: dict[tuple[str, int], np.ndarray] = {}
+    counts = []
+    images_done, compute_s = 0, 0.0
+    for corruption, severity in tqdm(blocks, desc="evaluate", unit="block", disable=None):
+        if corruption == CLEAN:
+            x, y = x_test, y_test
+        else:
+            b = reader.block(corruption, severity, n)
+            x, y = b.images, b.labels.astype(np.int64)
+        hit = store.load(corruption, severity, len(y)) if store else None
+        if hit is None:
+            t0 = time.perf_counter()
+            hit = predict_labels(model, x, batch_size=batch_size, device=device, precision=precision) == y
+            compute_s += time.perf_counter() - t0
+            images_done += len(y)
+            if store:
+                store.save(corruption, severity, hit)
+        correct[(corruption, severity)] = hit
+        counts.append((corruption, severity, len(hit), int(hit.sum())))
+        log.debug("%s s%d: %.4f", corruption, severity, hit.mean() if len(hit) else float("nan"))
+
+    table = block_rows(identity, counts)
+    provenance = {
+        "data": data_desc,
+        "corruptions": c_prov,
+        "code_version": prov.code_version(),
+        "torch": torch.__version__,
+        "device": str(device),
+        "precision": precision,
+        "batch_size": batch_size or default_batch_size(device),
+        "explicit_normalization": {"mean": list(normalization[0]), "std": list(normalization[1])}
+        if normalization is not None
+        else None,
+        "weights_sha256": fingerprint["weights"],
+        **dict(extra_provenance or {}),
+    }
+    timing = {
+        "seconds": time.perf_counter() - started,
+        "images_evaluated_now": images_done,
+        "images_per_second": images_done / compute_s if compute_s > 0 else None,
+    }
+    summary = build_summary(table, correct, provenance=provenance, timing=timing)
+    if out_dir is not None:
+        write_results(out_dir, table, summary)
+    return EvalResult(table, summary, correct, Path(out_dir) if out_dir is not None else None)

@@ -1,0 +1,115 @@
+"""Per-block results on disk, so a killed evaluation resumes where it stopped.
+
+``<out>/per_image/<block>.npy`` holds one bool per test image (correct or not) for each finished
+(corruption, severity) block, written atomically; ``<out>/progress.json`` holds a fingerprint of
+what is being evaluated (model weights, corruption files, n, precision). A rerun with the same
+fingerprint skips finished blocks; a different fingerprint is refused unless ``restart`` is set,
+so results of another model are never silently mixed in or thrown away.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from robustbench_aux import atomic
+from robustbench_aux.errors import UserError
+from robustbench_aux.metrics.tidy import CLEAN
+
+log = logging.getLogger(__name__)
+
+PER_IMAGE = "per_image"
+PROGRESS = "progress.json"
+
+
+def block_name(corruption: str, severity: int) -> str:
+    """File stem of a block: ``clean`` or ``<corruption>_s<severity>``."""
+    return CLEAN if corruption == CLEAN else f"{corruption}_s{int(severity)}"
+
+
+def fingerprint_digest(fingerprint: dict) -> str:
+    """A short stable hash of a JSON-able fingerprint."""
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class BlockStore:
+    """Finished blocks of one evaluation in ``out_dir``; see the module docstring."""
+
+    def __init__(self, out_dir: str | Path, fingerprint: dict, *, restart: bool = False):
+        self.out_dir = Path(out_dir)
+        self.dir = self.out_dir / PER_IMAGE
+        self.fingerprint = fingerprint
+        self.digest = fingerprint_digest(fingerprint)
+        progress = self.out_dir / PROGRESS
+        if progress.is_file():
+            try:
+                previous = json.loads(progress.read_text())
+            except json.JSONDecodeError:
+                previous = {}
+            if previous.get("digest") != self.digest:
+                if not restart:
+                    changed = sorted(
+                        k
+                        for k in set(fingerprint) | set(previous.get("fingerprint", {}))
+                        if fingerprint.get(k) != previous.get("fingerprint", {}).get(k)
+                    )
+                    raise UserError(
+                        f"{self.out_dir} holds results of a different evaluation (changed: "
+                        f"{', '.join(changed) or 'unknown'}); "
+                        "pass --restart to replace them or --out elsewhere"
+                    )
+                self._clear()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        atomic.write_json(progress, {"digest": self.digest, "fingerprint": fingerprint})
+
+    def _clear(self) -> None:
+        log.info("restart: discarding previous per-block results in %s", self.dir)
+        if self.dir.is_dir():
+            for f in self.dir.glob("*.npy"):
+                f.unlink()
+
+    def path(self, corruption: str, severity: int) -> Path:
+        return self.dir / f"{block_name(corruption, severity)}.npy"
+
+    def load(self, corruption: str, severity: int, n: int) -> np.ndarray | None:
+        """The stored per-image result of a block, or None if absent or of the wrong length."""
+        p = self.path(corruption, severity)
+        if not p.is_file():
+            return None
+        try:
+            arr = np.load(p, allow_pickle=False)
+        except (ValueError, OSError, EOFError):
+            log.warning("ignoring unreadable block file %s; it will be recomputed", p)
+            return None
+        if arr.dtype != np.bool_ or arr.shape != (n,):
+            log.warning("ignoring %s (shape %s, expected (%d,) bool); it will be recomputed", p, arr.shape, n)
+            return None
+        return arr
+
+    def save(self, corruption: str, severity: int, correct: np.ndarray) -> None:
+        atomic.save_npy(self.path(corruption, severity), np.asarray(correct, dtype=np.bool_))
+
+
+def load_per_image(eval_dir: str | Path) -> dict[tuple[str, int], np.ndarray]:
+    """All per-image block results of an evaluation directory (empty if it has none)."""
+    d = Path(eval_dir) / PER_IMAGE
+    out: dict[tuple[str, int], np.ndarray] = {}
+    if not d.is_dir():
+        return out
+    for f in sorted(d.glob("*.npy")):
+        stem = f.stem
+        if stem == CLEAN:
+            key = (CLEAN, 0)
+        elif "_s" in stem:
+            name, _, sev = stem.rpartition("_s")
+            if not sev.isdigit():
+                continue
+            key = (name, int(sev))
+        else:
+            continue
+        out[key] = np.load(f, allow_pickle=False)
+    return out

@@ -1,0 +1,249 @@
+"""Comparisons between runs: normalized and relative CE, the paper's headline numbers in both
+readings, the cross-corruption interference matrix, and seen- vs unseen-family means.
+
+All functions are pure: tidy tables (see :mod:`robustbench_aux.metrics.tidy`) in, pandas out.
+Differences of accuracies are returned in percentage points (suffix ``_pts``), relative changes in
+percent (suffix ``_pct``); plain accuracies stay fractions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15
+from robustbench_aux.metrics.accuracy import (
+    category_accuracy,
+    clean_accuracy,
+    corruption_accuracy,
+    mce,
+    mean_accuracy,
+)
+from robustbench_aux.metrics.tidy import CLEAN
+
+PLAIN = "plain"
+# The paper's abstract: +2.21 % accuracy and 21.64 % robustness (corruption error), CIFAR-100,
+# averaged over architectures. Which reading 21.64 is (points or relative %) is not stated.
+PAPER_DELTA_CLEAN_PTS = 2.21
+PAPER_ROBUSTNESS = 21.64
+
+# METHOD.md's training corruptions and the CIFAR-C corruptions of the same family. impulse_noise is
+# left out of "noise": salt-and-pepper replaces pixels with 0/255 rather than adding Gaussian noise,
+# so Gaussian-noise training does not "see" it (documented in docs/evaluation.md).
+SEEN_FAMILIES: dict[str, tuple[str, ...]] = {
+    "noise": ("gaussian_noise", "shot_noise", "speckle_noise"),
+    "blur": ("gaussian_blur", "defocus_blur"),
+    "contrast": ("contrast", "brightness", "saturate"),
+    "rotate": (),
+}
+TRAINING_CORRUPTIONS = tuple(SEEN_FAMILIES)
+
+
+# ----------------------------------------------------------------------------- normalized CE
+def _errors(df: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+    """E[c, s] = 1 - acc[c, s] as a (corruption x severity) table, and E_clean, for one run."""
+    if df["run_id"].nunique() != 1:
+        raise ValueError("expected the rows of exactly one run")
+    corrupted = df[df["corruption"] != CLEAN]
+    e = 1.0 - corrupted.pivot_table(index="corruption", columns="severity", values="acc", aggfunc="mean")
+    return e, 1.0 - float(clean_accuracy(df).iloc[0])
+
+
+def _common(e: pd.DataFrame, e_ref: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = [c for c in ALL_19 if c in e.index and c in e_ref.index]
+    cols = [s for s in e.columns if s in e_ref.columns]
+    return e.loc[rows, cols], e_ref.loc[rows, cols]
+
+
+def normalized_ce(run: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
+    """Normalized CE[c] = sum_s E[c,s] / sum_s E_R[c,s] over the (c, s) blocks both runs have."""
+    e, e_ref = _common(_errors(run)[0], _errors(reference)[0])
+    return (e.sum(axis=1) / e_ref.sum(axis=1)).rename("normalized_ce")
+
+
+def relative_ce(run: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
+    """Relative CE[c] = sum_s (E[c,s] - E_clean) / sum_s (E_R[c,s] - E_R,clean).
+
+    NaN where the reference loses nothing to the corruption (a zero or negative denominator).
+    """
+    (e, e_clean), (e_r, e_r_clean) = _errors(run), _errors(reference)
+    e, e_r = _common(e, e_r)
+    den = (e_r - e_r_clean).sum(axis=1)
+    return ((e - e_clean).sum(axis=1) / den.where(den > 0)).rename("relative_ce")
+
+
+def _mean_over(series: pd.Series, corruptions: Iterable[str]) -> float:
+    vals = series.reindex([c for c in corruptions if c in series.index]).dropna()
+    return float(vals.mean()) if len(vals) else float("nan")
+
+
+def normalized_mce(run: pd.DataFrame, reference: pd.DataFrame, corruptions=BENCHMARK_15) -> float:
+    """mCE_norm: the mean of normalized CE[c] over the given corruptions (default the 15)."""
+    return _mean_over(normalized_ce(run, reference), corruptions)
+
+
+def relative_mce(run: pd.DataFrame, reference: pd.DataFrame, corruptions=BENCHMARK_15) -> float:
+    """Relative mCE: the mean of relative CE[c] over the given corruptions (default the 15)."""
+    return _mean_over(relative_ce(run, reference), corruptions)
+
+
+# ----------------------------------------------------------------------------- headline numbers
+def run_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run: identity columns plus clean_acc, mean_acc_15, mean_acc_19 and mce."""
+    ident = df.drop_duplicates("run_id").set_index("run_id")[["dataset", "method", "label", "arch", "seed"]]
+    out = ident.assign(
+        clean_acc=clean_accuracy(df),
+        mean_acc_15=mean_accuracy(df, BENCHMARK_15),
+        mean_acc_19=mean_accuracy(df, ALL_19),
+        mce=mce(df),
+    )
+    return out.reset_index()
+
+
+def _paired_deltas(runs: pd.DataFrame, arch: str, label: str, reference: str) -> tuple[pd.DataFrame, bool]:
+    """Per-seed (method - reference) rows for one architecture; unpaired means when no seed matches."""
+    m = runs[(runs["arch"] == arch) & (runs["label"] == label)].groupby("seed")[["clean_acc", "mce"]].mean()
+    p = (
+        runs[(runs["arch"] == arch) & (runs["label"] == reference)]
+        .groupby("seed")[["clean_acc", "mce"]]
+        .mean()
+    )
+    seeds = m.index.intersection(p.index)
+    paired = len(seeds) > 0
+    if paired:
+        m, p = m.loc[seeds], p.loc[seeds]
+    else:
+        m, p = m.mean().to_frame().T, p.mean().to_frame().T
+    out = pd.DataFrame(
+        {
+            "delta_clean_pts": 100.0 * (m["clean_acc"].to_numpy() - p["clean_acc"].to_numpy()),
+            "robust_abs_pts": 100.0 * (p["mce"].to_numpy() - m["mce"].to_numpy()),
+            "robust_rel_pct": 100.0 * (p["mce"].to_numpy() - m["mce"].to_numpy()) / p["mce"].to_numpy(),
+        }
+    )
+    return out, paired
+
+
+def headline(df: pd.DataFrame, label: str = "auxiliary", reference: str = PLAIN) -> pd.DataFrame:
+    """The paper's headline numbers of ``label`` over ``reference``, per architecture and averaged.
+
+    Columns: arch, n_seeds, paired (seeds matched), and for each of ``delta_clean_pts`` (Δclean in
+    points), ``robust_abs_pts`` (mCE(P) - mCE(M) in points) and ``robust_rel_pct`` ((mCE(P) - mCE(M))
+    / mCE(P) in %): its mean and its std over seeds (NaN for one seed). The last row, arch
+    ``mean over architectures``, averages the per-architecture means. Empty if no architecture
+    has both runs.
+    """
+    runs = run_frame(df)
+    metrics = ("delta_clean_pts", "robust_abs_pts", "robust_rel_pct")
+    rows = []
+    for arch in sorted(runs["arch"].unique()):
+        labels = set(runs.loc[runs["arch"] == arch, "label"])
+        if label not in labels or reference not in labels:
+            continue
+        deltas, paired = _paired_deltas(runs, arch, label, reference)
+        row = {"arch": arch, "n_seeds": len(deltas), "paired": paired}
+        for k in metrics:
+            row[k] = float(deltas[k].mean())
+            row[f"{k}_std"] = float(deltas[k].std(ddof=1)) if len(deltas) > 1 else float("nan")
+        rows.append(row)
+    if not rows:
+        return pd.DataFrame(columns=["arch", "n_seeds", "paired", *metrics])
+    table = pd.DataFrame(rows)
+    if len(table) > 1:
+        avg = {"arch": "mean over architectures", "n_seeds": int(table["n_seeds"].sum()), "paired": True}
+        avg["paired"] = bool(table["paired"].all())
+        for k in metrics:
+            avg[k] = float(table[k].mean())
+            avg[f"{k}_std"] = float(table[k].std(ddof=1))
+        table = pd.concat([table, pd.DataFrame([avg])], ignore_index=True)
+    return table
+
+
+def closest_reading(robust_abs_pts: float, robust_rel_pct: float, paper: float = PAPER_ROBUSTNESS) -> str:
+    """Which reading of the paper's robustness figure a measurement is closer to: absolute or relative."""
+    return "absolute points" if abs(robust_abs_pts - paper) <= abs(robust_rel_pct - paper) else "relative %"
+
+
+# ----------------------------------------------------------------------------- interference
+def label_order(labels: Iterable[str]) -> list[str]:
+    """Rows in METRICS.md order: plain, per-corruption models, naive augmentation, auxiliary, others."""
+    rank = {PLAIN: 0, "per_corruption": 1, "naive_augmentation": 2, "auxiliary": 3}
+    return sorted(set(labels), key=lambda x: (rank.get(x.split("[")[0], 4), x))
+
+
+def interference_matrix(
+    df: pd.DataFrame, arch: str | None = None, reference: str = PLAIN, by_severity: bool = False
+) -> pd.DataFrame:
+    """Cross-corruption interference: acc_col(row) - acc_col(plain), in points, seeds averaged.
+
+    Rows are method labels of one architecture (``arch``; required when several are present).
+    Columns: ``clean``, the corruptions present (catalog order), then the category means. With
+    ``by_severity`` the index is (label, severity) and columns are the corruptions only.
+    Raises ``KeyError`` when the reference label has no run of that architecture.
+    """
+    archs = sorted(df["arch"].unique())
+    if arch is None:
+        if len(archs) != 1:
+            raise ValueError(f"several architectures present ({', '.join(archs)}); pass arch=")
+        arch = archs[0]
+    sub = df[df["arch"] == arch]
+    labels = sub.drop_duplicates("run_id").set_index("run_id")["label"]
+    if reference not in set(labels):
+        raise KeyError(f"no {reference!r} run for architecture {arch!r}")
+    if by_severity:
+        corrupted = sub[sub["corruption"] != CLEAN].assign(label=lambda d: d["run_id"].map(labels))
+        acc = corrupted.pivot_table(
+            index=["label", "severity"], columns="corruption", values="acc", aggfunc="mean"
+        )
+        acc = acc[[c for c in ALL_19 if c in acc.columns]]
+        ref = acc.xs(reference, level="label")
+        delta = 100.0 * acc.sub(ref, level="severity")
+        order = label_order(acc.index.get_level_values("label"))
+        return delta.reindex(
+            pd.MultiIndex.from_product([order, sorted(ref.index)], names=["label", "severity"])
+        )
+    per_run = pd.concat([clean_accuracy(sub), corruption_accuracy(sub), category_accuracy(sub)], axis=1)
+    per_label = per_run.groupby(labels).mean()  # average over seeds
+    delta = 100.0 * (per_label - per_label.loc[reference])
+    delta.index.name = "label"
+    return delta.loc[label_order(delta.index)]
+
+
+# ----------------------------------------------------------------------------- seen vs unseen
+def training_corruptions(config: Mapping) -> tuple[str, ...]:
+    """Which of METHOD.md's training corruptions (noise, blur, contrast, rotate) a run trained on."""
+    method = config.get("method")
+    if method == "per_corruption":
+        return (str(config["corruption"]),) if config.get("corruption") else ()
+    if method in ("naive_augmentation", "auxiliary"):
+        listed = config.get("corruptions") or config.get("train_corruptions")
+        return tuple(listed) if listed else TRAINING_CORRUPTIONS
+    return ()
+
+
+def seen_corruptions(trained_on: Iterable[str], families: Mapping[str, tuple[str, ...]] = SEEN_FAMILIES):
+    """CIFAR-C corruptions in the same family as the training corruptions, in catalog order."""
+    seen = {c for t in trained_on for c in families.get(t, ())}
+    return tuple(c for c in ALL_19 if c in seen)
+
+
+def family_accuracy(df: pd.DataFrame, trained_on: Mapping[str, Iterable[str]]) -> pd.DataFrame:
+    """Per run: mean acc[c] over seen-family and over unseen-family corruptions (of those present).
+
+    ``trained_on`` maps run_id -> training corruptions (see :func:`training_corruptions`); runs
+    that trained on none of them get NaN seen means and every corruption counted as unseen.
+    """
+    wide = corruption_accuracy(df)
+    rows = {}
+    for rid in wide.index:
+        seen = [c for c in seen_corruptions(trained_on.get(rid, ())) if c in wide.columns]
+        unseen = [c for c in wide.columns if c not in seen]
+        rows[rid] = {
+            "seen_acc": float(wide.loc[rid, seen].mean()) if seen else np.nan,
+            "unseen_acc": float(wide.loc[rid, unseen].mean()) if unseen else np.nan,
+            "n_seen": len(seen),
+            "n_unseen": len(unseen),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run_id")

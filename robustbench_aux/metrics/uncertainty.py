@@ -1,0 +1,104 @@
+"""Uncertainty: mean ± std over seeds, 95 % bootstrap intervals over test images, paired tests.
+
+Per-image inputs are boolean "correct" arrays. A CIFAR-C block holds the test images in test-set
+order, so image i of every block is the same underlying test image: the per-image score
+``r_i = mean over blocks of correct[block, i]`` is what a bootstrap over test images resamples,
+and the mean of r_i equals the mean over blocks of block accuracy when all blocks have equal n.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+BOOTSTRAP_SAMPLES = 2000
+_CHUNK = 250  # bootstrap resamples drawn at a time: bounds memory at _CHUNK x n indices
+
+
+def aggregate_seeds(
+    runs: pd.DataFrame, values: Sequence[str], by: Sequence[str] = ("label", "arch")
+) -> pd.DataFrame:
+    """Mean, std (ddof=1; NaN for one seed) and n of each value column over the runs of each group."""
+    g = runs.groupby(list(by), sort=False)[list(values)]
+    mean, std, n = g.mean(), g.std(ddof=1), g.size()
+    out = pd.concat({"mean": mean, "std": std}, axis=1).swaplevel(axis=1)
+    out.columns = [f"{v}_{stat}" for v, stat in out.columns]
+    out = out[[f"{v}_{s}" for v in values for s in ("mean", "std")]]
+    out.insert(0, "n_seeds", n)
+    return out.reset_index()
+
+
+def per_image_score(correct_blocks: Sequence[np.ndarray]) -> np.ndarray:
+    """r_i: for each test image, the fraction of the given blocks in which it was classified correctly."""
+    if not correct_blocks:
+        raise ValueError("no blocks given")
+    n = min(len(b) for b in correct_blocks)
+    return np.mean([np.asarray(b[:n], dtype=np.float64) for b in correct_blocks], axis=0)
+
+
+def _bootstrap_means(scores: np.ndarray, samples: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    n = len(scores)
+    out = np.empty(samples)
+    for lo in range(0, samples, _CHUNK):
+        hi = min(lo + _CHUNK, samples)
+        idx = rng.integers(0, n, size=(hi - lo, n))
+        out[lo:hi] = scores[idx].mean(axis=1)
+    return out
+
+
+def bootstrap_ci(
+    scores: np.ndarray, *, level: float = 0.95, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[float, float, float]:
+    """(mean, low, high): the percentile bootstrap interval of the mean of per-image scores."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return (float("nan"),) * 3
+    boot = _bootstrap_means(scores, samples, seed)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
+    return float(scores.mean()), float(low), float(high)
+
+
+def paired_bootstrap(
+    scores_a: np.ndarray,
+    scores_b: np.ndarray,
+    *,
+    level: float = 0.95,
+    samples: int = BOOTSTRAP_SAMPLES,
+    seed: int = 0,
+) -> dict:
+    """Paired bootstrap of mean(a) - mean(b) over the same test images.
+
+    Returns ``{"delta", "low", "high", "p_value", "n"}`` with ``delta`` etc. as fractions. The
+    p-value is two-sided, from the bootstrap distribution shifted to mean zero (the null of no
+    difference); the smallest reportable value is 1 / (samples + 1).
+    """
+    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need the same images: shapes {a.shape} and {b.shape}")
+    d = a - b
+    observed = float(d.mean())
+    boot = _bootstrap_means(d, samples, seed)
+    alpha = (1.0 - level) / 2.0
+    low, high = np.quantile(boot, [alpha, 1.0 - alpha])
+    extreme = np.abs(boot - observed) >= abs(observed) - 1e-12
+    p = (1 + int(extreme.sum())) / (samples + 1)
+    return {"delta": observed, "low": float(low), "high": float(high), "p_value": float(p), "n": int(len(d))}
+
+
+def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
+    """Exact McNemar test on paired correctness (e.g. method vs plain on the clean test set).
+
+    ``b`` = images only ``a`` gets right, ``c`` = images only ``b`` gets right; under the null of
+    equal accuracy, b ~ Binomial(b + c, 1/2). Returns ``{"b", "c", "p_value"}``.
+    """
+    a, b_ = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b_.shape:
+        raise ValueError(f"McNemar needs the same images: shapes {a.shape} and {b_.shape}")
+    only_a, only_b = int((a & ~b_).sum()), int((~a & b_).sum())
+    p = 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+    return {"b": only_a, "c": only_b, "p_value": p}

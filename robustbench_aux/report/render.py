@@ -1,0 +1,151 @@
+"""Build a report: load and check runs, compute the tables and figures, write HTML and CSVs.
+
+``build_report(run_paths, out_dir)`` writes ``<out_dir>/index.html`` (self-contained: CSS and SVG
+figures inline, no scripts or files fetched) and the tables as CSV beside it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+from pathlib import Path
+
+import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from robustbench_aux import __version__, atomic
+from robustbench_aux.corruptions.catalog import ALL_19
+from robustbench_aux.errors import UserError
+from robustbench_aux.metrics import compare
+from robustbench_aux.report import figures, tables
+from robustbench_aux.report.formatting import html_table, provenance_rows
+from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
+
+log = logging.getLogger(__name__)
+
+# the methods whose per-corruption bars are drawn (others are in the CSV and the heat map)
+BAR_METHODS = ("plain", "naive_augmentation", "auxiliary", "augmix")
+
+
+def _env() -> Environment:
+    return Environment(
+        loader=PackageLoader("robustbench_aux.report", "templates"),
+        autoescape=True,  # every value is escaped; figures are marked safe explicitly
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def _write_csv(
+    out_dir: Path, name: str, frame: pd.DataFrame, written: list[str], index: bool = False
+) -> None:
+    atomic.write_text(out_dir / name, frame.to_csv(index=index, float_format="%.6f"))
+    written.append(name)
+
+
+def build_report(
+    run_paths, out_dir: str | Path, *, title: str | None = None, note: str | None = None
+) -> Path:
+    """Write the report for the given runs into ``out_dir``; returns the path of ``index.html``."""
+    from markupsafe import Markup
+
+    records = load_runs(run_paths)
+    shared = check_comparable(records)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir} exists and is not a directory; choose another -o")
+    df = combined_table(records)
+    configs = {r.run_id: r.config for r in records}
+    labels = compare.label_order(df["label"].unique())
+    archs = sorted(df["arch"].unique())
+    notes: list[str] = []
+    written: list[str] = []
+
+    runs = tables.run_table(records, df)
+    methods = tables.method_table(runs)
+    claim = tables.claim_table(df)
+    per_corr = tables.corruption_table(df)
+    sev = tables.severity_table(df)
+    fam = tables.family_table(df, configs)
+    sig = tables.significance_table(records)
+    for name, frame in (
+        ("runs.csv", runs),
+        ("methods.csv", methods),
+        ("claim.csv", claim),
+        ("per_corruption.csv", per_corr),
+        ("severity.csv", sev),
+        ("families.csv", fam),
+        ("significance.csv", sig),
+        ("results_long.csv", df),
+    ):
+        _write_csv(out_dir, name, frame, written)
+
+    if not tables.has_plain(df):
+        notes.append(
+            "No plain-training run was given: normalized mCE, the paper-claim comparison, arrows "
+            "in the trade-off plot, the interference matrix and the significance tests need one "
+            "and are left out."
+        )
+    elif claim.empty:
+        notes.append(
+            "No auxiliary-training run shares an architecture with a plain run: the paper-claim "
+            "comparison is left out."
+        )
+    missing_plain = [a for a in archs if not tables.has_plain(df, a)]
+    if missing_plain and tables.has_plain(df):
+        notes.append(f"No plain run for {', '.join(missing_plain)}: its normalized figures are left out.")
+    n15 = int(df[df["corruption"].isin(compare.BENCHMARK_15)]["corruption"].nunique())
+    if n15 < 15:
+        notes.append(
+            f"Only {n15} of the 15 benchmark corruptions were evaluated: mean_acc_15 and mCE average "
+            "those present and are not comparable with published 15-corruption numbers."
+        )
+
+    interference = []
+    for arch in archs:
+        if not tables.has_plain(df, arch):
+            continue
+        mat = compare.interference_matrix(df, arch=arch)
+        by_sev = compare.interference_matrix(df, arch=arch, by_severity=True)
+        _write_csv(out_dir, f"interference_{arch}.csv", mat, written, index=True)
+        _write_csv(out_dir, f"interference_by_severity_{arch}.csv", by_sev, written, index=True)
+        mat = mat.rename(columns={"clean_acc": "clean"})
+        interference.append(
+            {
+                "arch": arch,
+                "svg": Markup(figures.interference(mat, arch)),
+                "svg_severity": Markup(figures.interference_by_severity(by_sev, arch)),
+                "csv": f"interference_{arch}.csv",
+                "csv_severity": f"interference_by_severity_{arch}.csv",
+            }
+        )
+
+    corruptions = [c for c in ALL_19 if c in per_corr.columns]
+    bar_labels = [lab for lab in labels if lab in BAR_METHODS] or labels[:4]
+    context = {
+        "title": title or f"Corruption robustness report: {', '.join(archs)} on {shared['dataset']}",
+        "note": note,
+        "notes": notes,
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__,
+        "n_runs": len(records),
+        "claim": html_table(claim, "claim") if not claim.empty else None,
+        "closer": claim["closer_reading"].iloc[-1] if not claim.empty else None,
+        "paper": {"clean": compare.PAPER_DELTA_CLEAN_PTS, "robust": compare.PAPER_ROBUSTNESS},
+        "methods": html_table(methods, "methods"),
+        "tradeoff": Markup(figures.tradeoff(methods, labels)),
+        "interference": interference,
+        "severity": Markup(figures.severity_curves(sev, labels)),
+        "bars": Markup(figures.corruption_bars(per_corr, bar_labels, corruptions)) if corruptions else None,
+        "per_corruption": html_table(per_corr, "per_corruption"),
+        "families": html_table(fam, "families") if not fam.empty else None,
+        "significance": html_table(sig, "significance") if not sig.empty else None,
+        "runs": html_table(runs, "runs"),
+        "provenance": provenance_rows(records, shared),
+        "csv_files": written,
+    }
+    html = _env().get_template("report.html.j2").render(**context)
+    index = atomic.write_text(out_dir / "index.html", html)
+    log.info("wrote %s and %d CSV files", index, len(written))
+    return index

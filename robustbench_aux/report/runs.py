@@ -1,0 +1,169 @@
+"""Loading evaluated runs for a report, and refusing runs that cannot be compared.
+
+A run is a directory with ``config.json`` and ``eval/results.csv`` + ``eval/summary.json`` (written
+by ``robustbench-aux evaluate``). A directory that is not itself a run but holds runs one level
+down (a sweep's output folder) stands for all of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from robustbench_aux.errors import UserError
+from robustbench_aux.evaluation.results import read_results
+from robustbench_aux.evaluation.store import load_per_image
+from robustbench_aux.metrics.tidy import CLEAN
+
+EVAL = "eval"
+
+
+@dataclass
+class RunRecord:
+    """One evaluated run: its directory, config, summary and tidy table (per-image results on demand)."""
+
+    path: Path
+    config: dict
+    summary: dict
+    table: pd.DataFrame
+    _per_image: dict | None = field(default=None, repr=False)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.table["run_id"].iloc[0])
+
+    @property
+    def label(self) -> str:
+        return str(self.table["label"].iloc[0])
+
+    @property
+    def arch(self) -> str:
+        return str(self.table["arch"].iloc[0])
+
+    @property
+    def seed(self) -> int:
+        return int(self.table["seed"].iloc[0])
+
+    def per_image(self) -> dict[tuple[str, int], np.ndarray]:
+        """Per-image correctness of every block (empty when the run was evaluated without it)."""
+        if self._per_image is None:
+            self._per_image = load_per_image(self.path / EVAL)
+        return self._per_image
+
+    @property
+    def corruption_provenance(self) -> dict:
+        return (self.summary.get("provenance") or {}).get("corruptions") or {}
+
+
+def _is_run(path: Path) -> bool:
+    return (path / EVAL / "results.csv").is_file() or (path / "results.csv").is_file()
+
+
+def expand_run_paths(paths: Iterable[str | Path]) -> list[Path]:
+    """Run directories from the arguments: each path itself, or the runs one level below it."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if not p.exists():
+            raise UserError(f"no such run directory: {p}")
+        if _is_run(p):
+            out.append(p)
+            continue
+        children = sorted(c for c in p.iterdir() if c.is_dir() and _is_run(c)) if p.is_dir() else []
+        if not children:
+            raise UserError(
+                f"{p} holds no evaluated run (no eval/results.csv); run `robustbench-aux evaluate {p}`"
+            )
+        out.extend(children)
+    return out
+
+
+def load_run(path: str | Path) -> RunRecord:
+    """Read one evaluated run (``path`` may be the run directory or its ``eval`` directory)."""
+    path = Path(path)
+    if path.name == EVAL and (path / "results.csv").is_file():
+        path = path.parent
+    table, summary = read_results(path / EVAL)
+    if table["run_id"].nunique() != 1:
+        raise UserError(f"{path / EVAL / 'results.csv'} holds several runs; a run's table holds one")
+    config = {}
+    if (path / "config.json").is_file():
+        try:
+            config = json.loads((path / "config.json").read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
+    return RunRecord(path, config, summary, table)
+
+
+def load_runs(paths: Iterable[str | Path]) -> list[RunRecord]:
+    """Load every run named (or found one level below); duplicate run ids are an error."""
+    records = [load_run(p) for p in expand_run_paths(paths)]
+    if not records:
+        raise UserError("no runs given; pass run directories (or a folder holding them)")
+    seen: dict[str, Path] = {}
+    for r in records:
+        if r.run_id in seen:
+            raise UserError(
+                f"run id {r.run_id!r} appears twice ({seen[r.run_id]} and {r.path}); pass each run once"
+            )
+        seen[r.run_id] = r.path
+    return records
+
+
+def _blocks(r: RunRecord) -> frozenset:
+    t = r.table[r.table["corruption"] != CLEAN]
+    return frozenset(zip(t["corruption"], t["severity"], strict=True))
+
+
+def _describe_blocks(b: frozenset) -> str:
+    names = sorted({c for c, _ in b})
+    sevs = sorted({s for _, s in b})
+    return f"{len(names)} corruptions x severities {sevs}" if names else "no corruptions"
+
+
+def check_comparable(records: list[RunRecord]) -> dict:
+    """Refuse runs evaluated on different data; returns the shared provenance facts.
+
+    Compared: dataset, clean test size, published vs generated corruptions, corruption preset,
+    images per block, and the set of (corruption, severity) blocks. The message names the
+    difference and the runs on each side.
+    """
+    facts = {
+        "dataset": lambda r: r.table["dataset"].iloc[0],
+        "clean test images": lambda r: int(r.table.loc[r.table["corruption"] == CLEAN, "n"].iloc[0]),
+        "corruption provenance (published/generated)": lambda r: r.corruption_provenance.get("provenance"),
+        "corruption preset": lambda r: r.corruption_provenance.get("preset"),
+        "images per corruption block": lambda r: (
+            int(r.table.loc[r.table["corruption"] != CLEAN, "n"].max())
+            if (r.table["corruption"] != CLEAN).any()
+            else 0
+        ),
+        "corruption set": _blocks,
+    }
+    shared = {}
+    for name, get in facts.items():
+        values: dict = {}
+        for r in records:
+            values.setdefault(get(r), []).append(r.run_id)
+        if len(values) > 1:
+            parts = []
+            for v, ids in values.items():
+                shown = _describe_blocks(v) if name == "corruption set" else v
+                parts.append(f"{shown!s} ({', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''})")
+            raise UserError(
+                f"runs cannot be compared: different {name}: {' vs '.join(parts)}; "
+                "re-evaluate them on the same data or report them separately"
+            )
+        shared[name] = next(iter(values))
+    shared["corruption set"] = _describe_blocks(shared["corruption set"])
+    return shared
+
+
+def combined_table(records: list[RunRecord]) -> pd.DataFrame:
+    """All runs' tidy tables in one."""
+    return pd.concat([r.table for r in records], ignore_index=True)
