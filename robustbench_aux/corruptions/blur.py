@@ -98,7 +98,9 @@ def glass_blur(x, p, variants, generator, draws=None):
     batch = torch.arange(b, device=x.device)
     for it in range(iters):
         # reads at (row + dy, col + dx)
-        q = (pos[:, None, 0] + shifts[it, :, :, 1]) * w + (pos[:, None, 1] + shifts[it, :, :, 0])  # (steps, B)
+        q = (pos[:, None, 0] + shifts[it, :, :, 1]) * w + (
+            pos[:, None, 1] + shifts[it, :, :, 0]
+        )  # (steps, B)
         if d == 1:
             src[:, flat_pos] = torch.gather(src, 1, q.T)
         else:
@@ -152,8 +154,10 @@ def motion_blur_layer(x, radius, sigma, angle_deg, stop_at_border: bool):
 def motion_blur(x, p, variants, generator, draws=None):
     """Motion blur along a random direction U(−45°, 45°) per image."""
     b = x.shape[0]
-    angle = draws["angle"] if draws is not None else (
-        torch.rand(b, generator=generator, device=x.device, dtype=torch.float64) * 90 - 45
+    angle = (
+        draws["angle"]
+        if draws is not None
+        else (torch.rand(b, generator=generator, device=x.device, dtype=torch.float64) * 90 - 45)
     )
     y = motion_blur_layer(x * 255, int(p[0]), float(p[1]), angle, variants["motion_break"])
     if variants["motion_round"]:  # ImageMagick hands back an 8-bit image, rounded
@@ -183,4 +187,3 @@ def zoom_blur(x, p, variants, generator):
     right = right.reshape(b, c, h, n, w).permute(0, 1, 3, 2, 4)  # (B, C, n, H, W)
     total = torch.matmul(zr, right).sum(2)
     return ((x + total) / (n + 1)).clamp(0, 1) * 255
-

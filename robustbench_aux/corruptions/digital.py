@@ -56,7 +56,7 @@ def _pil_resize(v255: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch
 
 
 def pixelate(x, p, variants, generator):
-    """PIL box downscale by ``factor`` then upscale back with a box (CIFAR) or nearest (imagecorruptions) filter."""
+    """PIL box downscale by ``factor``, then upscale: box (CIFAR script) or nearest (imagecorruptions)."""
     h, w = x.shape[-2:]
     hs, ws = int(h * p[0]), int(w * p[0])
     v = torch.round(x * 255)  # the exact uint8 values
@@ -162,11 +162,12 @@ def elastic_transform(x, p, variants, generator):
     fields = []
     for _ in range(2):  # dx then dy, as in both references
         noise = uniform((b, h, w), -amp, amp, generator, x.device)
-        smooth = separable(noise, gaussian_matrix(h, sig_r, "reflect", 3.0), gaussian_matrix(w, sig_c, "reflect", 3.0))
+        smooth = separable(
+            noise, gaussian_matrix(h, sig_r, "reflect", 3.0), gaussian_matrix(w, sig_c, "reflect", 3.0)
+        )
         fields.append(smooth * alpha)
     dx, dy = fields
     rows, cols = _pixel_grid(b, h, w, x.device)
     if alpha == 0:  # no displacement: the reference's map_coordinates is then the identity
         return x.clamp(0, 1) * 255
     return _sample(x, rows + dy, cols + dx, align_corners=False).clamp(0, 1) * 255
-

@@ -104,10 +104,13 @@ def check_images(x, name: str, severity, preset: str, generator=None) -> None:
     if not isinstance(x, torch.Tensor):
         raise UserError(f"images must be a torch.Tensor, got {type(x).__name__}; use torch.from_numpy(...)")
     if x.dtype != torch.uint8:
-        raise UserError(f"images must be uint8 in [0, 255], got {x.dtype}; convert with (x * 255).round().to(torch.uint8)")
+        raise UserError(
+            f"images must be uint8 in [0, 255], got {x.dtype}; convert with (x * 255).round().to(torch.uint8)"
+        )
     if x.ndim != 4 or x.shape[1] != 3:
         raise UserError(
-            f"images must have shape (B, 3, H, W), got {tuple(x.shape)}; permute NHWC arrays with x.permute(0, 3, 1, 2)"
+            f"images must have shape (B, 3, H, W), got {tuple(x.shape)}; "
+            "permute NHWC arrays with x.permute(0, 3, 1, 2)"
         )
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
         raise UserError(f"severity must be an integer in 1..5, got {severity!r}")

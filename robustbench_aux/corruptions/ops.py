@@ -81,7 +81,7 @@ def pil_box_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def pil_nearest_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """PIL ``Image.resize(..., Image.NEAREST)`` along one axis: output o reads input floor((o+.5)·n_in/n_out)."""
+    """PIL ``resize(..., NEAREST)`` along one axis: output o reads input floor((o + 0.5) · n_in / n_out)."""
     src = np.minimum(((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)
     m = np.zeros((n_out, n_in))
     m[np.arange(n_out), src] = 1.0
@@ -138,10 +138,14 @@ def separable(x: torch.Tensor, m_rows: np.ndarray, m_cols: np.ndarray) -> torch.
     return torch.matmul(torch.matmul(a, x), b.T)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0) -> torch.Tensor:
+def gaussian_blur(
+    x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0
+) -> torch.Tensor:
     """skimage.filters.gaussian on the last two axes (spatial only, like ``channel_axis=-1``)."""
     h, w = x.shape[-2:]
-    return separable(x, gaussian_matrix(h, float(sigma), mode, truncate), gaussian_matrix(w, float(sigma), mode, truncate))
+    return separable(
+        x, gaussian_matrix(h, float(sigma), mode, truncate), gaussian_matrix(w, float(sigma), mode, truncate)
+    )
 
 
 # ---------------------------------------------------------------- colour

@@ -73,7 +73,13 @@ _CIFAR = {
     # (alpha, sigma, affine jitter) in px: multiples of the 32-px image size, as in the CIFAR script
     "elastic_transform": tuple(
         (32 * a, 32 * s, 32 * j)
-        for a, s, j in ((0, 0, 0.08), (0.05, 0.2, 0.07), (0.08, 0.06, 0.06), (0.1, 0.04, 0.05), (0.1, 0.03, 0.03))
+        for a, s, j in (
+            (0, 0, 0.08),
+            (0.05, 0.2, 0.07),
+            (0.08, 0.06, 0.06),
+            (0.1, 0.04, 0.05),
+            (0.1, 0.03, 0.03),
+        )
     ),
 }
 

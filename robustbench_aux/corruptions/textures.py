@@ -23,7 +23,10 @@ def frost_dir() -> Path:
     """The ``frost/`` folder of the installed imagecorruptions package (found without importing it)."""
     spec = importlib.util.find_spec("imagecorruptions")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("the frost corruption needs the imagecorruptions package's textures; pip install imagecorruptions==1.1.2")
+        raise UserError(
+            "the frost corruption needs the textures of the imagecorruptions package; "
+            "pip install imagecorruptions==1.1.2"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / "frost"
 
 
@@ -62,7 +65,7 @@ def frost_textures(variant: str, h: int, w: int) -> tuple[np.ndarray, ...]:
             tex = cv2.resize(tex, dsize=size, interpolation=cv2.INTER_CUBIC)
         if tex.shape[0] <= h or tex.shape[1] <= w:
             raise UserError(
-                f"frost textures ({tex.shape[0]}x{tex.shape[1]} px after the {variant} preset's scaling) are too "
+                f"frost textures ({tex.shape[0]}x{tex.shape[1]} px after the {variant} scaling) are too "
                 f"small for {h}x{w} images; use preset='imagenet' for images larger than 32x32"
             )
         out.append(np.ascontiguousarray(tex[..., ::-1]))  # BGR -> RGB

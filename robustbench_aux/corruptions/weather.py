@@ -37,7 +37,9 @@ def snow(x, p, variants, generator, draws=None):
     # the CIFAR script trims the zoomed layer back to the image; imagecorruptions keeps it oversized
     # through the motion blur and crops afterwards
     crop = "center" if variants["zoom_crop"] == "center" else None
-    layer = separable(layer, clipped_zoom_matrix(h, float(zoom), crop), clipped_zoom_matrix(w, float(zoom), crop))
+    layer = separable(
+        layer, clipped_zoom_matrix(h, float(zoom), crop), clipped_zoom_matrix(w, float(zoom), crop)
+    )
     layer = torch.where(layer < threshold, torch.zeros_like(layer), layer).clamp(0, 1)
     if variants["snow_quantize"]:  # stored as an 8-bit PNG for ImageMagick
         layer = torch.floor(layer * 255) / 255
@@ -87,7 +89,9 @@ def _texture_stack(textures, device) -> torch.Tensor:
 # ---------------------------------------------------------------- fog
 
 
-def plasma_fractal(b: int, mapsize: int, decay: float, generator, device, dtype=torch.float32) -> torch.Tensor:
+def plasma_fractal(
+    b: int, mapsize: int, decay: float, generator, device, dtype=torch.float32
+) -> torch.Tensor:
     """Diamond-square height maps (B, mapsize, mapsize) in [0, 1], one per image, batched.
 
     The references' algorithm: start from 0, alternately fill square centres and diamond
@@ -98,7 +102,9 @@ def plasma_fractal(b: int, mapsize: int, decay: float, generator, device, dtype=
     step, wibble = mapsize, 100.0
 
     def wibbled_mean(total):
-        noise = torch.rand(total.shape, generator=generator, device=device, dtype=dtype) * (2 * wibble) - wibble
+        noise = (
+            torch.rand(total.shape, generator=generator, device=device, dtype=dtype) * (2 * wibble) - wibble
+        )
         return total / 4 + wibble * noise
 
     while step >= 2:
