@@ -147,8 +147,10 @@ def _random_affine(x, jitter: float, generator):
     return _sample(x, src_rows, src_cols, align_corners=True)
 
 
-def elastic_transform(x, p, variants, generator):
-    """Smoothed random displacement fields (and, for the CIFAR preset, a random affine warp first)."""
+def elastic_transform(x, p, variants, generator, draws=None):
+    """Smoothed random displacement fields (and, for the CIFAR preset, a random affine warp first).
+
+    ``draws`` may inject ``dx``/``dy``: the raw uniform fields (B, H, W) before smoothing."""
     b, _, h, w = x.shape
     alpha, sigma, jitter = p
     if variants["elastic"] == "affine+displace":
@@ -160,8 +162,8 @@ def elastic_transform(x, p, variants, generator):
         sig_r, sig_c = sigma * h, sigma * w  # imagecorruptions: sigma = 0.01 x image side
         amp = 0.005 * h
     fields = []
-    for _ in range(2):  # dx then dy, as in both references
-        noise = uniform((b, h, w), -amp, amp, generator, x.device)
+    for key in ("dx", "dy"):  # drawn in this order in both references
+        noise = draws[key] if draws is not None else uniform((b, h, w), -amp, amp, generator, x.device)
         smooth = separable(
             noise, gaussian_matrix(h, sig_r, "reflect", 3.0), gaussian_matrix(w, sig_c, "reflect", 3.0)
         )

@@ -151,11 +151,22 @@ def corrupt_batch(
     check_images(x, name, severity, preset, generator)
     if x.shape[0] == 0:
         return x.clone()
+    out = corrupt_float(x.to(torch.float32) / 255, name, severity, preset, generator, workers=workers)
+    return torch.nan_to_num(out, nan=0.0).clamp_(0, 255).to(torch.uint8)
+
+
+def corrupt_float(
+    x01, name: str, severity: int, preset: str, generator=None, *, draws=None, workers: int = 1
+):
+    """The unchecked core: float images in [0, 1] -> float on the 0..255 scale, before truncation.
+
+    ``draws`` injects the random numbers of a random corruption (see each implementation); the
+    fidelity comparison uses it to give this code the reference's own draws."""
     fn = CORRUPTIONS.get(name)
     p = PRESETS[preset][name][severity - 1]
-    xf = x.to(torch.float32) / 255
+    kwargs = {}
     if name == "jpeg_compression":
-        out = fn(xf, p, VARIANTS[preset], generator, workers=workers)
-    else:
-        out = fn(xf, p, VARIANTS[preset], generator)
-    return torch.nan_to_num(out, nan=0.0).clamp_(0, 255).to(torch.uint8)
+        kwargs["workers"] = workers
+    if draws is not None:
+        kwargs["draws"] = draws
+    return fn(x01, p, VARIANTS[preset], generator, **kwargs)

@@ -3,7 +3,8 @@
 Each function takes float images (B, 3, H, W) in [0, 1], a parameter record from
 :mod:`~robustbench_aux.corruptions.presets`, the preset's variants and a torch generator, and
 returns float images on the 0..255 scale (clipping and truncation to uint8 happen in the caller).
-Every element gets its own draw, so every image does too.
+Every element gets its own draw, so every image does too. ``draws`` injects the random numbers
+instead (the fidelity comparison feeds both implementations the same ones).
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import torch
 from robustbench_aux.corruptions.ops import normal
 
 
-def gaussian_noise(x, p, variants, generator):
-    """x + N(0, sigma^2) per pixel and channel."""
-    return (x + normal(x.shape, 0.0, p[0], generator, x.device)).clamp(0, 1) * 255
+def gaussian_noise(x, p, variants, generator, draws=None):
+    """x + N(0, sigma^2) per pixel and channel (``draws["noise"]``: the scaled noise, if injected)."""
+    noise = draws["noise"] if draws is not None else normal(x.shape, 0.0, p[0], generator, x.device)
+    return (x + noise).clamp(0, 1) * 255
 
 
 def shot_noise(x, p, variants, generator):
@@ -33,6 +35,7 @@ def impulse_noise(x, p, variants, generator):
     return out * 255
 
 
-def speckle_noise(x, p, variants, generator):
-    """x + x * N(0, sigma^2): multiplicative noise."""
-    return (x + x * normal(x.shape, 0.0, p[0], generator, x.device)).clamp(0, 1) * 255
+def speckle_noise(x, p, variants, generator, draws=None):
+    """x + x * N(0, sigma^2): multiplicative noise (``draws["noise"]``: the scaled noise, if injected)."""
+    noise = draws["noise"] if draws is not None else normal(x.shape, 0.0, p[0], generator, x.device)
+    return (x + x * noise).clamp(0, 1) * 255
