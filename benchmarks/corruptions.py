@@ -1,6 +1,7 @@
 """Speed of the batched corruptions vs imagecorruptions' per-image loop, side by side in one run.
 
     python benchmarks/corruptions.py [--device cpu|cuda] [--batch 1000] [--n-ref 50] [--threads 1]
+    python benchmarks/corruptions.py --fidelity 256     # the fidelity table instead (CPU)
 
 Per corruption (all 5 severities): ms per image of our batched path at the ``cifar`` and the
 ``imagenet`` preset, of imagecorruptions 1.1.2 (``imagenet`` parameters, one image at a time, on
@@ -68,6 +69,31 @@ def time_reference(images: np.ndarray, name: str) -> float:
     return (time.perf_counter() - start) / (5 * len(images))
 
 
+def fidelity_table(images: np.ndarray, names: list[str]) -> None:
+    """Per corruption, over its 5 severities: the imagenet preset against imagecorruptions."""
+    from robustbench_aux.corruptions.fidelity import compare
+
+    print(f"# fidelity on {len(images)} images per severity (imagenet preset vs imagecorruptions 1.1.2)")
+    print(
+        "| corruption | method | min % within 1 | max mean abs diff | max abs diff | own gap mean/std | pass |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    for name in names:
+        rs = [compare(images, name, s, seed=s) for s in range(1, 6)]
+        gap = f"{max(r.mean_gap for r in rs) * 100:.1f}% / {max(r.std_gap for r in rs) * 100:.1f}%"
+        ok = "yes" if all(r.passed for r in rs) else "NO"
+        if rs[0].method == "distribution":
+            print(f"| {name} | {rs[0].method} | – | – | – | {gap} | {ok} |", flush=True)
+        else:
+            agree = min(r.agree_1 for r in rs)
+            mean_abs = max(r.mean_abs for r in rs)
+            max_abs = max(r.max_abs for r in rs)
+            print(
+                f"| {name} | {rs[0].method} | {agree:.2f} | {mean_abs:.4f} | {max_abs:.0f} | {gap} | {ok} |",
+                flush=True,
+            )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -78,10 +104,13 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--corruptions", help="comma-separated subset (default: all 19)")
     p.add_argument("--json", help="also write the rows to this JSON file")
+    p.add_argument("--fidelity", type=int, metavar="N", help="print the fidelity table on N images and exit")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
     names = select_corruptions(a.corruptions) if a.corruptions else list(ALL_19)
+    if a.fidelity:
+        return fidelity_table(load_images(a.data, a.fidelity)[0], names)
     images, label = load_images(a.data, max(a.batch, a.n_ref))
     x = torch.from_numpy(images[: a.batch]).permute(0, 3, 1, 2).contiguous().to(device)
     print(

@@ -12,12 +12,12 @@ from functools import lru_cache
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from robustbench_aux.corruptions.ops import (
     clipped_zoom_matrix,
     correlation_matrix,
-    on_device,
+    dense_operator,
+    fold_index,
 )
 from robustbench_aux.corruptions.ops import (
     gaussian_blur as _gaussian,
@@ -26,7 +26,7 @@ from robustbench_aux.corruptions.ops import (
 
 def gaussian_blur(x, p, variants, generator):
     """skimage.filters.gaussian with ``sigma_px`` (replicated borders, truncated at 4 sigma)."""
-    return _gaussian(x, p[0]).clamp(0, 1) * 255
+    return _gaussian(x, p[0]).mul_(255)
 
 
 # ---------------------------------------------------------------- defocus
@@ -53,14 +53,28 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
     return kernel[c - r : c + r + 1, c - r : c + r + 1]
 
 
-def defocus_blur(x, p, variants, generator):
-    """cv2.filter2D with the disk kernel, per channel, BORDER_REFLECT_101."""
-    kernel = disk_kernel(float(p[0]), float(p[1]))
+@lru_cache(maxsize=32)
+def defocus_operator(h: int, w: int, radius: float, alias_blur: float) -> np.ndarray:
+    """cv2.filter2D(x, -1, disk) with BORDER_REFLECT_101 as a dense (H·W, H·W) matrix, transposed."""
+    kernel = disk_kernel(radius, alias_blur).astype(np.float64)
     r = kernel.shape[0] // 2
-    b, c, h, w = x.shape
-    k = on_device(kernel, x.device, x.dtype)[None, None]
-    padded = F.pad(x.reshape(b * c, 1, h, w), (r, r, r, r), mode="reflect")
-    return F.conv2d(padded, k).reshape(b, c, h, w).clamp(0, 1) * 255
+    rows, cols = np.arange(h), np.arange(w)
+    out_idx = np.arange(h * w)
+    m = np.zeros((h * w, h * w))
+    for a, b in np.argwhere(kernel != 0):
+        src = (
+            fold_index(rows + a - r, h, "mirror")[:, None] * w
+            + fold_index(cols + b - r, w, "mirror")[None, :]
+        )
+        np.add.at(m, (out_idx, src.ravel()), kernel[a, b])
+    return np.ascontiguousarray(m.T)
+
+
+def defocus_blur(x, p, variants, generator):
+    """cv2.filter2D with the disk kernel, per channel, BORDER_REFLECT_101: one (H·W)² matrix product,
+    which at 32x32 beats a 17x17 convolution several times on the CPU."""
+    h, w = x.shape[-2:]
+    return dense_operator(x, defocus_operator(h, w, float(p[0]), float(p[1]))).mul_(255)
 
 
 # ---------------------------------------------------------------- glass
@@ -107,7 +121,7 @@ def glass_blur(x, p, variants, generator, draws=None):
             for s in range(len(flat_pos)):
                 src[:, flat_pos[s]] = src[batch, q[s]]
     y = torch.gather(y.reshape(b, c, h * w), 2, src[:, None, :].expand(b, c, h * w)).reshape(b, c, h, w)
-    return _gaussian(y / 255, sigma).clamp(0, 1) * 255
+    return _gaussian(y / 255, sigma).mul_(255)
 
 
 # ---------------------------------------------------------------- motion
@@ -147,7 +161,7 @@ def motion_blur_layer(x, radius, sigma, angle_deg, stop_at_border: bool):
         r = (rows[None, :] + dy[:, t : t + 1]).clamp(0, h - 1)  # (B, H)
         cc = (cols[None, :] + dx[:, t : t + 1]).clamp(0, w - 1)  # (B, W)
         idx = (r[:, :, None] * w + cc[:, None, :]).reshape(b, 1, h * w).expand(b, c, h * w)
-        out += weights[:, t, None, None] * torch.gather(flat, 2, idx)
+        out.addcmul_(torch.gather(flat, 2, idx), weights[:, t, None, None])
     return out.reshape(b, c, h, w)
 
 
@@ -169,21 +183,18 @@ def motion_blur(x, p, variants, generator, draws=None):
 
 
 @lru_cache(maxsize=32)
-def zoom_stack(n: int, end: float, step: float, crop: str) -> np.ndarray:
-    """(Z, n, n) clipped-zoom matrices for the factors np.arange(1, end, step)."""
-    return np.stack([clipped_zoom_matrix(n, float(z), crop) for z in np.arange(1, end, step)])
+def zoom_operator(h: int, w: int, end: float, step: float, crop: str) -> np.ndarray:
+    """(x + sum over factors of clipped_zoom(x, z)) / (count + 1) as a dense (H·W, H·W) matrix, transposed.
+
+    Zooming rows by A and columns by B is A X B^T, i.e. kron(A, B) on the row-major flattened image."""
+    factors = np.arange(1, end, step)  # exactly the references' factor list
+    m = np.eye(h * w)
+    for z in factors:
+        m += np.kron(clipped_zoom_matrix(h, float(z), crop), clipped_zoom_matrix(w, float(z), crop))
+    return np.ascontiguousarray((m / (len(factors) + 1)).T)
 
 
 def zoom_blur(x, p, variants, generator):
-    """Average of the image and its centre zooms by 1, 1+step, ... < end."""
-    b, c, h, w = x.shape
-    crop = variants["zoom_crop"]
-    zr = on_device(zoom_stack(h, float(p[0]), float(p[1]), crop), x.device, x.dtype)  # (Z, H, H)
-    zc = zoom_stack(w, float(p[0]), float(p[1]), crop) if w != h else None
-    zc = zr if zc is None else on_device(zc, x.device, x.dtype)
-    n = zr.shape[0]
-    # X @ [Zc_1^T ... Zc_n^T] then Zr_k @ (block k): two batched products for all factors at once
-    right = torch.matmul(x, zc.transpose(1, 2).permute(1, 0, 2).reshape(w, n * w))  # (B, C, H, n*W)
-    right = right.reshape(b, c, h, n, w).permute(0, 1, 3, 2, 4)  # (B, C, n, H, W)
-    total = torch.matmul(zr, right).sum(2)
-    return ((x + total) / (n + 1)).clamp(0, 1) * 255
+    """Average of the image and its centre zooms by 1, 1+step, ... < end: one matrix product."""
+    h, w = x.shape[-2:]
+    return dense_operator(x, zoom_operator(h, w, float(p[0]), float(p[1]), variants["zoom_crop"])).mul_(255)

@@ -17,33 +17,43 @@ from PIL import Image
 
 from robustbench_aux.corruptions.ops import (
     gaussian_matrix,
-    hsv_to_rgb,
     pil_box_matrix,
     pil_nearest_matrix,
-    rgb_to_hsv,
     separable,
     uniform,
 )
 
+# The references convert to HSV (scikit-image), change V or S, and convert back. In HSV every channel
+# is c = V·(1 − S·w_c) with w_c a function of the hue alone, so with the hue kept:
+#   V -> V':  c' = c · V'/V            (a black pixel, V = 0, becomes grey V')
+#   S -> S':  c' = V − (S'/S)·(V − c)  (a grey pixel, S = 0 and hue 0, becomes (V, V(1−S'), V(1−S')))
+# which is the same result without the round trip (equal up to float rounding).
+
 
 def brightness(x, p, variants, generator):
-    """Add ``value_shift`` to V in HSV (skimage's conversion), clipped to [0, 1]."""
-    hsv = rgb_to_hsv(x)
-    hsv = torch.cat((hsv[:, :2], (hsv[:, 2:] + p[0]).clamp(0, 1)), 1)
-    return hsv_to_rgb(hsv).clamp(0, 1) * 255
+    """Add ``value_shift`` to V in HSV, clipped to [0, 1]."""
+    v = x.amax(1, keepdim=True)
+    v_new = (v + p[0]).clamp_(max=1.0)
+    out = torch.where(v > 0, x * (v_new / v.clamp(min=1e-12)), v_new)
+    return out.mul_(255)
 
 
 def saturate(x, p, variants, generator):
-    """S -> clip(S * scale + shift) in HSV."""
-    hsv = rgb_to_hsv(x)
-    hsv = torch.cat((hsv[:, :1], (hsv[:, 1:2] * p[0] + p[1]).clamp(0, 1), hsv[:, 2:]), 1)
-    return hsv_to_rgb(hsv).clamp(0, 1) * 255
+    """S -> clip(S · scale + shift, 0, 1) in HSV."""
+    v = x.amax(1, keepdim=True)
+    delta = v - x.amin(1, keepdim=True)
+    s = torch.where(v > 0, delta / v.clamp(min=1e-12), torch.zeros_like(v))
+    s_new = (s * p[0] + p[1]).clamp_(0, 1)
+    ratio = s_new * v / delta.clamp(min=1e-12)
+    out = v - ratio * (v - x)
+    grey = torch.cat((v, v * (1 - s_new), v * (1 - s_new)), 1)  # hue 0 in skimage's hsv2rgb
+    return torch.where(delta > 0, out, grey).mul_(255)
 
 
 def contrast(x, p, variants, generator):
     """Scale each channel's deviation from its per-image mean by ``factor``."""
     means = x.mean(dim=(2, 3), keepdim=True)
-    return ((x - means) * p[0] + means).clamp(0, 1) * 255
+    return x.mul(p[0] * 255).add_(means * ((1 - p[0]) * 255))
 
 
 def _pil_resize(v255: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
@@ -171,5 +181,5 @@ def elastic_transform(x, p, variants, generator, draws=None):
     dx, dy = fields
     rows, cols = _pixel_grid(b, h, w, x.device)
     if alpha == 0:  # no displacement: the reference's map_coordinates is then the identity
-        return x.clamp(0, 1) * 255
-    return _sample(x, rows + dy, cols + dx, align_corners=False).clamp(0, 1) * 255
+        return x * 255
+    return _sample(x, rows + dy, cols + dx, align_corners=False).mul_(255)

@@ -151,14 +151,18 @@ def corrupt_batch(
     check_images(x, name, severity, preset, generator)
     if x.shape[0] == 0:
         return x.clone()
-    out = corrupt_float(x.to(torch.float32) / 255, name, severity, preset, generator, workers=workers)
-    return torch.nan_to_num(out, nan=0.0).clamp_(0, 255).to(torch.uint8)
+    out = corrupt_float(x / 255, name, severity, preset, generator, workers=workers)  # uint8 / 255: float32
+    if (
+        name == "spatter"
+    ):  # the only corruption whose arithmetic can produce NaN (handled there; belt and braces)
+        out = torch.nan_to_num(out, nan=0.0)
+    return out.clamp_(0, 255).to(torch.uint8)  # clip, then truncate as np.uint8 does
 
 
 def corrupt_float(
     x01, name: str, severity: int, preset: str, generator=None, *, draws=None, workers: int = 1
 ):
-    """The unchecked core: float images in [0, 1] -> float on the 0..255 scale, before truncation.
+    """The unchecked core: float images in [0, 1] -> float on the 0..255 scale (not yet clipped).
 
     ``draws`` injects the random numbers of a random corruption (see each implementation); the
     fidelity comparison uses it to give this code the reference's own draws."""

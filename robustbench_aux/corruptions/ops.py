@@ -131,6 +131,13 @@ def on_device(array: np.ndarray, device: torch.device, dtype: torch.dtype = torc
     return hit[1]
 
 
+def dense_operator(x: torch.Tensor, m_t: np.ndarray) -> torch.Tensor:
+    """Apply a linear map of the image plane, given as its transposed (H·W, H·W) matrix, to every
+    channel of ``x`` (..., H, W) in one matrix product (the fastest form at 32x32 on CPU and GPU)."""
+    h, w = x.shape[-2:]
+    return torch.matmul(x.reshape(-1, h * w), on_device(m_t, x.device, x.dtype)).reshape(x.shape)
+
+
 def separable(x: torch.Tensor, m_rows: np.ndarray, m_cols: np.ndarray) -> torch.Tensor:
     """``M_rows @ x @ M_cols^T`` over the last two axes of ``x`` (any leading axes)."""
     a = on_device(m_rows, x.device, x.dtype)
@@ -149,37 +156,6 @@ def gaussian_blur(
 
 
 # ---------------------------------------------------------------- colour
-
-
-def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
-    """skimage.color.rgb2hsv on (B, 3, H, W) in [0, 1]; ties between maxima resolve B > G > R as there."""
-    r, g, b = rgb.unbind(1)
-    v = rgb.amax(1)
-    delta = v - rgb.amin(1)
-    safe_delta = torch.where(delta > 0, delta, torch.ones_like(delta))
-    s = torch.where(v > 0, delta / torch.where(v > 0, v, torch.ones_like(v)), torch.zeros_like(v))
-    h = torch.where(r == v, (g - b) / safe_delta, torch.zeros_like(v))
-    h = torch.where(g == v, 2.0 + (b - r) / safe_delta, h)
-    h = torch.where(b == v, 4.0 + (r - g) / safe_delta, h)
-    h = torch.remainder(h / 6.0, 1.0)
-    h = torch.where(delta > 0, h, torch.zeros_like(h))
-    return torch.stack((h, s, v), 1)
-
-
-def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """skimage.color.hsv2rgb on (B, 3, H, W)."""
-    h, s, v = hsv.unbind(1)
-    hi = torch.floor(h * 6)
-    f = h * 6 - hi
-    p = v * (1 - s)
-    q = v * (1 - f * s)
-    t = v * (1 - (1 - f) * s)
-    hi = torch.remainder(hi, 6).long()
-    # rows: sector 0..5 ; columns: (R, G, B) drawn from (v, t, p, q)
-    choices = torch.stack((v, t, p, q), 1)  # (B, 4, H, W)
-    table = torch.tensor([[0, 1, 2], [3, 0, 2], [2, 0, 1], [2, 3, 0], [1, 2, 0], [0, 2, 3]], device=h.device)
-    idx = table[hi].permute(0, 3, 1, 2)  # (B, 3, H, W) indices into choices
-    return torch.gather(choices, 1, idx)
 
 
 def rgb_to_gray(rgb: torch.Tensor) -> torch.Tensor:

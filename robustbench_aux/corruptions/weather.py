@@ -46,7 +46,7 @@ def snow(x, p, variants, generator, draws=None):
     layer = motion_blur_layer(layer, int(radius), float(sigma), angle, variants["motion_break"])
     layer = (torch.round(layer * 255) / 255)[..., :h, :w]
     x = blend * x + (1 - blend) * torch.maximum(x, rgb_to_gray(x) * 1.5 + 0.5)
-    return (x + layer + torch.flip(layer, (2, 3))).clamp(0, 1) * 255
+    return (x + layer + torch.flip(layer, (2, 3))).mul_(255)
 
 
 # ---------------------------------------------------------------- frost
@@ -134,7 +134,7 @@ def fog(x, p, variants, generator, draws=None):
         plasma = plasma_fractal(b, size, float(decay), generator, x.device)
     max_val = x.amax((1, 2, 3), keepdim=True)
     y = x + strength * plasma[:, None, :h, :w].to(x.dtype)
-    return (y * max_val / (max_val + strength)).clamp(0, 1) * 255
+    return y.mul_(max_val * 255 / (max_val + strength))
 
 
 # ---------------------------------------------------------------- spatter
@@ -178,4 +178,4 @@ def spatter(x, p, variants, generator, draws=None):
     m = gaussian_blur(m, intensity)
     m = torch.where(m < 0.8, torch.zeros_like(m), m)[:, None]
     color = on_device(np.array(_MUD).reshape(1, 3, 1, 1), x.device, x.dtype)
-    return (x * (1 - m) + color * m).clamp(0, 1) * 255
+    return (x * (1 - m) + color * m).mul_(255)
