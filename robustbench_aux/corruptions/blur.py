@@ -106,8 +106,10 @@ def glass_blur(x, p, variants, generator, draws=None):
     b, c, h, w = x.shape
     shifts = draws["shifts"] if draws is not None else draw_glass_shifts(b, h, w, p, generator, x.device)
     y = torch.floor(_gaussian(x, sigma).clamp(0, 1) * 255)  # np.uint8(gaussian(x) * 255): truncation
-    pos = torch.tensor(glass_positions(h, w, d), device=x.device)  # (steps, 2)
+    positions = glass_positions(h, w, d)
+    pos = torch.tensor(positions, device=x.device)  # (steps, 2)
     flat_pos = pos[:, 0] * w + pos[:, 1]
+    flat_list = [r * w + c for r, c in positions]  # python ints: plain views, no index kernels
     src = torch.arange(h * w, device=x.device).repeat(b, 1)  # (B, HW) source pixel of each pixel
     batch = torch.arange(b, device=x.device)
     for it in range(iters):
@@ -118,8 +120,8 @@ def glass_blur(x, p, variants, generator, draws=None):
         if d == 1:
             src[:, flat_pos] = torch.gather(src, 1, q.T)
         else:
-            for s in range(len(flat_pos)):
-                src[:, flat_pos[s]] = src[batch, q[s]]
+            for s, target in enumerate(flat_list):
+                src[:, target] = src[batch, q[s]]
     y = torch.gather(y.reshape(b, c, h * w), 2, src[:, None, :].expand(b, c, h * w)).reshape(b, c, h, w)
     return _gaussian(y / 255, sigma).mul_(255)
 

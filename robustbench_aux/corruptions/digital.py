@@ -7,6 +7,7 @@ references); it runs in worker processes when asked to.
 
 from __future__ import annotations
 
+import atexit
 import io
 from concurrent.futures import ProcessPoolExecutor
 
@@ -17,6 +18,7 @@ from PIL import Image
 
 from robustbench_aux.corruptions.ops import (
     gaussian_matrix,
+    on_device,
     pil_box_matrix,
     pil_nearest_matrix,
     separable,
@@ -57,11 +59,14 @@ def contrast(x, p, variants, generator):
 
 
 def _pil_resize(v255: torch.Tensor, rows: np.ndarray, cols: np.ndarray) -> torch.Tensor:
-    """PIL's two-pass resample on 8-bit images: horizontal pass, round to 8 bits, vertical pass, round."""
-    if cols.shape[0] != cols.shape[1] or not np.array_equal(cols, np.eye(cols.shape[0])):
-        v255 = torch.floor(separable(v255, np.eye(v255.shape[-2]), cols) + 0.5).clamp(0, 255)
-    if rows.shape[0] != rows.shape[1] or not np.array_equal(rows, np.eye(rows.shape[0])):
-        v255 = torch.floor(separable(v255, rows, np.eye(v255.shape[-1])) + 0.5).clamp(0, 255)
+    """PIL's two-pass resample on 8-bit images: horizontal pass, round to 8 bits, vertical pass, round
+    (PIL skips a pass whose size does not change)."""
+    if cols.shape[0] != cols.shape[1]:
+        v255 = (
+            torch.matmul(v255, on_device(cols, v255.device, v255.dtype).T).add_(0.5).floor_().clamp_(0, 255)
+        )
+    if rows.shape[0] != rows.shape[1]:
+        v255 = torch.matmul(on_device(rows, v255.device, v255.dtype), v255).add_(0.5).floor_().clamp_(0, 255)
     return v255
 
 
@@ -86,7 +91,7 @@ def jpeg_roundtrip_numpy(images: np.ndarray, quality: int) -> np.ndarray:
         buf = io.BytesIO()
         Image.fromarray(img).save(buf, "JPEG", quality=int(quality))
         buf.seek(0)
-        out[i] = np.asarray(Image.open(buf).convert("RGB"))
+        out[i] = np.asarray(Image.open(buf))  # decodes to RGB, as encoded
     return out
 
 
@@ -94,13 +99,23 @@ def _jpeg_chunk(args):
     return jpeg_roundtrip_numpy(*args)
 
 
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """One persistent pool per worker count (starting processes per batch would cost more than JPEG)."""
+    if workers not in _POOLS:
+        _POOLS[workers] = ProcessPoolExecutor(max_workers=workers)
+        atexit.register(_POOLS[workers].shutdown)
+    return _POOLS[workers]
+
+
 def jpeg_numpy(images: np.ndarray, quality: int, workers: int = 1) -> np.ndarray:
     """:func:`jpeg_roundtrip_numpy` split across ``workers`` processes (1 = in this process)."""
     if workers <= 1 or len(images) < 2 * workers:
         return jpeg_roundtrip_numpy(images, quality)
     chunks = np.array_split(images, workers)
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        parts = list(pool.map(_jpeg_chunk, [(c, quality) for c in chunks]))
+    parts = list(_pool(workers).map(_jpeg_chunk, [(c, quality) for c in chunks]))
     return np.concatenate(parts)
 
 
