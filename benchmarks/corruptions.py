@@ -2,6 +2,7 @@
 
     python benchmarks/corruptions.py [--device cpu|cuda] [--batch 1000] [--n-ref 50] [--threads 1]
     python benchmarks/corruptions.py --fidelity 256     # the fidelity table instead (CPU)
+    python benchmarks/corruptions.py --severity 500     # mean |change| per severity instead (CPU)
 
 Per corruption (all 5 severities): ms per image of our batched path at the ``cifar`` and the
 ``imagenet`` preset, of imagecorruptions 1.1.2 (``imagenet`` parameters, one image at a time, on
@@ -98,6 +99,26 @@ def fidelity_table(images: np.ndarray, names: list[str]) -> None:
             )
 
 
+def severity_table(images: np.ndarray, names: list[str]) -> None:
+    """Mean absolute change from the clean image (grey levels) per severity: ours at both presets and
+    imagecorruptions (imagenet parameters)."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous()
+    print(f"# mean |corrupted - clean| in grey levels, severities 1..5, on {len(images)} images")
+    print("| corruption | ours cifar | ours imagenet | imagecorruptions |")
+    print("| --- | --- | --- | --- |")
+    for name in names:
+        cells = []
+        for preset in ("cifar", "imagenet"):
+            vals = []
+            for s in range(1, 6):
+                y = corrupt_batch(x, name, s, preset=preset, generator=torch.Generator().manual_seed(s))
+                vals.append(float((y.float() - x.float()).abs().mean()))
+            cells.append(" / ".join(f"{v:.1f}" for v in vals))
+        ref = [np.abs(reference_corrupt(images, name, s).astype(float) - images).mean() for s in range(1, 6)]
+        cells.append(" / ".join(f"{v:.1f}" for v in ref))
+        print(f"| {name} | {' | '.join(cells)} |", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
@@ -109,6 +130,9 @@ def main() -> None:
     p.add_argument("--corruptions", help="comma-separated subset (default: all 19)")
     p.add_argument("--json", help="also write the rows to this JSON file")
     p.add_argument("--fidelity", type=int, metavar="N", help="print the fidelity table on N images and exit")
+    p.add_argument(
+        "--severity", type=int, metavar="N", help="print mean |change| per severity on N images and exit"
+    )
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     try:
@@ -123,6 +147,8 @@ def main() -> None:
     names = select_corruptions(a.corruptions) if a.corruptions else list(ALL_19)
     if a.fidelity:
         return fidelity_table(load_images(a.data, a.fidelity)[0], names)
+    if a.severity:
+        return severity_table(load_images(a.data, a.severity)[0], names)
     images, label = load_images(a.data, max(a.batch, a.n_ref))
     x = torch.from_numpy(images[: a.batch]).permute(0, 3, 1, 2).contiguous().to(device)
     print(
