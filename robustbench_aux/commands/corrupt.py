@@ -11,7 +11,7 @@ import argparse
 import time
 
 from robustbench_aux.corruptions import CORRUPTIONS, PRESETS, select_corruptions
-from robustbench_aux.corruptions.generate import generate_cifar_c
+from robustbench_aux.corruptions.generate import NOTE, generate_cifar_c
 from robustbench_aux.datasets import CifarCReader, load_dataset
 from robustbench_aux.datasets.loading import ENV_VAR
 from robustbench_aux.errors import UserError
@@ -89,10 +89,8 @@ def run(args: argparse.Namespace) -> int:
     reader = CifarCReader(args.out, num_classes=data.num_classes)  # what evaluation will read
     print(
         f"{args.out}: {len(reader.corruptions)} corruption files x severities {list(reader.severities)} x "
-        f"{reader.n:,} images ({manifest['preset']} preset, seed {manifest['seed']}, {NOTE_SHORT}) "
+        f"{reader.n:,} images ({manifest['preset']} preset, seed {manifest['seed']}, {NOTE}) "
         f"in {time.perf_counter() - start:.1f} s"
     )
     return 0
 
-
-NOTE_SHORT = "generated, not the published files"

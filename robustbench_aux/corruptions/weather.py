@@ -71,19 +71,23 @@ def frost(x, p, variants, generator, draws=None):
     return (p[0] * torch.round(x * 255) + p[1] * crops).clamp(0, 255)
 
 
-_STACKS: dict[tuple, torch.Tensor] = {}
+# (id(textures), device) -> (textures, stacked tensor); holding the tuple keeps its id from being reused
+_STACKS: dict[tuple, tuple] = {}
 
 
 def _texture_stack(textures, device) -> torch.Tensor:
+    """The textures zero-padded to a common size, (5, Hmax, Wmax, 3) uint8, cached per device."""
     key = (id(textures), str(device))
-    if key not in _STACKS:
+    hit = _STACKS.get(key)
+    if hit is None or hit[0] is not textures:
         hm = max(t.shape[0] for t in textures)
         wm = max(t.shape[1] for t in textures)
         stack = np.zeros((len(textures), hm, wm, 3), np.uint8)
         for i, t in enumerate(textures):
             stack[i, : t.shape[0], : t.shape[1]] = t
-        _STACKS[key] = torch.from_numpy(stack).to(device)
-    return _STACKS[key]
+        hit = (textures, torch.from_numpy(stack).to(device))
+        _STACKS[key] = hit
+    return hit[1]
 
 
 # ---------------------------------------------------------------- fog
