@@ -148,3 +148,15 @@ def test_bad_cli_input(tmp_path, capsys, extra, match):
 def test_missing_required_options(capsys):
     assert main(["corrupt", "--dataset", "cifar10"]) == 2
     assert "needs --dataset and --out" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_generation_on_cuda_is_seeded_and_readable(tmp_path, cifar10):
+    kw = dict(
+        corruptions=["glass_blur", "frost", "jpeg_compression", "spatter"], n=64, device="cuda", batch_size=32
+    )
+    m1 = generate_cifar_c(cifar10.test_x, cifar10.test_y, tmp_path / "a", **kw)
+    m2 = generate_cifar_c(cifar10.test_x, cifar10.test_y, tmp_path / "b", **kw)
+    assert m1["files"] == m2["files"] and m1["device"].startswith("cuda")
+    assert CifarCReader(tmp_path / "a").corruptions == ["glass_blur", "frost", "jpeg_compression", "spatter"]
