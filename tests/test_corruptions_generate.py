@@ -137,6 +137,7 @@ def test_list(capsys):
         (["--preset", "cifar100"], "unknown corruption preset"),
         (["--device", "nonsense"], "device 'nonsense' is not usable"),
         (["--n", "0"], "at least 1"),
+        (["--workers", "0"], "workers must be at least 1"),
     ],
 )
 def test_bad_cli_input(tmp_path, capsys, extra, match):

@@ -8,6 +8,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from robustbench_aux.corruptions import CORRUPTIONS, PRESETS, select_corruptions
@@ -41,7 +42,11 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--n", type=int, help="use only the first N test images (default: all)")
     p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
-    p.add_argument("--workers", type=int, default=1, help="processes for the CPU-only JPEG path (default: 1)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes for the CPU-only JPEG path (default: the CPU count, at most 8; 1 = in this process)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--batch-size", type=int, default=1000, help="images per batch on the device (default: 1000)"
@@ -81,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
         severities=_parse_severities(args.severities),
         n=args.n,
         device=args.device,
-        workers=args.workers,
+        workers=args.workers if args.workers is not None else min(8, os.cpu_count() or 1),
         seed=args.seed,
         batch_size=args.batch_size,
         source=data.describe(),
@@ -93,4 +98,3 @@ def run(args: argparse.Namespace) -> int:
         f"in {time.perf_counter() - start:.1f} s"
     )
     return 0
-

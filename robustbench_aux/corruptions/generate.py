@@ -53,6 +53,7 @@ def block_seed(seed: int, corruption: str, severity: int) -> int:
 
 
 def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in 4 MiB chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -137,6 +138,8 @@ def generate_cifar_c(
         raise UserError(f"{len(test_x)} test images but {len(test_y)} labels")
     if batch_size < 1:
         raise UserError(f"batch size must be at least 1, got {batch_size}")
+    if workers < 1:
+        raise UserError(f"workers must be at least 1, got {workers}")
     try:
         dev = torch.device(device)
         torch.empty(0, device=dev)
