@@ -21,6 +21,7 @@ import importlib.util
 import sys
 import types
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -83,14 +84,25 @@ def load_imagecorruptions():
     return package
 
 
+@contextmanager
+def preserved_numpy_rng():
+    """Restore numpy's global RNG state afterwards (the reference can only be seeded through it)."""
+    state = np.random.get_state()
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
 def reference_corrupt(images: np.ndarray, name: str, severity: int, seeds=None) -> np.ndarray:
     """imagecorruptions' ``corrupt`` over uint8 (N, H, W, 3) images, one at a time (its only mode).
 
-    ``seeds``: per-image seeds for numpy's global RNG (the reference draws from it), or None.
+    ``seeds``: per-image seeds for numpy's global RNG (the reference draws from it), or None;
+    the global RNG state is restored afterwards either way.
     """
     package = load_imagecorruptions()
     out = np.empty_like(images)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), preserved_numpy_rng():
         warnings.simplefilter("ignore")  # spatter's 0/0 and np.uint8(nan) at some draws
         for i, img in enumerate(images):
             if seeds is not None:

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from robustbench_aux.corruptions.blur import glass_positions
-from robustbench_aux.corruptions.compat import load_imagecorruptions, reference_corrupt
+from robustbench_aux.corruptions.compat import load_imagecorruptions, preserved_numpy_rng, reference_corrupt
 from robustbench_aux.corruptions.engine import CORRUPTIONS, corrupt_batch, corrupt_float
 from robustbench_aux.corruptions.presets import PRESETS
 from robustbench_aux.corruptions.textures import frost_textures
@@ -148,9 +148,10 @@ def compare(images: np.ndarray, name: str, severity: int, seed: int = 0) -> Fide
     ref = reference_corrupt(images, name, severity, seeds=seeds)
     if how == "injected":
         per_image = []
-        for s in seeds:
-            np.random.seed(int(s))
-            per_image.append(_draw_like_reference(name, severity, h, w))
+        with preserved_numpy_rng():
+            for s in seeds:
+                np.random.seed(int(s))
+                per_image.append(_draw_like_reference(name, severity, h, w))
         draws = _stack_draws(per_image)
         out = corrupt_float(_to_tensor(images).float() / 255, name, severity, PRESET, draws=draws)
         ours = _to_numpy(torch.nan_to_num(out, nan=0.0).clamp(0, 255).to(torch.uint8))
