@@ -54,3 +54,13 @@ def test_comparison_can_fail(images):
     other = reference_corrupt(images, "gaussian_blur", 2)
     mine = reference_corrupt(images, "gaussian_blur", 1)
     assert (np.abs(other.astype(int) - mine.astype(int)) <= 1).mean() * 100 < AGREE_MIN
+
+
+@pytest.mark.parametrize("name", ["pixelate", "zoom_blur", "defocus_blur", "glass_blur", "frost", "snow"])
+def test_imagenet_preset_matches_on_non_square_images(images, name):
+    from PIL import Image
+
+    big = np.stack([np.asarray(Image.fromarray(img).resize((48, 40), Image.BILINEAR)) for img in images[:4]])
+    for severity in (1, 3, 5):
+        r = compare(big, name, severity, seed=severity)
+        assert r.passed, r.row()

@@ -81,8 +81,15 @@ def pil_box_matrix(n_in: int, n_out: int) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def pil_nearest_matrix(n_in: int, n_out: int) -> np.ndarray:
-    """PIL ``resize(..., NEAREST)`` along one axis: output o reads input floor((o + 0.5) · n_in / n_out)."""
-    src = np.minimum(((np.arange(n_out) + 0.5) * (n_in / n_out)).astype(np.int64), n_in - 1)
+    """PIL ``resize(..., NEAREST)`` along one axis as an (n_out, n_in) selection matrix.
+
+    PIL tabulates source positions by adding scale = n_in / n_out to a double that starts at
+    scale / 2 and truncating; the accumulated rounding decides the ties, so it is replayed here."""
+    scale = n_in / n_out
+    pos, src = scale * 0.5, []
+    for _ in range(n_out):
+        src.append(min(int(pos), n_in - 1))
+        pos += scale
     m = np.zeros((n_out, n_in))
     m[np.arange(n_out), src] = 1.0
     return m
