@@ -165,14 +165,18 @@ def motion_blur_layer(x, radius, sigma, angle_deg, stop_at_border: bool):
     if stop_at_border:  # imagecorruptions stops once a shift leaves the image (no renormalisation)
         weights = weights * ((dy.abs() < h) & (dx.abs() < w))
     weights = weights.to(x.dtype)
-    rows = torch.arange(h, device=x.device)
-    cols = torch.arange(w, device=x.device)
+    # The offsets take few distinct values across the batch: tabulate the clamped source index of
+    # every pixel once per distinct (dy, dx), then each tap only looks rows up in that table.
+    span = 2 * max(h, w) + 1
+    keys, inverse = torch.unique((dy + max(h, w)) * span + (dx + max(h, w)), return_inverse=True)
+    u_dy, u_dx = keys // span - max(h, w), keys % span - max(h, w)
+    rows = (torch.arange(h, device=x.device)[None, :] + u_dy[:, None]).clamp_(0, h - 1)  # (U, H)
+    cols = (torch.arange(w, device=x.device)[None, :] + u_dx[:, None]).clamp_(0, w - 1)  # (U, W)
+    table = (rows[:, :, None] * w + cols[:, None, :]).reshape(len(keys), h * w)
     flat = x.reshape(b, c, h * w)
     out = torch.zeros_like(flat)
     for t in range(k.shape[0]):
-        r = (rows[None, :] + dy[:, t : t + 1]).clamp(0, h - 1)  # (B, H)
-        cc = (cols[None, :] + dx[:, t : t + 1]).clamp(0, w - 1)  # (B, W)
-        idx = (r[:, :, None] * w + cc[:, None, :]).reshape(b, 1, h * w).expand(b, c, h * w)
+        idx = table.index_select(0, inverse[:, t]).unsqueeze(1).expand(b, c, h * w)
         out.addcmul_(torch.gather(flat, 2, idx), weights[:, t, None, None])
     return out.reshape(b, c, h, w)
 
