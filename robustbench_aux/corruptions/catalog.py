@@ -20,9 +20,7 @@ _TABLE = {
 BENCHMARK_15: tuple[str, ...] = tuple(n for bench, _ in _TABLE.values() for n in bench)
 EXTRA_4: tuple[str, ...] = tuple(n for _, extra in _TABLE.values() for n in extra)
 ALL_19: tuple[str, ...] = BENCHMARK_15 + EXTRA_4
-CATEGORY: dict[str, str] = {
-    n: cat for cat, (bench, extra) in _TABLE.items() for n in bench + extra
-}
+CATEGORY: dict[str, str] = {n: cat for cat, (bench, extra) in _TABLE.items() for n in bench + extra}
 CATEGORIES: tuple[str, ...] = tuple(_TABLE)
 SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 

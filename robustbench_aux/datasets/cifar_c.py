@@ -2,7 +2,9 @@
 
 Layout: ``<dir>/<corruption>.npy`` of shape (5·n, 32, 32, 3) uint8 with severity s in rows
 ``[(s-1)·n, s·n)`` and ``<dir>/labels.npy`` of shape (5·n,), the n test labels tiled 5 times.
-The published files have n = 10,000. A generated directory also holds ``manifest.json``.
+The published files have n = 10,000. A generated directory also holds ``manifest.json``; if it
+was generated for only some severities, the manifest's ``severities`` lists them (in file order)
+and the reader serves only those.
 Files are memory-mapped and read one (corruption, severity) block at a time.
 """
 
@@ -59,20 +61,22 @@ class CifarCReader:
             )
         if not self.corruptions:
             raise UserError(f"{self.directory} holds none of the 19 CIFAR-C corruption files; {self.fix}")
+        self.manifest = self._read_manifest()
+        self.severities = self._manifest_severities()
+        k = len(self.severities)
         labels_path = self.directory / "labels.npy"
         self.labels = load_npy(labels_path, fix=self.fix, mmap=False)
         rows = int(self.labels.shape[0]) if self.labels.ndim == 1 else -1
-        if rows <= 0 or rows % len(SEVERITIES):
-            raise UserError(f"{labels_path} has shape {self.labels.shape}, expected (5·n,); {self.fix}")
+        if rows <= 0 or rows % k:
+            raise UserError(f"{labels_path} has shape {self.labels.shape}, expected ({k}·n,); {self.fix}")
         check_labels(self.labels, labels_path, fix=self.fix, rows=rows, num_classes=num_classes)
-        self.n = rows // len(SEVERITIES)
+        self.n = rows // k
         base = self.labels[: self.n]
-        if not all(np.array_equal(base, self.labels[i * self.n : (i + 1) * self.n]) for i in range(1, 5)):
-            raise UserError(f"{labels_path} is not the test labels tiled 5 times; {self.fix}")
+        if not all(np.array_equal(base, self.labels[i * self.n : (i + 1) * self.n]) for i in range(1, k)):
+            raise UserError(f"{labels_path} is not the test labels tiled {k} times; {self.fix}")
         self._arrays: dict[str, np.ndarray] = {}
         for c in self.corruptions:
             self._array(c)  # validate every file up front: fail before any work is done
-        self.manifest = self._read_manifest()
 
     @property
     def provenance(self) -> str:
@@ -82,6 +86,21 @@ class CifarCReader:
     @property
     def preset(self) -> str | None:
         return self.manifest.get("preset")
+
+    def _manifest_severities(self) -> tuple[int, ...]:
+        """Severities held, in file order: 1..5 unless a generated manifest lists fewer."""
+        listed = self.manifest.get("severities")
+        if listed is None:
+            return tuple(SEVERITIES)
+        if (
+            not isinstance(listed, list)
+            or not listed
+            or len(set(listed)) != len(listed)
+            or not all(isinstance(s, int) and s in SEVERITIES for s in listed)
+        ):
+            path = self.directory / MANIFEST
+            raise UserError(f"{path} lists severities {listed!r}, expected distinct ints in 1..5; {self.fix}")
+        return tuple(listed)
 
     def _read_manifest(self) -> dict:
         path = self.directory / MANIFEST
@@ -106,8 +125,13 @@ class CifarCReader:
         """Images and labels of one (corruption, severity), optionally only the first ``n``."""
         if severity not in SEVERITIES:
             raise UserError(f"severity {severity} is outside 1..5")
+        if severity not in self.severities:
+            raise UserError(
+                f"{self.directory} holds severities {', '.join(map(str, self.severities))} only, not "
+                f"{severity}; generate it with `robustbench-aux corrupt --severities ...`"
+            )
         stop = self.n if n is None else min(int(n), self.n)
-        start = (severity - 1) * self.n
+        start = self.severities.index(severity) * self.n
         x = self._array(corruption)[start : start + stop]
         return CifarCBlock(corruption, severity, x, np.asarray(self.labels[start : start + stop]))
 
@@ -115,11 +139,11 @@ class CifarCReader:
         self,
         n: int | None = None,
         corruptions: Iterable[str] | None = None,
-        severities: Iterable[int] = SEVERITIES,
+        severities: Iterable[int] | None = None,
     ) -> Iterator[CifarCBlock]:
         """Yield every (corruption, severity) block present, in canonical order."""
         for c in corruptions if corruptions is not None else self.corruptions:
-            for s in severities:
+            for s in severities if severities is not None else self.severities:
                 yield self.block(c, s, n)
 
     def describe(self) -> dict:
@@ -128,6 +152,7 @@ class CifarCReader:
             "provenance": self.provenance,
             "preset": self.preset or ("cifar" if self.provenance == "published" else None),
             "n_per_severity": self.n,
+            "severities": list(self.severities),
             "corruptions": list(self.corruptions),
             "manifest_sha256": self.manifest.get("files", {}),
         }

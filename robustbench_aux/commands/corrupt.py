@@ -1,0 +1,100 @@
+"""``robustbench-aux corrupt``: generate CIFAR-10-C / CIFAR-100-C in the published layout.
+
+Example::
+
+    robustbench-aux corrupt --dataset cifar100 --data ./data --preset cifar --out ./data/CIFAR-100-C-gen
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from robustbench_aux.corruptions import CORRUPTIONS, PRESETS, select_corruptions
+from robustbench_aux.corruptions.generate import NOTE, generate_cifar_c
+from robustbench_aux.datasets import CifarCReader, load_dataset
+from robustbench_aux.datasets.loading import ENV_VAR
+from robustbench_aux.errors import UserError
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "corrupt",
+        help="generate CIFAR-C (the 19 corruptions x 5 severities) in the published layout",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dataset", help="cifar10, cifar100 or synthetic<K> (e.g. synthetic100)")
+    p.add_argument(
+        "--data", help=f"data root holding <dataset>/ in the array layout (default: ${ENV_VAR}, then ./data)"
+    )
+    p.add_argument("--out", help="output directory (created; rerunning the same command resumes it)")
+    p.add_argument(
+        "--preset", default="cifar", help=f"parameter preset: {' or '.join(PRESETS)} (default: cifar)"
+    )
+    p.add_argument("--corruptions", help="comma-separated names (default: all 19)")
+    p.add_argument(
+        "--tags", help="comma-separated tags all chosen corruptions must carry, e.g. benchmark or noise"
+    )
+    p.add_argument(
+        "--severities", default="1,2,3,4,5", help="comma-separated severities (default: 1,2,3,4,5)"
+    )
+    p.add_argument("--n", type=int, help="use only the first N test images (default: all)")
+    p.add_argument("--device", default="cpu", help="torch device, e.g. cpu, cuda, cuda:1 (default: cpu)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="processes for the CPU-only JPEG path (default: the CPU count, at most 8; 1 = in this process)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument(
+        "--batch-size", type=int, default=1000, help="images per batch on the device (default: 1000)"
+    )
+    p.add_argument("--list", action="store_true", help="list the corruptions with their tags and exit")
+    p.set_defaults(func=run)
+
+
+def _parse_severities(text: str) -> list[int]:
+    try:
+        return [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--severities must be comma-separated integers in 1..5, got {text!r}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        for name in select_corruptions(args.corruptions, args.tags):
+            info = CORRUPTIONS.entry(name)
+            print(f"{name:18s} {info.info.get('device', 'any'):6s} {', '.join(sorted(info.tags))}")
+        return 0
+    if not args.dataset or not args.out:
+        raise UserError(
+            "corrupt needs --dataset and --out (e.g. --dataset cifar100 --out ./data/CIFAR-100-C-generated)"
+        )
+    names = select_corruptions(args.corruptions, args.tags, preset=args.preset)
+    if not names:
+        raise UserError(f"no corruption matches --corruptions {args.corruptions!r} --tags {args.tags!r}")
+    data = load_dataset(args.dataset, args.data, n_test=args.n)
+    start = time.perf_counter()
+    manifest = generate_cifar_c(
+        data.test_x,
+        data.test_y,
+        args.out,
+        preset=args.preset,
+        corruptions=names,
+        severities=_parse_severities(args.severities),
+        n=args.n,
+        device=args.device,
+        workers=args.workers if args.workers is not None else min(8, os.cpu_count() or 1),
+        seed=args.seed,
+        batch_size=args.batch_size,
+        source=data.describe(),
+    )
+    reader = CifarCReader(args.out, num_classes=data.num_classes)  # what evaluation will read
+    print(
+        f"{args.out}: {len(reader.corruptions)} corruption files x severities {list(reader.severities)} x "
+        f"{reader.n:,} images ({manifest['preset']} preset, seed {manifest['seed']}, {NOTE}) "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    return 0

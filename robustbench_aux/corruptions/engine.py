@@ -1,0 +1,176 @@
+"""The corruption registry and the one entry point, :func:`corrupt_batch`.
+
+Every corruption is registered in ``CORRUPTIONS`` (a :class:`robustbench_aux.registry.Registry`)
+with tags: its category (noise / blur / weather / digital), ``benchmark`` (the 15 leaderboards
+average) or ``extra`` (the other 4), ``random`` or ``deterministic``, ``cpu`` where part of the
+work runs on the CPU whatever the device (JPEG; spatter's edge map), and ``slow`` where it is
+markedly slower than the rest. Entry ``info`` says ``device``: ``any`` or ``cpu`` / ``mixed``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from robustbench_aux.corruptions import blur, digital, noise, weather
+from robustbench_aux.corruptions.catalog import ALL_19, CATEGORY, SEVERITIES, is_benchmark
+from robustbench_aux.corruptions.presets import PRESETS, VARIANTS, check_preset
+from robustbench_aux.errors import UserError
+from robustbench_aux.registry import Registry
+
+log = logging.getLogger(__name__)
+
+CORRUPTIONS = Registry("corruption")
+
+_RANDOM = {
+    "gaussian_noise", "shot_noise", "impulse_noise", "speckle_noise", "glass_blur", "motion_blur",
+    "snow", "frost", "fog", "spatter", "elastic_transform",
+}  # fmt: skip
+_DEVICE = {"jpeg_compression": "cpu", "spatter": "mixed"}
+_SLOW = {"glass_blur"}  # at the imagenet preset: max_delta > 1 makes the shuffle a sequence of ~900 steps
+_IMPLEMENTATIONS = {
+    "gaussian_noise": noise.gaussian_noise,
+    "shot_noise": noise.shot_noise,
+    "impulse_noise": noise.impulse_noise,
+    "speckle_noise": noise.speckle_noise,
+    "gaussian_blur": blur.gaussian_blur,
+    "defocus_blur": blur.defocus_blur,
+    "glass_blur": blur.glass_blur,
+    "motion_blur": blur.motion_blur,
+    "zoom_blur": blur.zoom_blur,
+    "snow": weather.snow,
+    "frost": weather.frost,
+    "fog": weather.fog,
+    "spatter": weather.spatter,
+    "brightness": digital.brightness,
+    "contrast": digital.contrast,
+    "saturate": digital.saturate,
+    "elastic_transform": digital.elastic_transform,
+    "pixelate": digital.pixelate,
+    "jpeg_compression": digital.jpeg_compression,
+}
+
+for _name in ALL_19:
+    _tags = {CATEGORY[_name], "benchmark" if is_benchmark(_name) else "extra"}
+    _tags.add("random" if _name in _RANDOM else "deterministic")
+    if _name in _DEVICE:
+        _tags.add("cpu")
+    if _name in _SLOW:
+        _tags.add("slow")
+    CORRUPTIONS.add(_name, _IMPLEMENTATIONS[_name], tags=_tags, device=_DEVICE.get(_name, "any"))
+
+ALL_TAGS = frozenset(t for n in CORRUPTIONS for t in CORRUPTIONS.tags(n))
+
+
+def select_corruptions(names=None, tags=None, preset: str | None = None) -> list[str]:
+    """Corruption names in canonical order, chosen by ``names`` and/or ``tags`` (all must match).
+
+    ``names`` and ``tags`` take a list or a comma-separated string; ``None`` means no filter.
+    ``preset`` (optional) is validated and limits the result to the corruptions it defines.
+    An unknown name or tag is a UserError with "did you mean".
+    """
+    names = _as_list(names)
+    tags = _as_list(tags)
+    for n in names or ():
+        CORRUPTIONS.entry(n)  # raises UserError with suggestions
+    for t in tags or ():
+        if t not in ALL_TAGS:
+            import difflib
+
+            close = difflib.get_close_matches(t, sorted(ALL_TAGS), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(f"unknown corruption tag {t!r}{hint} (known: {', '.join(sorted(ALL_TAGS))})")
+    chosen = [n for n in ALL_19 if names is None or n in names]
+    if tags:
+        chosen = [n for n in chosen if set(tags) <= CORRUPTIONS.tags(n)]
+    if preset is not None:
+        chosen = [n for n in chosen if n in PRESETS[check_preset(preset)]]
+    return chosen
+
+
+def _as_list(value) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [v.strip() for v in value.split(",") if v.strip()]
+    return [str(v) for v in value]
+
+
+def check_images(x, name: str, severity, preset: str, generator=None) -> None:
+    """Raise a one-line UserError for anything :func:`corrupt_batch` cannot take."""
+    check_preset(preset)
+    CORRUPTIONS.entry(name)
+    if not isinstance(x, torch.Tensor):
+        raise UserError(f"images must be a torch.Tensor, got {type(x).__name__}; use torch.from_numpy(...)")
+    if x.dtype != torch.uint8:
+        raise UserError(
+            f"images must be uint8 in [0, 255], got {x.dtype}; convert with (x * 255).round().to(torch.uint8)"
+        )
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise UserError(
+            f"images must have shape (B, 3, H, W), got {tuple(x.shape)}; "
+            "permute NHWC arrays with x.permute(0, 3, 1, 2)"
+        )
+    if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
+        raise UserError(f"severity must be an integer in 1..5, got {severity!r}")
+    h, w = x.shape[-2:]
+    v = VARIANTS[preset]
+    if v["fixed_size"] and (h, w) != (v["fixed_size"], v["fixed_size"]):
+        raise UserError(
+            f"the {preset} preset is calibrated for {v['fixed_size']}x{v['fixed_size']} images, got {h}x{w}; "
+            "use preset='imagenet' for other sizes"
+        )
+    if min(h, w) < v["min_size"]:
+        raise UserError(f"images must be at least {v['min_size']}x{v['min_size']} px, got {h}x{w}")
+    if generator is not None and torch.device(generator.device).type != x.device.type:
+        raise UserError(
+            f"the generator is on {generator.device} but the images are on {x.device}; "
+            f"create it with torch.Generator(device={str(x.device)!r})"
+        )
+
+
+def corrupt_batch(
+    x: torch.Tensor,
+    name: str,
+    severity: int,
+    *,
+    preset: str = "cifar",
+    generator: torch.Generator | None = None,
+    workers: int = 1,
+) -> torch.Tensor:
+    """Corrupt a batch of uint8 images (B, 3, H, W) on any device; uint8 (B, 3, H, W) back, same device.
+
+    ``preset``: ``cifar`` (CIFAR-10/100-C parameters) or ``imagenet`` (imagecorruptions /
+    ImageNet-C). ``generator``: a ``torch.Generator`` on ``x``'s device; ``None`` draws from
+    torch's default generator of that device. Every image gets its own random draws; the same
+    seed on the same device gives the same output. Results are clipped to [0, 255] and truncated
+    to uint8 as the published data was. ``workers`` > 1 runs the CPU-only JPEG path in that many
+    processes.
+    """
+    check_images(x, name, severity, preset, generator)
+    if x.shape[0] == 0:
+        return x.clone()
+    out = corrupt_float(x / 255, name, severity, preset, generator, workers=workers)  # uint8 / 255: float32
+    if (
+        name == "spatter"
+    ):  # the only corruption whose arithmetic can produce NaN (handled there; belt and braces)
+        out = torch.nan_to_num(out, nan=0.0)
+    return out.clamp_(0, 255).to(torch.uint8)  # clip, then truncate as np.uint8 does
+
+
+def corrupt_float(
+    x01, name: str, severity: int, preset: str, generator=None, *, draws=None, workers: int = 1
+):
+    """The unchecked core: float images in [0, 1] -> float on the 0..255 scale (not yet clipped).
+
+    ``draws`` injects the random numbers of a random corruption (see each implementation); the
+    fidelity comparison uses it to give this code the reference's own draws."""
+    fn = CORRUPTIONS.get(name)
+    p = PRESETS[preset][name][severity - 1]
+    kwargs = {}
+    if name == "jpeg_compression":
+        kwargs["workers"] = workers
+    if draws is not None:
+        kwargs["draws"] = draws
+    return fn(x01, p, VARIANTS[preset], generator, **kwargs)

@@ -1,0 +1,176 @@
+"""Parameter presets as data: the CIFAR-10/100-C table and the ImageNet-C / imagecorruptions table.
+
+``PRESETS[preset][corruption]`` is a tuple of five parameter records, one per severity 1..5. Each
+record is a plain tuple in the order documented in ``FIELDS`` (the order of the published
+tables). ``VARIANTS[preset]`` holds the algorithmic differences between the two sources, so that
+one implementation serves both: e.g. the CIFAR script upsamples pixelate with a box filter and
+imagecorruptions with nearest neighbour.
+
+Sources: ``make_cifar_c.py`` (hendrycks/robustness, ImageNet-C/create_c) for ``cifar``;
+``imagecorruptions`` 1.1.2 ``corruptions.py`` for ``imagenet``.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+from robustbench_aux.errors import UserError
+
+# What each parameter record holds (units: images in [0, 1] unless said otherwise; px = pixels).
+FIELDS: dict[str, tuple[str, ...]] = {
+    "gaussian_noise": ("sigma",),
+    "shot_noise": ("photons",),
+    "impulse_noise": ("amount",),
+    "speckle_noise": ("sigma",),
+    "gaussian_blur": ("sigma_px",),
+    "glass_blur": ("sigma_px", "max_delta_px", "iterations"),
+    "defocus_blur": ("radius_px", "alias_blur_sigma_px"),
+    "motion_blur": ("radius_px", "sigma_px"),
+    "zoom_blur": ("zoom_end", "zoom_step"),
+    "snow": ("loc", "scale", "zoom", "threshold", "blur_radius_px", "blur_sigma_px", "blend"),
+    "frost": ("image_coef", "frost_coef"),
+    "fog": ("strength", "wibble_decay"),
+    "brightness": ("value_shift",),
+    "contrast": ("factor",),
+    "saturate": ("sat_scale", "sat_shift"),
+    "spatter": ("loc", "scale", "sigma_px", "threshold", "intensity", "mud"),
+    "jpeg_compression": ("quality",),
+    "pixelate": ("factor",),
+    "elastic_transform": ("alpha", "sigma", "affine"),
+}
+
+_CIFAR = {
+    "gaussian_noise": ((0.04,), (0.06,), (0.08,), (0.09,), (0.10,)),
+    "shot_noise": ((500,), (250,), (100,), (75,), (50,)),
+    "impulse_noise": ((0.01,), (0.02,), (0.03,), (0.05,), (0.07,)),
+    "speckle_noise": ((0.06,), (0.10,), (0.12,), (0.16,), (0.20,)),
+    "gaussian_blur": ((0.4,), (0.6,), (0.7,), (0.8,), (1.0,)),
+    "glass_blur": ((0.05, 1, 1), (0.25, 1, 1), (0.4, 1, 1), (0.25, 1, 2), (0.4, 1, 2)),
+    "defocus_blur": ((0.3, 0.4), (0.4, 0.5), (0.5, 0.6), (1, 0.2), (1.5, 0.1)),
+    "motion_blur": ((6, 1), (6, 1.5), (6, 2), (8, 2), (9, 2.5)),
+    "zoom_blur": ((1.06, 0.01), (1.11, 0.01), (1.16, 0.01), (1.21, 0.01), (1.26, 0.01)),
+    "snow": (
+        (0.1, 0.2, 1, 0.6, 8, 3, 0.95),
+        (0.1, 0.2, 1, 0.5, 10, 4, 0.9),
+        (0.15, 0.3, 1.75, 0.55, 10, 4, 0.9),
+        (0.25, 0.3, 2.25, 0.6, 12, 6, 0.85),
+        (0.3, 0.3, 1.25, 0.65, 14, 12, 0.8),
+    ),
+    "frost": ((1, 0.2), (1, 0.3), (0.9, 0.4), (0.85, 0.4), (0.75, 0.45)),
+    "fog": ((0.2, 3), (0.5, 3), (0.75, 2.5), (1, 2), (1.5, 1.75)),
+    "brightness": ((0.05,), (0.1,), (0.15,), (0.2,), (0.3,)),
+    "contrast": ((0.75,), (0.5,), (0.4,), (0.3,), (0.15,)),
+    "saturate": ((0.3, 0), (0.1, 0), (1.5, 0), (2, 0.1), (2.5, 0.2)),
+    "spatter": (
+        (0.62, 0.1, 0.7, 0.7, 0.5, 0),
+        (0.65, 0.1, 0.8, 0.7, 0.5, 0),
+        (0.65, 0.3, 1, 0.69, 0.5, 0),
+        (0.65, 0.1, 0.7, 0.69, 0.6, 1),
+        (0.65, 0.1, 0.5, 0.68, 0.6, 1),
+    ),
+    "jpeg_compression": ((80,), (65,), (58,), (50,), (40,)),
+    "pixelate": ((0.95,), (0.9,), (0.85,), (0.75,), (0.65,)),
+    # (alpha, sigma, affine jitter) in px: multiples of the 32-px image size, as in the CIFAR script
+    "elastic_transform": tuple(
+        (32 * a, 32 * s, 32 * j)
+        for a, s, j in (
+            (0, 0, 0.08),
+            (0.05, 0.2, 0.07),
+            (0.08, 0.06, 0.06),
+            (0.1, 0.04, 0.05),
+            (0.1, 0.03, 0.03),
+        )
+    ),
+}
+
+_IMAGENET = {
+    "gaussian_noise": ((0.08,), (0.12,), (0.18,), (0.26,), (0.38,)),
+    "shot_noise": ((60,), (25,), (12,), (5,), (3,)),
+    "impulse_noise": ((0.03,), (0.06,), (0.09,), (0.17,), (0.27,)),
+    "speckle_noise": ((0.15,), (0.2,), (0.35,), (0.45,), (0.6,)),
+    "gaussian_blur": ((1,), (2,), (3,), (4,), (6,)),
+    "glass_blur": ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2)),
+    "defocus_blur": ((3, 0.1), (4, 0.5), (6, 0.5), (8, 0.5), (10, 0.5)),
+    "motion_blur": ((10, 3), (15, 5), (15, 8), (15, 12), (20, 15)),
+    "zoom_blur": ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03)),
+    "snow": (
+        (0.1, 0.3, 3, 0.5, 10, 4, 0.8),
+        (0.2, 0.3, 2, 0.5, 12, 4, 0.7),
+        (0.55, 0.3, 4, 0.9, 12, 8, 0.7),
+        (0.55, 0.3, 4.5, 0.85, 12, 8, 0.65),
+        (0.55, 0.3, 2.5, 0.85, 12, 12, 0.55),
+    ),
+    "frost": ((1, 0.4), (0.8, 0.6), (0.7, 0.7), (0.65, 0.7), (0.6, 0.75)),
+    "fog": ((1.5, 2), (2.0, 2), (2.5, 1.7), (2.5, 1.5), (3.0, 1.4)),
+    "brightness": ((0.1,), (0.2,), (0.3,), (0.4,), (0.5,)),
+    "contrast": ((0.4,), (0.3,), (0.2,), (0.1,), (0.05,)),
+    "saturate": ((0.3, 0), (0.1, 0), (2, 0), (5, 0.1), (20, 0.2)),
+    "spatter": (
+        (0.65, 0.3, 4, 0.69, 0.6, 0),
+        (0.65, 0.3, 3, 0.68, 0.6, 0),
+        (0.65, 0.3, 2, 0.68, 0.5, 0),
+        (0.65, 0.3, 1, 0.65, 1.5, 1),
+        (0.67, 0.4, 1, 0.65, 1.5, 1),
+    ),
+    "jpeg_compression": ((25,), (18,), (15,), (10,), (7,)),
+    "pixelate": ((0.6,), (0.5,), (0.4,), (0.3,), (0.25,)),
+    # imagecorruptions' re-parametrisation: alpha = 250 x c, sigma = 0.01 x image side (px),
+    # displacement drawn in +-0.005 x image side, and no affine step.
+    "elastic_transform": tuple((250 * a, 0.01, 0.0) for a in (0.05, 0.065, 0.085, 0.1, 0.12)),
+}
+
+# Algorithm variants. Keys:
+#   zoom_crop        "center": the CIFAR script trims the zoomed image symmetrically;
+#                    "topleft": imagecorruptions keeps the top-left corner (and snow keeps the
+#                    oversized layer through its motion blur, cropping afterwards).
+#   motion_round     True: ImageMagick returns 8-bit images rounded to nearest (CIFAR script);
+#                    False: imagecorruptions' numpy blur stays float and is truncated at the end.
+#   motion_break     True: imagecorruptions stops adding kernel taps once a shift leaves the image.
+#   snow_quantize    True: the CIFAR script stores the snow layer as an 8-bit PNG (truncated) before blurring.
+#   frost_scale      "cifar": textures scaled by 0.2 (cv2 INTER_LINEAR); "imagenet": by 1.1 (INTER_CUBIC)
+#                    after fitting to the image size.
+#   pixelate_up      "box" (CIFAR script) or "nearest" (imagecorruptions).
+#   elastic          "affine+displace" (CIFAR script) or "displace" (imagecorruptions).
+#   fixed_size       side length the preset is calibrated for (None: any size >= min_size).
+VARIANTS = {
+    "cifar": {
+        "zoom_crop": "center",
+        "motion_round": True,
+        "motion_break": False,
+        "snow_quantize": True,
+        "frost_scale": "cifar",
+        "pixelate_up": "box",
+        "elastic": "affine+displace",
+        "fixed_size": 32,
+        "min_size": 32,
+    },
+    "imagenet": {
+        "zoom_crop": "topleft",
+        "motion_round": False,
+        "motion_break": True,
+        "snow_quantize": False,
+        "frost_scale": "imagenet",
+        "pixelate_up": "nearest",
+        "elastic": "displace",
+        "fixed_size": None,
+        "min_size": 32,
+    },
+}
+
+PRESETS = MappingProxyType({"cifar": MappingProxyType(_CIFAR), "imagenet": MappingProxyType(_IMAGENET)})
+
+
+def check_preset(preset: str) -> str:
+    """Return ``preset`` if known, else raise a UserError listing the known presets."""
+    if preset not in PRESETS:
+        import difflib
+
+        close = difflib.get_close_matches(str(preset), list(PRESETS), n=1, cutoff=0.4)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UserError(f"unknown corruption preset {preset!r}{hint} (known: {', '.join(PRESETS)})")
+    return preset
+
+
+def params(preset: str, name: str, severity: int) -> tuple:
+    """The parameter record of ``name`` at ``severity`` (1..5) in ``preset``."""
+    return PRESETS[check_preset(preset)][name][severity - 1]
