@@ -51,6 +51,9 @@ def test_method_labels():
     assert M.method_label({"method": "per_corruption", "corruption": "noise"}) == "per_corruption[noise]"
     assert M.method_label({"method": "auxiliary", "variant": "no_sbn"}) == "auxiliary[no_sbn]"
     assert M.method_label({"method": "auxiliary", "variant": "full"}) == "auxiliary"
+    # the training engine writes method options under "options"
+    assert M.method_label({"method": "per_corruption", "options": {"corruption": "blur"}}) == "per_corruption[blur]"
+    assert M.method_label({"method": "auxiliary", "options": {"variant": "no_isd"}}) == "auxiliary[no_isd]"
     assert M.method_label({"method": "auxiliary", "corruption": "noise"}) == "auxiliary"
 
 

@@ -31,11 +31,13 @@ def method_label(config: Mapping) -> str:
     with ``variant="no_sbn"`` -> ``auxiliary[no_sbn]``; plain stays ``plain``.
     """
     method = str(config.get("method", "unknown"))
+    # training writes method options under "options"; flat configs (fixtures, foreign runs) also work
+    options = {**config, **(config.get("options") or {})}
     parts = []
-    if method == "per_corruption" and config.get(CORRUPTION_KEY):
-        parts.append(str(config[CORRUPTION_KEY]))
-    if config.get(VARIANT_KEY) not in (None, "", "full"):
-        parts.append(str(config[VARIANT_KEY]))
+    if method == "per_corruption" and options.get(CORRUPTION_KEY):
+        parts.append(str(options[CORRUPTION_KEY]))
+    if options.get(VARIANT_KEY) not in (None, "", "full"):
+        parts.append(str(options[VARIANT_KEY]))
     return f"{method}[{','.join(parts)}]" if parts else method
 
 
