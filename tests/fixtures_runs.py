@@ -170,7 +170,7 @@ CLEAN_SHIFT = {
     "per_corruption[noise]": -0.010,
     "per_corruption[blur]": -0.004,
     "per_corruption[contrast]": -0.006,
-    "per_corruption[rotate]": -0.008,
+    "per_corruption[rotation]": -0.008,
 }
 FAMILY_OF = {
     "gaussian_noise": "noise",
@@ -192,7 +192,7 @@ GAIN = {  # robustness gain on a corruption family (fraction), and a penalty on 
     "per_corruption[noise]": ({"noise": 0.18, "contrast": -0.06}, -0.01),
     "per_corruption[blur]": ({"blur": 0.12, "noise": -0.03}, 0.0),
     "per_corruption[contrast]": ({"contrast": 0.10}, 0.0),
-    "per_corruption[rotate]": ({}, 0.005),
+    "per_corruption[rotation]": ({}, 0.005),
 }
 
 
@@ -285,7 +285,7 @@ FIXTURE_LABELS = (
     "per_corruption[noise]",
     "per_corruption[blur]",
     "per_corruption[contrast]",
-    "per_corruption[rotate]",
+    "per_corruption[rotation]",
     "auxiliary",
     "auxiliary[no_sbn]",
     "augmix",

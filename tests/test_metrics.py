@@ -160,10 +160,11 @@ def test_interference_averages_seeds():
 def test_seen_and_unseen_families(pm):
     p, m, both = pm
     assert M.seen_corruptions(["noise"]) == ("gaussian_noise", "shot_noise", "speckle_noise")
-    assert M.seen_corruptions(["rotate"]) == ()
+    assert M.seen_corruptions(["rotation"]) == ()
+    assert M.seen_corruptions(["cifar_c:fog@3", "blur"]) == ("defocus_blur", "fog", "gaussian_blur")
     assert "impulse_noise" not in M.SEEN_FAMILIES["noise"]
     assert M.training_corruptions({"method": "per_corruption", "corruption": "blur"}) == ("blur",)
-    assert M.training_corruptions({"method": "auxiliary"}) == ("noise", "blur", "contrast", "rotate")
+    assert M.training_corruptions({"method": "auxiliary"}) == ("noise", "blur", "contrast", "rotation")
     assert M.training_corruptions({"method": "plain"}) == ()
     fam = M.family_accuracy(both, {m.run_id[0]: ("noise",)})
     assert fam.loc[m.run_id[0], "seen_acc"] == pytest.approx(0.7)

@@ -36,7 +36,7 @@ SEEN_FAMILIES: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian_noise", "shot_noise", "speckle_noise"),
     "blur": ("gaussian_blur", "defocus_blur"),
     "contrast": ("contrast", "brightness", "saturate"),
-    "rotate": (),
+    "rotation": (),
 }
 TRAINING_CORRUPTIONS = tuple(SEEN_FAMILIES)
 
@@ -213,19 +213,28 @@ def interference_matrix(
 
 # ----------------------------------------------------------------------------- seen vs unseen
 def training_corruptions(config: Mapping) -> tuple[str, ...]:
-    """Which of METHOD.md's training corruptions (noise, blur, contrast, rotate) a run trained on."""
-    method = config.get("method")
+    """Which training corruptions a run trained on: METHOD.md's (noise, blur, contrast, rotation) or
+    CIFAR-C specs such as ``cifar_c:fog@3``. Reads the engine's ``options`` and flat configs alike."""
+    options = {**config, **(config.get("options") or {})}
+    method = options.get("method")
     if method == "per_corruption":
-        return (str(config["corruption"]),) if config.get("corruption") else ()
+        return (str(options["corruption"]),) if options.get("corruption") else ()
     if method in ("naive_augmentation", "auxiliary"):
-        listed = config.get("corruptions") or config.get("train_corruptions")
+        listed = options.get("corruptions") or options.get("train_corruptions")
         return tuple(listed) if listed else TRAINING_CORRUPTIONS
     return ()
 
 
+def _family(training_corruption: str, families: Mapping[str, tuple[str, ...]]) -> tuple[str, ...]:
+    """The CIFAR-C corruptions a training corruption 'covers'; a ``cifar_c:NAME@S`` spec covers NAME."""
+    if training_corruption.startswith("cifar_c:"):
+        return (training_corruption.split(":", 1)[1].split("@", 1)[0],)
+    return families.get(training_corruption, ())
+
+
 def seen_corruptions(trained_on: Iterable[str], families: Mapping[str, tuple[str, ...]] = SEEN_FAMILIES):
     """CIFAR-C corruptions in the same family as the training corruptions, in catalog order."""
-    seen = {c for t in trained_on for c in families.get(t, ())}
+    seen = {c for t in trained_on for c in _family(t, families)}
     return tuple(c for c in ALL_19 if c in seen)
 
 
