@@ -1,0 +1,98 @@
+"""Selective batch normalization (SBN) in one pass over a concatenated multi-view batch.
+
+In training, a batch of ``chunks * B`` images is ``chunks`` views of the same ``B`` images stacked
+along dim 0 (view 0 = clean). Every chunk is normalized with its own batch mean and variance,
+the affine parameters are shared, and the running statistics are updated from chunk 0 only.
+This equals ``chunks`` separate forward passes of an ordinary BatchNorm2d with the running
+statistics restored after every pass but the clean one (the reference code's form), in one
+large batch instead of several small ones.
+
+With ``chunks == 1`` (the default) or in eval mode the layer is exactly ``nn.BatchNorm2d``; its
+state dict is the same, so checkpoints load into plain BN models too.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+import torch
+import torch.nn as nn
+
+
+class SelectiveBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` that normalizes each of ``self.chunks`` batch chunks separately in training."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.chunks = 1  # plain attribute, not a buffer: set per step by ``selective_bn(model, k)``
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = self.chunks
+        if k == 1 or not self.training:
+            return super().forward(x)
+        n, c, h, w = x.shape
+        if n % k:
+            raise ValueError(f"selective BN: batch of {n} does not split into {k} equal view chunks")
+        b = n // k
+        # per-chunk statistics over (images, height, width); float32 even under autocast
+        xs = x.reshape(k, b, c, h, w)
+        var, mean = torch.var_mean(xs.float(), dim=(1, 3, 4), unbiased=False, keepdim=True)
+        scale = torch.rsqrt(var + self.eps)
+        if self.affine:
+            scale = scale * self.weight.view(1, 1, c, 1, 1)
+            shift = self.bias.view(1, 1, c, 1, 1) - mean * scale
+        else:
+            shift = -mean * scale
+        # elementwise ops keep x's strides, so a channels_last input gives a channels_last output
+        y = (xs * scale.to(x.dtype) + shift.to(x.dtype)).reshape(n, c, h, w)
+        if self.track_running_stats:
+            self._update_running_stats(mean[0].detach().view(c), var[0].detach().view(c), b * h * w)
+        return y
+
+    @torch.no_grad()
+    def _update_running_stats(self, mean: torch.Tensor, biased_var: torch.Tensor, count: int) -> None:
+        """Exactly what ``F.batch_norm`` does in training, from the clean chunk's statistics."""
+        self.num_batches_tracked.add_(1)
+        if self.momentum is None:  # cumulative moving average
+            momentum = 1.0 / float(self.num_batches_tracked)
+        else:
+            momentum = self.momentum
+        unbiased = biased_var * (count / max(count - 1, 1))
+        self.running_mean.mul_(1 - momentum).add_(mean.to(self.running_mean.dtype), alpha=momentum)
+        self.running_var.mul_(1 - momentum).add_(unbiased.to(self.running_var.dtype), alpha=momentum)
+
+
+def set_bn_chunks(module: nn.Module, chunks: int) -> None:
+    """Set the number of view chunks of every SelectiveBatchNorm2d inside ``module``."""
+    for m in module.modules():
+        if isinstance(m, SelectiveBatchNorm2d):
+            m.chunks = int(chunks)
+
+
+@contextmanager
+def selective_bn(module: nn.Module, chunks: int):
+    """Within the block, SBN layers of ``module`` normalize ``chunks`` view chunks separately."""
+    set_bn_chunks(module, chunks)
+    try:
+        yield module
+    finally:
+        set_bn_chunks(module, 1)
+
+
+def multi_pass_reference(model: nn.Module, views: list[torch.Tensor], forward) -> list:
+    """The reference code's form, for tests and benchmarks: ``forward(model, view_index, view)`` is
+    called once per view with ordinary BN (one chunk); the running statistics of every BN layer
+    are restored after each view but the first (clean) one."""
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    set_bn_chunks(model, 1)
+    outs = []
+    for i, v in enumerate(views):
+        saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in bns]
+        outs.append(forward(model, i, v))
+        if i > 0:
+            with torch.no_grad():
+                for m, (mean, var, count) in zip(bns, saved):
+                    m.running_mean.copy_(mean)
+                    m.running_var.copy_(var)
+                    m.num_batches_tracked.copy_(count)
+    return outs
