@@ -108,7 +108,8 @@ def _read_recipe_text(name_or_path: str) -> tuple[str, str]:
         close = difflib.get_close_matches(name_or_path, recipe_names(), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise UserError(
-            f"unknown recipe {name_or_path!r}{hint} (shipped: {', '.join(recipe_names())}; or give a .toml path)"
+            f"unknown recipe {name_or_path!r}{hint} (shipped: {', '.join(recipe_names())}; "
+            "or give a .toml path)"
         )
     return shipped.read_text(encoding="utf-8"), name_or_path
 
@@ -208,7 +209,7 @@ def assign(obj, values: dict, where: str) -> None:
 
 
 def _parse_value(text: str):
-    """A ``--set`` value: TOML syntax when it parses (numbers, true/false, [lists], "strings"), else the raw text."""
+    """A ``--set`` value: TOML syntax if it parses (numbers, booleans, [lists], "strings"), else raw text."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:

@@ -22,7 +22,7 @@ from robustbench_aux.models import MODELS
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "train",
-        help="train a method (plain, naive_augmentation, per_corruption, auxiliary, augmix) into a run directory",
+        help="train a method (plain, naive_augmentation, per_corruption, auxiliary, augmix) into a run dir",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -34,25 +34,33 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--arch", help="architecture (see --list-models)")
     p.add_argument("--dataset", help="cifar10, cifar100 or synthetic<K> (e.g. synthetic100)")
-    p.add_argument("--data", help="data root holding <dataset>/ in the array layout (default: $ROBUSTBENCH_AUX_DATA, "
-                   "then ./data)")
+    p.add_argument(
+        "--data",
+        help="data root holding <dataset>/ in the array layout (default: $ROBUSTBENCH_AUX_DATA, then ./data)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the model init and of every data-side draw")
     p.add_argument("--out", help="run directory to create (or to continue with --resume)")
-    p.add_argument("--epochs", type=int, help="number of epochs; rescales the recipe's milestones and penalty start")
-    p.add_argument("--n-train", type=int, help="train on the first N training images (same as --set n_train=N)")
+    p.add_argument(
+        "--epochs", type=int, help="number of epochs; rescales the recipe's milestones and penalty start"
+    )
+    p.add_argument(
+        "--n-train", type=int, help="train on the first N training images (same as --set n_train=N)"
+    )
     p.add_argument(
         "--set",
         dest="overrides",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a recipe value, e.g. --set lr=0.05 --set corruption=noise --set train.milestones=[2,4]",
+        help="override a recipe value, e.g. --set lr=0.05 --set corruption=noise --set milestones=[2,4]",
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA if available)")
     p.add_argument("--list-methods", action="store_true", help="list the training methods and exit")
     p.add_argument("--list-models", action="store_true", help="list the architectures and exit")
-    p.add_argument("--list-corruptions", action="store_true", help="list the training-corruption specs and exit")
+    p.add_argument(
+        "--list-corruptions", action="store_true", help="list the training-corruption specs and exit"
+    )
     p.set_defaults(func=run_train)
 
 
@@ -93,12 +101,15 @@ def run_train(args: argparse.Namespace) -> int:
     )
     result = train(cfg, data_root=args.data, out=args.out, device=args.device, resume=args.resume)
     if result.status == "already finished":
-        print(f"{result.out} is already finished (final.pt exists); nothing to do. Use a new --out to retrain.")
+        print(
+            f"{result.out} is already finished (final.pt exists); nothing to do. Use a new --out to retrain."
+        )
         return 0
     last = result.rows[-1] if result.rows else {}
     print(
         f"trained {cfg.method} / {cfg.arch} on {cfg.dataset}: {len(result.rows)} epochs, "
-        f"final loss {last.get('loss', float('nan')):.4f}, train acc {last.get('train_acc', float('nan')):.4f}; "
+        f"final loss {last.get('loss', float('nan')):.4f}, "
+        f"train acc {last.get('train_acc', float('nan')):.4f}; "
         f"run directory {result.out}"
     )
     return 0

@@ -196,7 +196,8 @@ def make_cifar_c(name: str, severity: int, preset: str = "cifar") -> Transform:
             from robustbench_aux.corruptions import corrupt_batch
         except ImportError:
             raise UserError(
-                f"training corruption 'cifar_c:{name}@{severity}' needs robustbench_aux.corruptions.corrupt_batch, "
+                f"training corruption 'cifar_c:{name}@{severity}' needs "
+                "robustbench_aux.corruptions.corrupt_batch, "
                 "which this installation lacks; use blur, noise, contrast or rotation instead"
             ) from None
         return corrupt_batch(x, name, severity, preset=preset, generator=generator)
@@ -212,7 +213,9 @@ def check_spec(spec: str) -> str:
     m = _CIFAR_C_SPEC.match(spec)
     if spec.startswith("cifar_c:"):
         if not m:
-            raise UserError(f"bad training corruption {spec!r}; write cifar_c:<name>@<severity>, e.g. cifar_c:fog@3")
+            raise UserError(
+                f"bad training corruption {spec!r}; write cifar_c:<name>@<severity>, e.g. cifar_c:fog@3"
+            )
         name, sev = m.group(1), int(m.group(2))
         if name not in ALL_19:
             import difflib

@@ -20,11 +20,16 @@ def code_version() -> str:
     here = Path(__file__).resolve().parent
     try:
         commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit, dirty = "", ""
@@ -40,7 +45,9 @@ def read_config(out: Path) -> dict:
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise UserError(f"cannot read {path} ({exc}); the run directory is damaged, use a new --out") from None
+        raise UserError(
+            f"cannot read {path} ({exc}); the run directory is damaged, use a new --out"
+        ) from None
 
 
 def check_resumable(out: Path, config: dict) -> None:
@@ -49,7 +56,8 @@ def check_resumable(out: Path, config: dict) -> None:
     for key in IDENTITY_KEYS:
         if key in old and _jsonable(old[key]) != _jsonable(config[key]):
             raise UserError(
-                f"--resume: {out} was trained with a different {key!r} ({old[key]!r} vs now {config[key]!r}); "
+                f"--resume: {out} was trained with a different {key!r} "
+                f"({old[key]!r} vs now {config[key]!r}); "
                 "resume with the same settings or choose a new --out"
             )
 
@@ -71,4 +79,3 @@ def write_metrics(out: Path, rows: list[dict]) -> None:
     for row in rows:
         writer.writerow({c: row.get(c, "") for c in columns})  # floats as repr: exact round trip
     atomic.write_text(out / "metrics.csv", buf.getvalue())
-

@@ -51,7 +51,9 @@ def resolve_normalization(t: TrainConfig, dataset: str) -> dict:
     if key == "dataset":
         key = dataset if dataset in NORMALIZATION else "cifar10"
     if key not in NORMALIZATION:
-        raise UserError(f"unknown normalization {key!r}; choose dataset, {', '.join(NORMALIZATION)} or set mean/std")
+        raise UserError(
+            f"unknown normalization {key!r}; choose dataset, {', '.join(NORMALIZATION)} or set mean/std"
+        )
     mean, std = NORMALIZATION[key]
     return {"mean": list(mean), "std": list(std), "source": key}
 

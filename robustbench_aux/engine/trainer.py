@@ -77,18 +77,29 @@ def train(
 
 
 class _Trainer:
-    def __init__(self, cfg: RunConfig, data_root, out: Path, device: torch.device, dist: D.DistInfo, resume: bool):
+    def __init__(
+        self, cfg: RunConfig, data_root, out: Path, device: torch.device, dist: D.DistInfo, resume: bool
+    ):
         self.cfg, self.out, self.device, self.dist = cfg, out, device, dist
         t = cfg.train
         if t.batch_size % dist.world_size:
             raise UserError(f"batch_size {t.batch_size} does not split over {dist.world_size} processes")
         run = build_run(cfg, data_root, device)
-        self.data, self.method, self.model, self.model_kwargs = run.data, run.method, run.model, run.model_kwargs
+        self.data, self.method, self.model, self.model_kwargs = (
+            run.data,
+            run.method,
+            run.model,
+            run.model_kwargs,
+        )
         self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and device.type == "cuda")
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = torch.optim.SGD(
-            self.model.parameters(), lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.nesterov
+            self.model.parameters(),
+            lr=t.lr,
+            momentum=t.momentum,
+            weight_decay=t.weight_decay,
+            nesterov=t.nesterov,
         )
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
@@ -100,7 +111,9 @@ class _Trainer:
             log.info("--resume: %s has no last.pt; starting from epoch 1", out)
         self.net = self._wrap(self.model)
         # the training set on the device as one uint8 NCHW tensor (50k CIFAR images = 150 MB)
-        self.train_x = torch.from_numpy(np.ascontiguousarray(self.data.train_x)).permute(0, 3, 1, 2).contiguous()
+        self.train_x = (
+            torch.from_numpy(np.ascontiguousarray(self.data.train_x)).permute(0, 3, 1, 2).contiguous()
+        )
         self.train_x = self.train_x.to(device)
         self.train_y = torch.from_numpy(np.asarray(self.data.train_y, np.int64)).to(device)
 
@@ -181,8 +194,13 @@ class _Trainer:
                 self._save("last.pt", 0)  # a good checkpoint exists before the first step
         log.info(
             "training %s / %s on %s (%d images, %d classes) for %d epochs on %s",
-            self.cfg.method, self.cfg.arch, self.cfg.dataset, len(self.train_y), self.data.num_classes,
-            t.epochs, self.device,
+            self.cfg.method,
+            self.cfg.arch,
+            self.cfg.dataset,
+            len(self.train_y),
+            self.data.num_classes,
+            t.epochs,
+            self.device,
         )
         for epoch in range(self.start_epoch, t.epochs):
             row = self._epoch(epoch)
@@ -192,7 +210,12 @@ class _Trainer:
                 write_metrics(self.out, self.rows)
             log.info(
                 "epoch %d/%d  loss %.4f  train_acc %.4f  lr %.4g  %.0f img/s",
-                epoch + 1, t.epochs, row["loss"], row["train_acc"], row["lr"], row["images_per_s"],
+                epoch + 1,
+                t.epochs,
+                row["loss"],
+                row["train_acc"],
+                row["lr"],
+                row["images_per_s"],
             )
         self._save("final.pt", t.epochs)
         D.barrier(self.dist)
@@ -213,10 +236,14 @@ class _Trainer:
         sums: dict[str, torch.Tensor] = {}
         correct = torch.zeros((), device=self.device)
         start = time.perf_counter()
-        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{t.epochs}", leave=False,
-                   disable=None if dist.is_main else True)
+        bar = tqdm(
+            range(steps),
+            desc=f"epoch {epoch + 1}/{t.epochs}",
+            leave=False,
+            disable=None if dist.is_main else True,
+        )
         for step in bar:
-            idx = perm[step * batch:(step + 1) * batch]
+            idx = perm[step * batch : (step + 1) * batch]
             views = self.method.views(self.train_x[idx], self.generator)
             y = self.train_y[idx][lo:hi]
             inputs = to_float(torch.cat([v[lo:hi] for v in views]), self.channels_last)
@@ -250,7 +277,9 @@ class _Trainer:
     def _check_finite(self, result, epoch: int, step: int) -> None:
         """Stop with a UserError naming the step and the first non-finite loss term."""
         names = list(result.terms) + ["loss"]
-        values = torch.stack([v.detach().float() for v in result.terms.values()] + [result.loss.detach().float()])
+        values = torch.stack(
+            [v.detach().float() for v in result.terms.values()] + [result.loss.detach().float()]
+        )
         bad = (~torch.isfinite(values)).float()
         if self.dist.enabled:
             D.all_reduce_sum(bad, self.dist)  # every rank stops together

@@ -57,8 +57,9 @@ class AugMix(Method):
         rng = np.random.default_rng(seed)
         w = rng.dirichlet([self.options.alpha] * self.options.width, size=n)
         m = rng.beta(self.options.alpha, self.options.alpha, size=n)
-        return torch.as_tensor(w, dtype=torch.float32, device=device), torch.as_tensor(m, dtype=torch.float32,
-                                                                                      device=device)
+        return torch.as_tensor(w, dtype=torch.float32, device=device), torch.as_tensor(
+            m, dtype=torch.float32, device=device
+        )
 
     def augment(self, x: torch.Tensor, generator) -> torch.Tensor:
         """One AugMix image per input image: float in [0, 1]."""
@@ -81,7 +82,9 @@ class AugMix(Method):
         return [base, self.augment(base, generator), self.augment(base, generator)]
 
     def loss(self, model, inputs, views, y, epoch) -> StepOutput:
-        logits = model(inputs, views=views, heads="primary", selective=False) if views > 1 else [model(inputs)]
+        logits = (
+            model(inputs, views=views, heads="primary", selective=False) if views > 1 else [model(inputs)]
+        )
         ce = F.cross_entropy(logits[0].float(), y)
         terms = {"ce": ce}
         if views > 1:

@@ -48,7 +48,8 @@ class AuxiliaryOptions:
     def validate(self) -> None:
         if self.distill_direction not in DISTILL_DIRECTIONS:
             raise UserError(
-                f"distill_direction must be one of {', '.join(DISTILL_DIRECTIONS)}, got {self.distill_direction!r}"
+                f"distill_direction must be one of {', '.join(DISTILL_DIRECTIONS)}, "
+                f"got {self.distill_direction!r}"
             )
         if self.noise_impl not in NOISE_IMPLS:
             raise UserError(f"noise_impl must be one of {', '.join(NOISE_IMPLS)}, got {self.noise_impl!r}")
@@ -89,7 +90,9 @@ class Auxiliary(Method):
 
     def gamma(self, epoch: int) -> float:
         o = self.options
-        return o.penalty_weight if (o.penalty and not o.shared_head and epoch >= o.penalty_start_epoch) else 0.0
+        return (
+            o.penalty_weight if (o.penalty and not o.shared_head and epoch >= o.penalty_start_epoch) else 0.0
+        )
 
     def epoch_info(self, epoch: int) -> dict:
         return {"gamma": self.gamma(epoch)}

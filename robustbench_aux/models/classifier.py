@@ -90,7 +90,9 @@ class CifarClassifier(nn.Module):
         if len(mean) != 3 or len(std) != 3 or min(std) <= 0:
             raise ValueError(f"mean/std must be 3 positive-std channel values, got {mean}/{std}")
         # not persistent: the constructor kwargs (stored in every checkpoint) carry them
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer(
+            "mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False
+        )
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.backbone = backbone
         self.feature_channels = feature_channels
@@ -123,7 +125,9 @@ class CifarClassifier(nn.Module):
         if heads not in HEAD_ROUTES:
             raise ValueError(f"heads must be one of {HEAD_ROUTES}, got {heads!r}")
         if heads == "per_view" and views - 1 != len(self.aux_heads):
-            raise ValueError(f"{views} views need {views - 1} auxiliary heads; the model has {len(self.aux_heads)}")
+            raise ValueError(
+                f"{views} views need {views - 1} auxiliary heads; the model has {len(self.aux_heads)}"
+            )
         # only the shared backbone sees all views; each auxiliary head sees its own chunk alone
         with selective_bn(self.backbone, views if selective else 1):
             feats = self.features(x)

@@ -105,7 +105,9 @@ def cifar_resnet(
 ) -> CifarClassifier:
     """A CIFAR ResNet wrapped as a :class:`CifarClassifier` (see its doc for the forward contract)."""
     backbone = ResNetBackbone(block, layers, width=width, stem_relu=stem_relu)
-    return CifarClassifier(backbone, backbone.out_channels, num_classes, mean, std, num_aux_heads, aux_attention)
+    return CifarClassifier(
+        backbone, backbone.out_channels, num_classes, mean, std, num_aux_heads, aux_attention
+    )
 
 
 _DEPTHS = {
@@ -121,7 +123,9 @@ def _register_depth(name: str, block, layers) -> None:
     def build(**kwargs) -> CifarClassifier:
         return cifar_resnet(block, layers, **kwargs)
 
-    build.__doc__ = f"CIFAR {name}: {block.__name__} x {layers}; kwargs as cifar_resnet (width 64 = standard)."
+    build.__doc__ = (
+        f"CIFAR {name}: {block.__name__} x {layers}; kwargs as cifar_resnet (width 64 = standard)."
+    )
     MODELS.add(name, build, tags=("resnet", "paper"))
 
 

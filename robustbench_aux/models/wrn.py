@@ -23,7 +23,9 @@ class PreActBlock(nn.Module):
         self.bn2 = SelectiveBatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1, bias=False)
         self.relu = nn.ReLU(inplace=True)
-        self.project = None if (cin == cout and stride == 1) else nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+        self.project = (
+            None if (cin == cout and stride == 1) else nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+        )
 
     def forward(self, x):
         pre = self.relu(self.bn1(x))
@@ -68,7 +70,9 @@ def wide_resnet(
 ) -> CifarClassifier:
     """A WRN-depth-widen wrapped as a :class:`CifarClassifier`."""
     backbone = WideResNetBackbone(depth, widen)
-    return CifarClassifier(backbone, backbone.out_channels, num_classes, mean, std, num_aux_heads, aux_attention)
+    return CifarClassifier(
+        backbone, backbone.out_channels, num_classes, mean, std, num_aux_heads, aux_attention
+    )
 
 
 @MODELS.register("wrn40_2", tags=("wrn", "augmix"))
