@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     out = Path(args.out)
     data = load_dataset("cifar10", args.data, n_test=args.n_test)
-    x = torch.from_numpy(np.ascontiguousarray(data.test_x)).permute(0, 3, 1, 2).contiguous()
+    x = torch.from_numpy(np.array(data.test_x)).permute(0, 3, 1, 2).contiguous()
     y = torch.from_numpy(np.asarray(data.test_y))
     tests, note = corrupted_test_sets(x)
     results = {"recipe": args.recipe, "arch": args.arch, "seed": args.seed, "n_test": len(y), "note": note,

@@ -34,9 +34,10 @@ class SelectiveBatchNorm2d(nn.BatchNorm2d):
         if n % k:
             raise ValueError(f"selective BN: batch of {n} does not split into {k} equal view chunks")
         b = n // k
-        # per-chunk statistics over (images, height, width); float32 even under autocast
+        # per-chunk statistics over (images, height, width); at least float32, even under autocast
         xs = x.reshape(k, b, c, h, w)
-        var, mean = torch.var_mean(xs.float(), dim=(1, 3, 4), unbiased=False, keepdim=True)
+        stat_input = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
+        var, mean = torch.var_mean(stat_input, dim=(1, 3, 4), unbiased=False, keepdim=True)
         scale = torch.rsqrt(var + self.eps)
         if self.affine:
             scale = scale * self.weight.view(1, 1, c, 1, 1)
@@ -92,7 +93,9 @@ def multi_pass_reference(model: nn.Module, views: list[torch.Tensor], forward) -
         if i > 0:
             with torch.no_grad():
                 for m, (mean, var, count) in zip(bns, saved):
-                    m.running_mean.copy_(mean)
-                    m.running_var.copy_(var)
+                    # through .data: the autograd graph of this view saved the buffers and must not see
+                    # a version bump (the reference restores them the same way)
+                    m.running_mean.data.copy_(mean)
+                    m.running_var.data.copy_(var)
                     m.num_batches_tracked.copy_(count)
     return outs
