@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 
 class SelectiveBatchNorm2d(nn.BatchNorm2d):
@@ -30,37 +31,35 @@ class SelectiveBatchNorm2d(nn.BatchNorm2d):
         k = self.chunks
         if k == 1 or not self.training:
             return super().forward(x)
-        n, c, h, w = x.shape
-        if n % k:
-            raise ValueError(f"selective BN: batch of {n} does not split into {k} equal view chunks")
-        b = n // k
-        # per-chunk statistics over (images, height, width); at least float32, even under autocast
-        xs = x.reshape(k, b, c, h, w)
-        stat_input = xs if xs.dtype in (torch.float32, torch.float64) else xs.float()
-        var, mean = torch.var_mean(stat_input, dim=(1, 3, 4), unbiased=False, keepdim=True)
-        scale = torch.rsqrt(var + self.eps)
-        if self.affine:
-            scale = scale * self.weight.view(1, 1, c, 1, 1)
-            shift = self.bias.view(1, 1, c, 1, 1) - mean * scale
-        else:
-            shift = -mean * scale
-        # elementwise ops keep x's strides, so a channels_last input gives a channels_last output
-        y = (xs * scale.to(x.dtype) + shift.to(x.dtype)).reshape(n, c, h, w)
-        if self.track_running_stats:
-            self._update_running_stats(mean[0].detach().view(c), var[0].detach().view(c), b * h * w)
-        return y
+        if x.shape[0] % k:
+            raise ValueError(f"selective BN: batch of {x.shape[0]} does not split into {k} equal view chunks")
+        momentum = self._momentum_for_this_step()
+        # Chunks along dim 0 are contiguous views: one native (fused) BN per chunk is the fastest
+        # exact form on the CPU; only chunk 0 (clean) passes the running buffers, so only it updates
+        # them. The convolutions around this layer still see the whole concatenated batch.
+        outs = [
+            F.batch_norm(
+                chunk,
+                self.running_mean if i == 0 else None,
+                self.running_var if i == 0 else None,
+                self.weight,
+                self.bias,
+                True,
+                momentum,
+                self.eps,
+            )
+            for i, chunk in enumerate(x.chunk(k))
+        ]
+        return torch.cat(outs)
 
-    @torch.no_grad()
-    def _update_running_stats(self, mean: torch.Tensor, biased_var: torch.Tensor, count: int) -> None:
-        """Exactly what ``F.batch_norm`` does in training, from the clean chunk's statistics."""
+    def _momentum_for_this_step(self) -> float:
+        """nn.BatchNorm2d's momentum rule (cumulative average when ``momentum`` is None)."""
+        if not self.track_running_stats:
+            return 0.0
         self.num_batches_tracked.add_(1)
-        if self.momentum is None:  # cumulative moving average
-            momentum = 1.0 / float(self.num_batches_tracked)
-        else:
-            momentum = self.momentum
-        unbiased = biased_var * (count / max(count - 1, 1))
-        self.running_mean.mul_(1 - momentum).add_(mean.to(self.running_mean.dtype), alpha=momentum)
-        self.running_var.mul_(1 - momentum).add_(unbiased.to(self.running_var.dtype), alpha=momentum)
+        if self.momentum is None:
+            return 1.0 / float(self.num_batches_tracked)
+        return self.momentum
 
 
 def set_bn_chunks(module: nn.Module, chunks: int) -> None:
