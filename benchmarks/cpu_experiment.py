@@ -74,14 +74,38 @@ def main(argv=None) -> int:
     x = torch.from_numpy(np.array(data.test_x)).permute(0, 3, 1, 2).contiguous()
     y = torch.from_numpy(np.asarray(data.test_y))
     tests, note = corrupted_test_sets(x)
-    results = {"recipe": args.recipe, "arch": args.arch, "seed": args.seed, "n_test": len(y), "note": note,
-               "data": data.describe(), "runs": {}}
+    results = {
+        "recipe": args.recipe,
+        "arch": args.arch,
+        "seed": args.seed,
+        "n_test": len(y),
+        "note": note,
+        "data": data.describe(),
+        "runs": {},
+    }
     for method in args.methods.split(","):
         run_dir = out / method
         start = time.perf_counter()
-        argv_train = ["train", "--method", method, "--recipe", args.recipe, "--arch", args.arch,
-                      "--dataset", "cifar10", "--data", args.data, "--seed", str(args.seed),
-                      "--out", str(run_dir), "--device", "cpu", "--resume"]
+        argv_train = [
+            "train",
+            "--method",
+            method,
+            "--recipe",
+            args.recipe,
+            "--arch",
+            args.arch,
+            "--dataset",
+            "cifar10",
+            "--data",
+            args.data,
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(run_dir),
+            "--device",
+            "cpu",
+            "--resume",
+        ]
         for o in args.overrides:
             argv_train += ["--set", o]
         if cli.main(argv_train) != 0:
@@ -94,8 +118,11 @@ def main(argv=None) -> int:
         c_names = [n for n in accs if n.startswith("cifar_c:")]
         if c_names:
             accs["mean_cifar_c"] = float(np.mean([accs[n] for n in c_names]))
-        results["runs"][method] = {"acc": accs, "wall_s": time.perf_counter() - start,
-                                   "epochs": config.get("epochs")}
+        results["runs"][method] = {
+            "acc": accs,
+            "wall_s": time.perf_counter() - start,
+            "epochs": config.get("epochs"),
+        }
         (out / "results.json").write_text(json.dumps(results, indent=2))
     columns = list(next(iter(results["runs"].values()))["acc"])
     lines = ["| method | " + " | ".join(columns) + " |", "|---" * (len(columns) + 1) + "|"]

@@ -42,8 +42,20 @@ def _rows(out):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "aux"
-    args = _train_args(out, "auxiliary", "--n-train", "256", "--epochs", "3", "--set", "batch_size=32",
-                       "--set", "milestones=[1,2]", "--set", "penalty_start_epoch=2")
+    args = _train_args(
+        out,
+        "auxiliary",
+        "--n-train",
+        "256",
+        "--epochs",
+        "3",
+        "--set",
+        "batch_size=32",
+        "--set",
+        "milestones=[1,2]",
+        "--set",
+        "penalty_start_epoch=2",
+    )
     assert cli.main(args) == 0
     return out
 
@@ -52,8 +64,21 @@ def test_run_directory_has_config_metrics_and_checkpoints(finished_run):
     out = finished_run
     assert {p.name for p in out.iterdir()} >= {"config.json", "metrics.csv", "last.pt", "final.pt"}
     config = json.loads((out / "config.json").read_text())
-    for key in ("run_id", "method", "arch", "dataset", "num_classes", "seed", "recipe", "epochs",
-                "normalization", "data", "code_version", "options", "train"):
+    for key in (
+        "run_id",
+        "method",
+        "arch",
+        "dataset",
+        "num_classes",
+        "seed",
+        "recipe",
+        "epochs",
+        "normalization",
+        "data",
+        "code_version",
+        "options",
+        "train",
+    ):
         assert key in config, key
     assert config["run_id"] == "aux" and config["method"] == "auxiliary" and config["epochs"] == 3
     assert config["num_classes"] == 10 and config["data"]["synthetic"] is True
@@ -97,7 +122,9 @@ def test_unfinished_run_needs_resume_and_resume_checks_the_config(tmp_path, caps
     (out / "final.pt").unlink()  # as if killed before the end
     assert cli.main(args) == 2
     assert "--resume" in capsys.readouterr().err
-    changed = _train_args(out, "plain", "--n-train", "64", "--epochs", "1", "--set", "batch_size=16", "--resume")
+    changed = _train_args(
+        out, "plain", "--n-train", "64", "--epochs", "1", "--set", "batch_size=16", "--resume"
+    )
     assert cli.main(changed) == 2
     assert "different 'train'" in capsys.readouterr().err
     assert cli.main(args + ["--resume"]) == 0
@@ -105,8 +132,9 @@ def test_unfinished_run_needs_resume_and_resume_checks_the_config(tmp_path, caps
 
 def test_non_finite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoint(tmp_path, capsys):
     out = tmp_path / "nan"
-    args = _train_args(out, "auxiliary", "--n-train", "128", "--epochs", "2", "--set", "batch_size=32",
-                       "--set", "lr=1e12")
+    args = _train_args(
+        out, "auxiliary", "--n-train", "128", "--epochs", "2", "--set", "batch_size=32", "--set", "lr=1e12"
+    )
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert "non-finite loss at epoch" in err and "step" in err and "term '" in err
@@ -117,7 +145,9 @@ def test_non_finite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoi
 
 
 def _resume_args(out, epochs=4):
-    return _train_args(out, "auxiliary", "--n-train", "256", "--epochs", str(epochs), "--set", "batch_size=32")
+    return _train_args(
+        out, "auxiliary", "--n-train", "256", "--epochs", str(epochs), "--set", "batch_size=32"
+    )
 
 
 def test_resume_after_sigkill_gives_the_same_weights(tmp_path):

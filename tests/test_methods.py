@@ -32,7 +32,10 @@ def _batches(data, batch, steps, distinct=8):
     x = torch.from_numpy(data.train_x[:n].copy()).permute(0, 3, 1, 2).contiguous()
     y = torch.from_numpy(data.train_y[:n].copy())
     k = n // batch
-    return [(x[(i % k) * batch : (i % k + 1) * batch], y[(i % k) * batch : (i % k + 1) * batch]) for i in range(steps)]
+    return [
+        (x[(i % k) * batch : (i % k + 1) * batch], y[(i % k) * batch : (i % k + 1) * batch])
+        for i in range(steps)
+    ]
 
 
 def _train(method, data, steps=32, batch=32, lr=0.1, seed=0):
@@ -69,7 +72,9 @@ def test_every_method_trains_on_synthetic_100_classes(name, synthetic100):
 def test_views_are_uint8_crops_and_paired_views_share_the_crop(synthetic100):
     x = torch.from_numpy(synthetic100.train_x[:16].copy()).permute(0, 3, 1, 2).contiguous()
     for paired in (False, True):
-        opts = dataclasses.replace(METHODS.get("per_corruption").Options(), corruption="noise", paired_views=paired)
+        opts = dataclasses.replace(
+            METHODS.get("per_corruption").Options(), corruption="noise", paired_views=paired
+        )
         views = build_method("per_corruption", opts).views(x, torch.Generator().manual_seed(0))
         assert len(views) == 2 and all(v.dtype == torch.uint8 and v.shape == x.shape for v in views)
         diff = (views[1].float() - views[0].float()).abs().mean().item()
@@ -144,9 +149,13 @@ def test_head_penalty_is_squared_distance_of_fc_layers():
         ({"attention": False}, lambda t: "ce_aux_blur" in t),
         ({"shared_head": True}, lambda t: t["penalty"] == 0),
         ({"penalty": False, "penalty_start_epoch": 0}, lambda t: t["penalty"] == 0),
-        ({"corruptions": ("noise", "rotation"), "noise_impl": "wraparound", "paired_views": True},
-         lambda t: set(t) == {"ce_primary", "ce_aux_noise", "ce_aux_rotation", "isd_noise", "isd_rotation",
-                              "penalty"}),
+        (
+            {"corruptions": ("noise", "rotation"), "noise_impl": "wraparound", "paired_views": True},
+            lambda t: (
+                set(t)
+                == {"ce_primary", "ce_aux_noise", "ce_aux_rotation", "isd_noise", "isd_rotation", "penalty"}
+            ),
+        ),
     ],
 )
 def test_auxiliary_switches(changes, expect_terms, synthetic100):

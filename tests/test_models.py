@@ -26,7 +26,16 @@ def _one_thread():
 
 def test_registry_lists_paper_architectures_and_test_models():
     names = MODELS.names()
-    for arch in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "wrn40_2", "resnet8", "test_tiny"):
+    for arch in (
+        "resnet18",
+        "resnet34",
+        "resnet50",
+        "resnet101",
+        "resnet152",
+        "wrn40_2",
+        "resnet8",
+        "test_tiny",
+    ):
         assert arch in names
     assert MODELS.names("resnet1*") == ["resnet101", "resnet152", "resnet18"]
     with pytest.raises(UserError, match="did you mean .*'resnet18'"):
@@ -54,12 +63,16 @@ def test_stem_relu_switch():
 
 def test_eval_forward_is_primary_only_and_normalizes_internally():
     torch.manual_seed(0)
-    model = build_model("test_tiny", num_classes=10, num_aux_heads=4, mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7))
+    model = build_model(
+        "test_tiny", num_classes=10, num_aux_heads=4, mean=(0.1, 0.2, 0.3), std=(0.5, 0.6, 0.7)
+    )
     model.eval()
     x = torch.rand(3, 3, 32, 32)
     logits = model(x)
     assert isinstance(logits, torch.Tensor) and logits.shape == (3, 10)
-    normed = (x - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.6, 0.7]).view(1, 3, 1, 1)
+    normed = (x - torch.tensor([0.1, 0.2, 0.3]).view(1, 3, 1, 1)) / torch.tensor([0.5, 0.6, 0.7]).view(
+        1, 3, 1, 1
+    )
     feats = model.backbone(normed)
     torch.testing.assert_close(logits, model.fc(feats.mean(dim=(2, 3))))
     # the auxiliary heads cost nothing at inference: changing them does not change the output
@@ -88,8 +101,13 @@ def test_checkpoint_round_trip_rebuilds_the_model(tmp_path):
     kwargs = {"num_classes": 10, "num_aux_heads": 4, "mean": [0.4, 0.4, 0.4], "std": [0.2, 0.2, 0.2]}
     model = build_model("resnet8", **kwargs)
     model.train()(torch.rand(8, 3, 32, 32))  # move the BN running statistics off their init
-    save_checkpoint(tmp_path / "final.pt", arch="resnet8", model_kwargs=kwargs, state_dict=model.state_dict(),
-                    config={"method": "auxiliary"})
+    save_checkpoint(
+        tmp_path / "final.pt",
+        arch="resnet8",
+        model_kwargs=kwargs,
+        state_dict=model.state_dict(),
+        config={"method": "auxiliary"},
+    )
     loaded, config = load_classifier(tmp_path)
     assert config == {"method": "auxiliary"} and not loaded.training
     x = torch.rand(4, 3, 32, 32)

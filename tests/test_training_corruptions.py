@@ -31,7 +31,10 @@ def test_reference_specs_build_and_keep_shape_dtype(images):
 def test_blur_matches_pil_gaussian_blur_radius_1(images):
     ours = tc.gaussian_blur(images, 1.0).permute(0, 2, 3, 1).numpy().astype(float)
     pil = np.stack(
-        [np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(1.0))) for im in images.permute(0, 2, 3, 1).numpy()]
+        [
+            np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(1.0)))
+            for im in images.permute(0, 2, 3, 1).numpy()
+        ]
     ).astype(float)
     # PIL approximates the Gaussian with box blurs: close, not bit-equal
     assert np.abs(ours - pil).mean() < 1.5
@@ -80,14 +83,18 @@ def test_saturation_zero_gives_pil_grayscale(images):
     # factor 1 everywhere = identity
     assert torch.equal(out, images)
     gray = tc._blend(images.float(), tc._grayscale(images.float()), torch.zeros(len(images)))
-    pil = np.stack([np.asarray(Image.fromarray(im).convert("L")) for im in images.permute(0, 2, 3, 1).numpy()])
+    pil = np.stack(
+        [np.asarray(Image.fromarray(im).convert("L")) for im in images.permute(0, 2, 3, 1).numpy()]
+    )
     assert np.abs(gray[:, 0].round().numpy() - pil).max() <= 1
 
 
 def test_rotation_by_90_degrees_is_exact():
     x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     out = tc.affine_warp(x, tc.rotation_matrices(torch.full((4,), 90.0)), mode="nearest")
-    assert torch.equal(out, torch.rot90(x, 1, dims=(2, 3))) or torch.equal(out, torch.rot90(x, -1, dims=(2, 3)))
+    assert torch.equal(out, torch.rot90(x, 1, dims=(2, 3))) or torch.equal(
+        out, torch.rot90(x, -1, dims=(2, 3))
+    )
 
 
 def test_rotation_angles_differ_per_image_and_leave_black_corners(images):
