@@ -128,7 +128,12 @@ def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.
 def color_jitter(
     x: torch.Tensor, generator, brightness: float = 0.5, contrast: float = 0.5, saturation: float = 0.5
 ) -> torch.Tensor:
-    """Brightness, contrast and saturation jitter with per-image factors and per-image op order."""
+    """Brightness, contrast and saturation jitter with per-image factors and per-image op order.
+
+    Every op is a blend ``other + f * (x - other)`` towards a per-image target: black
+    (brightness), the mean grey level (contrast) or the grey image (saturation). So each of the
+    three steps is one blend whose target is chosen per image, not three blends and a select.
+    """
     n = x.shape[0]
     xf = x.float()
     factors = torch.stack(
@@ -136,17 +141,19 @@ def color_jitter(
             _uniform(n, 1 - brightness, 1 + brightness, x, generator),
             _uniform(n, 1 - contrast, 1 + contrast, x, generator),
             _uniform(n, 1 - saturation, 1 + saturation, x, generator),
-        ]
-    )  # (3 ops, B)
+        ],
+        1,
+    )  # (B, 3 ops)
     # a random permutation of the 3 ops per image: argsort of uniform keys
     order = torch.rand(n, 3, generator=generator, device=x.device).argsort(dim=1)
     for step in range(3):
-        op = order[:, step].view(-1, 1, 1, 1)
-        bright = _blend(xf, torch.zeros_like(xf[:, :1]), factors[0])
-        mean = _grayscale(xf).mean(dim=(1, 2, 3), keepdim=True)
-        contr = _blend(xf, mean, factors[1])
-        satur = _blend(xf, _grayscale(xf), factors[2])
-        xf = torch.where(op == 0, bright, torch.where(op == 1, contr, satur))
+        op = order[:, step]
+        f = factors.gather(1, op[:, None]).view(-1, 1, 1, 1)
+        gray = _grayscale(xf)  # (B, 1, H, W)
+        is_con = (op == 1).view(-1, 1, 1, 1).to(xf.dtype)
+        is_sat = (op == 2).view(-1, 1, 1, 1).to(xf.dtype)
+        target = is_sat * gray + is_con * gray.mean(dim=(2, 3), keepdim=True)  # 0 for brightness
+        xf = xf.sub_(target).mul_(f).add_(target).clamp_(0, 255)
     return _to_uint8(xf)
 
 

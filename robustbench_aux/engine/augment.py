@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 
 @dataclass
@@ -31,16 +30,19 @@ def draw_crop_flip(n: int, generator, device, padding: int = 4, flip: bool = Tru
 
 
 def apply_crop_flip(x: torch.Tensor, params: CropFlipParams, padding: int = 4) -> torch.Tensor:
-    """Crop each image of ``x`` at its offset from the zero-padded image, then flip where asked."""
-    n, _, h, w = x.shape
-    if padding > 0:
-        padded = F.pad(x, (padding, padding, padding, padding))
-        rows = params.dy[:, None] + torch.arange(h, device=x.device)  # (B, H)
-        cols = params.dx[:, None] + torch.arange(w, device=x.device)  # (B, W)
-        batch = torch.arange(n, device=x.device)[:, None, None]
-        # advanced indexing gathers (B, H, W, C); move channels back
-        x = padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
-    return torch.where(params.flip.view(-1, 1, 1, 1), x.flip(3), x)
+    """Crop each image of ``x`` at its offset in the zero-padded image, then flip where asked.
+
+    One gather per batch: each output pixel reads source pixel (dy - padding + i, dx - padding + j)
+    (column mirrored for flipped images), or 0 where that falls in the padding.
+    """
+    n, c, h, w = x.shape
+    rows = params.dy[:, None] - padding + torch.arange(h, device=x.device)  # (B, H)
+    cols = params.dx[:, None] - padding + torch.arange(w, device=x.device)  # (B, W)
+    cols = torch.where(params.flip[:, None], cols.flip(1), cols)
+    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]  # (B, H, W)
+    index = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
+    out = x.reshape(n, c, h * w).gather(2, index.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
+    return out * valid[:, None].to(out.dtype)
 
 
 def random_crop_flip(x: torch.Tensor, generator, padding: int = 4, flip: bool = True) -> torch.Tensor:

@@ -111,9 +111,7 @@ class _Trainer:
             log.info("--resume: %s has no last.pt; starting from epoch 1", out)
         self.net = self._wrap(self.model)
         # the training set on the device as one uint8 NCHW tensor (50k CIFAR images = 150 MB)
-        self.train_x = (
-            torch.from_numpy(np.array(self.data.train_x)).permute(0, 3, 1, 2).contiguous()
-        )
+        self.train_x = torch.from_numpy(np.array(self.data.train_x)).permute(0, 3, 1, 2).contiguous()
         self.train_x = self.train_x.to(device)
         self.train_y = torch.from_numpy(np.asarray(self.data.train_y, np.int64)).to(device)
 
