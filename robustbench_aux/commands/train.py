@@ -105,6 +105,8 @@ def run_train(args: argparse.Namespace) -> int:
             f"{result.out} is already finished (final.pt exists); nothing to do. Use a new --out to retrain."
         )
         return 0
+    if not result.is_main:
+        return 0
     last = result.rows[-1] if result.rows else {}
     print(
         f"trained {cfg.method} / {cfg.arch} on {cfg.dataset}: {len(result.rows)} epochs, "

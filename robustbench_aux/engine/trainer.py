@@ -42,6 +42,7 @@ class TrainResult:
     status: str  # "trained" | "already finished"
     epochs_run: int
     rows: list[dict]
+    is_main: bool = True  # False on DDP ranks other than 0 (they print nothing)
 
 
 class NonFiniteLoss(UserError):
@@ -217,7 +218,7 @@ class _Trainer:
             )
         self._save("final.pt", t.epochs)
         D.barrier(self.dist)
-        return TrainResult(self.out, "trained", t.epochs - self.start_epoch, self.rows)
+        return TrainResult(self.out, "trained", t.epochs - self.start_epoch, self.rows, self.dist.is_main)
 
     def _epoch(self, epoch: int) -> dict:
         t, dist = self.cfg.train, self.dist
