@@ -100,12 +100,12 @@ def run_train(args: argparse.Namespace) -> int:
         epochs=args.epochs,
     )
     result = train(cfg, data_root=args.data, out=args.out, device=args.device, resume=args.resume)
+    if not result.is_main:
+        return 0
     if result.status == "already finished":
         print(
             f"{result.out} is already finished (final.pt exists); nothing to do. Use a new --out to retrain."
         )
-        return 0
-    if not result.is_main:
         return 0
     last = result.rows[-1] if result.rows else {}
     print(

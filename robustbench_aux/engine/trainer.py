@@ -67,7 +67,7 @@ def train(
     try:
         if (out / "final.pt").is_file():
             log.info("%s already holds a finished run (final.pt); nothing to do", out)
-            return TrainResult(out, "already finished", 0, [])
+            return TrainResult(out, "already finished", 0, [], dist.is_main)
         if (out / "last.pt").is_file() and not resume:
             raise UserError(
                 f"{out} holds an unfinished run (last.pt); pass --resume to continue it or choose a new --out"
