@@ -153,3 +153,45 @@ def test_per_corruption_run_takes_the_corruption_option(tmp_path, capsys):
     with open(out / "metrics.csv") as f:
         header = next(csv.reader(f))
     assert {"ce_clean", "ce_rotation", "train_acc", "lr", "images_per_s"} <= set(header)
+
+
+def test_per_corruption_with_a_cifar_c_spec_uses_corrupt_batch(tmp_path, monkeypatch):
+    """The ``cifar_c:<name>@<s>`` path end to end, with a stand-in corrupt_batch (the real one
+    lives in the corruption engine)."""
+    import robustbench_aux.corruptions as package
+
+    seen = []
+
+    def fake_corrupt_batch(x, name, severity, *, preset="cifar", generator=None):
+        seen.append((name, severity, preset, x.shape[0]))
+        return x.flip(2)
+
+    monkeypatch.setattr(package, "corrupt_batch", fake_corrupt_batch, raising=False)
+    out = tmp_path / "pc_fog"
+    args = [
+        "train",
+        "--method",
+        "per_corruption",
+        "--recipe",
+        "smoke",
+        "--arch",
+        "test_tiny",
+        "--dataset",
+        "synthetic10",
+        "--n-train",
+        "64",
+        "--epochs",
+        "1",
+        "--set",
+        "corruption=cifar_c:fog@3",
+        "--set",
+        "batch_size=32",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    assert cli.main(args) == 0
+    assert seen == [("fog", 3, "cifar", 32)] * 2
+    with open(out / "metrics.csv") as f:
+        assert "ce_cifar_c_fog_3" in next(csv.reader(f))

@@ -60,6 +60,8 @@ class _SharedHeadAugmentation(Method):
 
 @METHODS.register("naive_augmentation", tags=("baseline", "paper"))
 class NaiveAugmentation(_SharedHeadAugmentation):
+    """Clean + all training corruptions as extra data, one head, ordinary BN (the paper's baseline)."""
+
     Options = NaiveOptions
     name = "naive_augmentation"
 
@@ -69,6 +71,8 @@ class NaiveAugmentation(_SharedHeadAugmentation):
 
 @METHODS.register("per_corruption", tags=("baseline", "paper"))
 class PerCorruption(_SharedHeadAugmentation):
+    """Clean + one training corruption (--set corruption=...), one head: a row of the interference matrix."""
+
     Options = PerCorruptionOptions
     name = "per_corruption"
 

@@ -48,6 +48,8 @@ def jensen_shannon(logits: list[torch.Tensor]) -> torch.Tensor:
 
 @METHODS.register("augmix", tags=("baseline", "external"))
 class AugMix(Method):
+    """AugMix (Hendrycks et al., ICLR 2020): clean + 2 AugMix views, CE + Jensen-Shannon consistency."""
+
     Options = AugMixOptions
     name = "augmix"
 
