@@ -77,10 +77,11 @@ def bench_views(images_u8: np.ndarray, device, reps: int) -> dict:
     return {"ours_ms": 1e3 * ours, "reference_ms": 1e3 * ref, "speedup": ref / ours}
 
 
-def _step_fn(arch, method_name, batch, device, num_classes=100):
+def _step_fn(arch, method_name, batch, device, sbn_passes, num_classes=100):
     method = build_method(method_name)
     torch.manual_seed(0)
     model = build_model(arch, num_classes=num_classes, **method.model_kwargs()).to(device).train()
+    model.sbn_passes = sbn_passes
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=device)
     y = torch.randint(0, num_classes, (batch,), device=device)
@@ -96,10 +97,10 @@ def _step_fn(arch, method_name, batch, device, num_classes=100):
     return step
 
 
-def bench_steps(arch, batch, device, reps) -> dict:
+def bench_steps(arch, batch, device, reps, sbn_passes) -> dict:
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-    plain = best_time(_step_fn(arch, "plain", batch, device), reps, sync)
-    aux = best_time(_step_fn(arch, "auxiliary", batch, device), reps, sync)
+    plain = best_time(_step_fn(arch, "plain", batch, device, sbn_passes), reps, sync)
+    aux = best_time(_step_fn(arch, "auxiliary", batch, device, sbn_passes), reps, sync)
     return {"plain_ms": 1e3 * plain, "auxiliary_ms": 1e3 * aux, "ratio": aux / plain}
 
 
@@ -131,12 +132,20 @@ def main(argv=None) -> int:
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--device", default="cpu")
     p.add_argument("--reps", type=int, default=3)
+    p.add_argument(
+        "--sbn-passes",
+        default="auto",
+        help="selective BN in the step benchmark: single, per_view, auto (engine's)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
     p.add_argument("--data", help="data root holding cifar10/ (real images for the view benchmark)")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    passes = (
+        args.sbn_passes if args.sbn_passes != "auto" else ("single" if device.type == "cuda" else "per_view")
+    )
     if args.data:
         from robustbench_aux.datasets import load_dataset
 
@@ -149,11 +158,15 @@ def main(argv=None) -> int:
         "arch": args.arch,
         "batch": args.batch,
         "views_128": bench_views(images, device, args.reps * 3),
-        "aux_vs_plain_step": bench_steps(args.arch, args.batch, device, args.reps),
+        "sbn_passes": passes,
+        "aux_vs_plain_step": bench_steps(args.arch, args.batch, device, args.reps, passes),
         "sbn_single_vs_five": bench_sbn(args.arch, args.batch, device, args.reps),
     }
     v, s, b = results["views_128"], results["aux_vs_plain_step"], results["sbn_single_vs_five"]
-    print(f"device {device}, {args.threads} thread(s), {args.arch}, batch {args.batch}")
+    print(
+        f"device {device}, {args.threads} thread(s), {args.arch}, batch {args.batch}, auxiliary step with "
+        f"sbn_passes={passes}"
+    )
     print("| benchmark | ours | baseline | ratio | target |")
     print("|---|---|---|---|---|")
     print(

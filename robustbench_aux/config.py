@@ -52,6 +52,7 @@ class TrainConfig:
     channels_last: str = "auto"  # auto (on CUDA) | on | off
     amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
     compile: bool = False  # torch.compile the model (CUDA)
+    sbn_passes: str = "auto"  # selective BN: single | per_view | auto (single on CUDA, per_view on the CPU)
     log_every: int = 50  # steps between log lines when no progress bar is shown
 
 

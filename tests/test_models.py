@@ -188,3 +188,23 @@ def test_selective_bn_channels_last_matches_contiguous():
     b = twin(x.contiguous(memory_format=torch.channels_last), views=4, selective=True)
     for u, v in zip(a, b):
         torch.testing.assert_close(u, v, rtol=1e-4, atol=1e-5)
+
+
+def test_per_view_passes_equal_the_single_pass():
+    """``sbn_passes = "per_view"`` (the CPU default) computes the same as one concatenated pass."""
+    torch.manual_seed(0)
+    single = build_model("test_tiny", num_classes=10, num_aux_heads=4).double().train()
+    per_view = copy.deepcopy(single)
+    per_view.sbn_passes = "per_view"
+    views, y = _views_and_labels()
+    results = []
+    for model in (single, per_view):
+        outs = model(torch.cat(views), views=5, heads="per_view", selective=True)
+        sum(F.cross_entropy(z, y) * (i + 1) for i, z in enumerate(outs)).backward()
+        results.append(outs)
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b)
+    for (name, p), (_, q) in zip(single.named_parameters(), per_view.named_parameters()):
+        torch.testing.assert_close(p.grad, q.grad, msg=f"gradient of {name}")
+    for (name, m), (_, r) in zip(_bn_layers(single), _bn_layers(per_view)):
+        torch.testing.assert_close(m.running_var, r.running_var, msg=f"running_var of {name}")

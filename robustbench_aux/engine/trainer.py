@@ -95,6 +95,12 @@ class _Trainer:
         self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and device.type == "cuda")
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        if t.sbn_passes not in ("auto", "single", "per_view"):
+            raise UserError(f"sbn_passes must be auto, single or per_view, got {t.sbn_passes!r}")
+        # the same mathematics either way; one large batch pays off on GPUs, small ones on CPUs
+        self.model.sbn_passes = (
+            t.sbn_passes if t.sbn_passes != "auto" else ("single" if device.type == "cuda" else "per_view")
+        )
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
             lr=t.lr,
