@@ -13,6 +13,8 @@ from robustbench_aux.errors import UserError
 
 # config keys that must match for --resume to continue a run
 IDENTITY_KEYS = ("method", "arch", "dataset", "seed", "train", "model", "options")
+# train settings that change speed or logging only: a resume may change them (e.g. on another device)
+SPEED_ONLY_TRAIN_KEYS = ("log_every", "compile", "amp", "channels_last", "sbn_passes")
 
 
 def code_version() -> str:
@@ -54,10 +56,14 @@ def check_resumable(out: Path, config: dict) -> None:
     """A UserError naming the first differing setting if ``out`` holds a different run."""
     old = read_config(out)
     for key in IDENTITY_KEYS:
-        if key in old and _jsonable(old[key]) != _jsonable(config[key]):
+        before, now = old.get(key), config[key]
+        if key == "train" and isinstance(before, dict):
+            before = {k: v for k, v in before.items() if k not in SPEED_ONLY_TRAIN_KEYS}
+            now = {k: v for k, v in now.items() if k not in SPEED_ONLY_TRAIN_KEYS}
+        if key in old and _jsonable(before) != _jsonable(now):
             raise UserError(
                 f"--resume: {out} was trained with a different {key!r} "
-                f"({old[key]!r} vs now {config[key]!r}); "
+                f"({before!r} vs now {now!r}); "
                 "resume with the same settings or choose a new --out"
             )
 
