@@ -8,8 +8,8 @@ A recipe (``robustbench_aux/recipes/<name>.toml`` or any ``.toml`` file) has the
     [model]   ...                  # ModelConfig fields
     [method.<method name>] ...     # that method's Options fields (one section per method)
 
-Resolution order: dataclass defaults < recipe (after its ``extends`` chain) < ``--set key=value``
-overrides < ``--epochs``. Every unknown or misspelled key is a :class:`UserError` naming the key.
+Resolution order: dataclass defaults < recipe (after its ``extends`` chain) < ``--epochs`` (which
+rescales the recipe's epoch-denominated schedule) < ``--set key=value`` overrides. Every unknown or misspelled key is a :class:`UserError` naming the key.
 ``--set`` keys may be bare (``lr``, ``alpha``, ``corruption``; looked up in the method's options,
 then ``train``, then ``model``) or dotted (``train.lr``, ``method.alpha``, ``model.width``).
 """
@@ -264,7 +264,7 @@ def resolve_config(
     overrides: list[str] | None = None,
     epochs: int | None = None,
 ) -> RunConfig:
-    """Build the run config: defaults, then the recipe, then ``--set`` overrides, then ``--epochs``.
+    """Build the run config: defaults, then the recipe, then ``--epochs``, then ``--set`` overrides.
 
     ``epochs`` (the ``--epochs`` flag) also rescales the epoch-denominated schedule (lr milestones,
     the auxiliary penalty start) proportionally, so a short run keeps the recipe's shape;
@@ -283,16 +283,16 @@ def resolve_config(
     assign(model, data["model"], f"recipe {label} [model]")
     assign(options, data["method"].get(method, {}), f"recipe {label} [method.{method}]")
     sections = {"method": options, "train": train, "model": model}
-    for key, value in parse_overrides(overrides or []):
-        section, name = _route_override(key, sections)
-        assign(sections[section], {name: value}, f"--set {section}")
-    if epochs is not None:
+    if epochs is not None:  # rescales the recipe's schedule; explicit --set values below win
         if epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {epochs}")
         factor = epochs / train.epochs
         train.epochs = epochs
         scale_schedule(train, factor)
         scale_schedule(options, factor)
+    for key, value in parse_overrides(overrides or []):
+        section, name = _route_override(key, sections)
+        assign(sections[section], {name: value}, f"--set {section}")
     if train.epochs < 1 or train.batch_size < 1:
         raise UserError(f"epochs and batch_size must be positive (got {train.epochs}, {train.batch_size})")
     return RunConfig(

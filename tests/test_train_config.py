@@ -118,6 +118,8 @@ def test_epochs_flag_rescales_the_schedule_but_set_epochs_does_not():
     assert short.options.penalty_start_epoch == 18
     plain_set = resolve(overrides=["epochs=21"])
     assert plain_set.train.milestones == (60, 140, 180)
+    explicit = resolve(epochs=21, overrides=["milestones=[5]"])  # an explicit --set wins over the rescaling
+    assert explicit.train.milestones == (5,) and explicit.options.penalty_start_epoch == 18
 
 
 def test_recipe_extends_chain_and_cycles(tmp_path):
@@ -125,7 +127,7 @@ def test_recipe_extends_chain_and_cycles(tmp_path):
     a.write_text(f'extends = "{b}"\n[train]\nlr = 0.2\n')
     b.write_text('extends = "smoke"\n[train]\nlr = 0.3\nepochs = 5\n')
     cfg = resolve(recipe=str(a))
-    assert cfg.train.lr == 0.2 and cfg.train.epochs == 5 and cfg.train.n_train == 1024
+    assert cfg.train.lr == 0.2 and cfg.train.epochs == 5 and cfg.train.n_train == 512
     b.write_text(f'extends = "{a}"\n')
     with pytest.raises(UserError, match="extends itself"):
         resolve(recipe=str(a))
