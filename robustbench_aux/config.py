@@ -77,6 +77,7 @@ class RunConfig:
     model: ModelConfig
     options: typing.Any  # the method's Options dataclass instance
     description: str = ""
+    recipe_status: str = ""  # e.g. "unverified" for the paper-text preset
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -305,4 +306,5 @@ def resolve_config(
         model=model,
         options=options,
         description=str(data.get("description", "")),
+        recipe_status=str(data.get("status", "")),
     )

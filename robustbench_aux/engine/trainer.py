@@ -128,7 +128,10 @@ class _Trainer:
         cfg = self.cfg.to_dict()
         return {
             "run_id": self.out.name,
-            **{k: cfg[k] for k in ("method", "arch", "dataset", "seed", "recipe", "description")},
+            **{
+                k: cfg[k]
+                for k in ("method", "arch", "dataset", "seed", "recipe", "recipe_status", "description")
+            },
             "num_classes": self.data.num_classes,
             "epochs": self.cfg.train.epochs,
             "normalization": normalization,
@@ -197,6 +200,8 @@ class _Trainer:
             write_metrics(self.out, self.rows)
             if self.start_epoch == 0:
                 self._save("last.pt", 0)  # a good checkpoint exists before the first step
+        if "unverified" in self.cfg.recipe_status:
+            log.warning("recipe %s is UNVERIFIED: %s", self.cfg.recipe, self.cfg.description)
         log.info(
             "training %s / %s on %s (%d images, %d classes) for %d epochs on %s",
             self.cfg.method,
