@@ -9,7 +9,8 @@ A recipe (``robustbench_aux/recipes/<name>.toml`` or any ``.toml`` file) has the
     [method.<method name>] ...     # that method's Options fields (one section per method)
 
 Resolution order: dataclass defaults < recipe (after its ``extends`` chain) < ``--epochs`` (which
-rescales the recipe's epoch-denominated schedule) < ``--set key=value`` overrides. Every unknown or misspelled key is a :class:`UserError` naming the key.
+rescales the recipe's epoch-denominated schedule) < ``--set key=value`` overrides. Every unknown or
+misspelled key is a :class:`UserError` naming the key.
 ``--set`` keys may be bare (``lr``, ``alpha``, ``corruption``; looked up in the method's options,
 then ``train``, then ``model``) or dotted (``train.lr``, ``method.alpha``, ``model.width``).
 """
