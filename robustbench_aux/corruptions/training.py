@@ -85,6 +85,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
 
 @TRAIN_CORRUPTIONS.register("blur", tags=("reference",))
 def make_blur(sigma: float = 1.0, **_) -> Transform:
+    """Factory of the ``blur`` spec (deterministic: the generator is unused)."""
     return lambda x, generator=None: gaussian_blur(x, sigma)
 
 
@@ -105,6 +106,7 @@ def gaussian_noise(x: torch.Tensor, generator, sigma: float = 20.0, impl: str = 
 
 @TRAIN_CORRUPTIONS.register("noise", tags=("reference",))
 def make_noise(sigma: float = 20.0, noise_impl: str = "clipped", **_) -> Transform:
+    """Factory of the ``noise`` spec (``noise_impl``: clipped or wraparound)."""
     if noise_impl not in NOISE_IMPLS:
         raise UserError(f"unknown noise_impl {noise_impl!r}; choose one of {', '.join(NOISE_IMPLS)}")
     return lambda x, generator=None: gaussian_noise(x, generator, sigma, noise_impl)
@@ -159,6 +161,7 @@ def color_jitter(
 
 @TRAIN_CORRUPTIONS.register("contrast", tags=("reference",))
 def make_contrast(brightness: float = 0.5, contrast: float = 0.5, saturation: float = 0.5, **_) -> Transform:
+    """Factory of the ``contrast`` spec (colour jitter)."""
     return lambda x, generator=None: color_jitter(x, generator, brightness, contrast, saturation)
 
 
@@ -189,6 +192,7 @@ def random_rotation(x: torch.Tensor, generator, degrees: float = 30.0) -> torch.
 
 @TRAIN_CORRUPTIONS.register("rotation", tags=("reference",))
 def make_rotation(degrees: float = 30.0, **_) -> Transform:
+    """Factory of the ``rotation`` spec."""
     return lambda x, generator=None: random_rotation(x, generator, degrees)
 
 

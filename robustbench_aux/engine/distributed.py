@@ -53,10 +53,12 @@ def all_reduce_sum(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op for one process)."""
     if info.enabled:
         dist.barrier()
 
 
 def shutdown(info: DistInfo) -> None:
+    """Leave the process group if this process joined one."""
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()

@@ -39,10 +39,12 @@ def code_version() -> str:
 
 
 def write_config(out: Path, config: dict) -> None:
+    """Write the resolved run config as ``config.json`` (atomically)."""
     atomic.write_json(out / "config.json", config)
 
 
 def read_config(out: Path) -> dict:
+    """A run directory's ``config.json``; a UserError if it is unreadable."""
     path = out / "config.json"
     try:
         return json.loads(path.read_text())

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
+    """What ``train`` did: the run directory, a status, the epochs it ran and all metrics rows."""
+
     out: Path
     status: str  # "trained" | "already finished"
     epochs_run: int
@@ -193,6 +195,7 @@ class _Trainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> TrainResult:
+        """Train from ``start_epoch`` to the end, checkpointing after every epoch."""
         t = self.cfg.train
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
