@@ -17,7 +17,7 @@ from robustbench_aux import __version__
 from robustbench_aux.errors import UserError
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("data", "corrupt", "evaluate", "report", "export", "sweep", "reproduce", "check")
+COMMANDS = ("data", "corrupt", "train", "evaluate", "report", "export", "sweep", "reproduce", "check")
 
 
 def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:

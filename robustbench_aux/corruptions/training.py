@@ -1,0 +1,256 @@
+"""Train-time corruptions: batched, device-side transforms with per-sample random parameters.
+
+The reference training corruptions of Auxiliary Training (METHOD.md), re-implemented for whole
+batches of uint8 images (B, 3, H, W) on any device:
+
+- ``blur``      Gaussian blur, radius (= sigma) 1.0 px, edge pixels replicated (PIL's GaussianBlur);
+- ``noise``     additive Gaussian noise, sigma 20 on the 0-255 scale; ``noise_impl="clipped"``
+                clamps to [0, 255], ``"wraparound"`` reproduces the reference code, which adds
+                uint8-cast noise to uint8 pixels so negative noise wraps modulo 256;
+- ``contrast``  colour jitter: brightness, contrast and saturation factors each uniform in
+                [0.5, 1.5], applied in a random order per image (torchvision ColorJitter, hue 0);
+- ``rotation``  rotation by an angle uniform in [-30, 30] degrees about the centre, nearest
+                neighbour, black fill (torchvision RandomRotation(30)).
+
+Any of the 19 CIFAR-C corruptions at a fixed severity is available as ``cifar_c:<name>@<severity>``
+(e.g. ``cifar_c:fog@3``); it calls ``robustbench_aux.corruptions.corrupt_batch`` with the ``cifar``
+preset, imported only when such a transform runs.
+
+Every transform maps uint8 (B, 3, H, W) -> uint8 (B, 3, H, W) on the input's device and draws all
+its randomness from the ``torch.Generator`` it is given (same generator state -> same output).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
+from robustbench_aux.errors import UserError
+from robustbench_aux.registry import Registry
+
+# The four training corruptions of the reference code, in its order (views 1..4).
+REFERENCE_TRAIN_CORRUPTIONS: tuple[str, ...] = ("blur", "noise", "contrast", "rotation")
+NOISE_IMPLS = ("clipped", "wraparound")
+
+TRAIN_CORRUPTIONS = Registry("training corruption")
+
+Transform = Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]
+
+_CIFAR_C_SPEC = re.compile(r"^cifar_c:([a-z_]+)@(\d+)$")
+
+
+def _uniform(n: int, low: float, high: float, x: torch.Tensor, generator) -> torch.Tensor:
+    """``n`` floats uniform in [low, high) on ``x``'s device."""
+    return low + (high - low) * torch.rand(n, generator=generator, device=x.device)
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """Round float pixels on the 0-255 scale back to uint8 (PIL rounds too)."""
+    return x.round_().clamp_(0, 255).to(torch.uint8)
+
+
+# --------------------------------------------------------------------------- blur
+
+
+def gaussian_blur_matrix(size: int, sigma: float, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(size, size) matrix M with ``M @ row`` = 1-D Gaussian blur of a ``size``-pixel row.
+
+    Taps extend to 3 sigma; out-of-image taps are folded onto the edge pixel (edge replication).
+    At 32 px a dense matrix product beats a convolution (see CORRUPTIONS.md).
+    """
+    radius = max(1, math.ceil(3.0 * sigma))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    taps /= taps.sum()
+    m = torch.zeros(size, size, dtype=torch.float64)
+    rows = torch.arange(size)
+    for off, w in zip(offsets.long().tolist(), taps.tolist()):
+        m[rows, (rows + off).clamp(0, size - 1)] += w
+    return m.to(device=device, dtype=dtype)
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    """Blur uint8 (B, C, H, W) images with a separable Gaussian of ``sigma`` px (deterministic)."""
+    h, w = x.shape[-2:]
+    mh = gaussian_blur_matrix(h, sigma, x.device)
+    mw = mh if w == h else gaussian_blur_matrix(w, sigma, x.device)
+    y = mh @ x.float() @ mw.T  # (B, C, H, W): rows, then columns
+    return _to_uint8(y)
+
+
+@TRAIN_CORRUPTIONS.register("blur", tags=("reference",))
+def make_blur(sigma: float = 1.0, **_) -> Transform:
+    """Factory of the ``blur`` spec (deterministic: the generator is unused)."""
+    return lambda x, generator=None: gaussian_blur(x, sigma)
+
+
+# --------------------------------------------------------------------------- noise
+
+
+def gaussian_noise(x: torch.Tensor, generator, sigma: float = 20.0, impl: str = "clipped") -> torch.Tensor:
+    """Add N(0, sigma^2) noise (sigma on the 0-255 scale) per pixel; see the module doc for ``impl``."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device) * sigma
+    if impl == "clipped":
+        return _to_uint8(x.float() + noise)
+    if impl == "wraparound":
+        # numpy's float -> uint8 cast truncates towards zero and wraps negatives; uint8 + uint8 wraps too.
+        wrapped = (x.long() + noise.trunc().long()) % 256
+        return wrapped.to(torch.uint8)
+    raise UserError(f"unknown noise_impl {impl!r}; choose one of {', '.join(NOISE_IMPLS)}")
+
+
+@TRAIN_CORRUPTIONS.register("noise", tags=("reference",))
+def make_noise(sigma: float = 20.0, noise_impl: str = "clipped", **_) -> Transform:
+    """Factory of the ``noise`` spec (``noise_impl``: clipped or wraparound)."""
+    if noise_impl not in NOISE_IMPLS:
+        raise UserError(f"unknown noise_impl {noise_impl!r}; choose one of {', '.join(NOISE_IMPLS)}")
+    return lambda x, generator=None: gaussian_noise(x, generator, sigma, noise_impl)
+
+
+# --------------------------------------------------------------------------- colour jitter
+
+
+def _grayscale(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R 601-2 luma (PIL's "L" conversion) of float (B, 3, H, W), keepdim."""
+    r, g, b = x.unbind(1)
+    return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
+
+
+def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
+    """PIL ImageEnhance: ``other + factor * (x - other)`` per image, clamped to [0, 255]."""
+    f = factor.view(-1, 1, 1, 1)
+    return (other + f * (x - other)).clamp(0, 255)
+
+
+def color_jitter(
+    x: torch.Tensor, generator, brightness: float = 0.5, contrast: float = 0.5, saturation: float = 0.5
+) -> torch.Tensor:
+    """Brightness, contrast and saturation jitter with per-image factors and per-image op order.
+
+    Every op is a blend ``other + f * (x - other)`` towards a per-image target: black
+    (brightness), the mean grey level (contrast) or the grey image (saturation). So each of the
+    three steps is one blend whose target is chosen per image, not three blends and a select.
+    """
+    n = x.shape[0]
+    xf = x.float()
+    factors = torch.stack(
+        [
+            _uniform(n, 1 - brightness, 1 + brightness, x, generator),
+            _uniform(n, 1 - contrast, 1 + contrast, x, generator),
+            _uniform(n, 1 - saturation, 1 + saturation, x, generator),
+        ],
+        1,
+    )  # (B, 3 ops)
+    # a random permutation of the 3 ops per image: argsort of uniform keys
+    order = torch.rand(n, 3, generator=generator, device=x.device).argsort(dim=1)
+    for step in range(3):
+        op = order[:, step]
+        f = factors.gather(1, op[:, None]).view(-1, 1, 1, 1)
+        gray = _grayscale(xf)  # (B, 1, H, W)
+        is_con = (op == 1).view(-1, 1, 1, 1).to(xf.dtype)
+        is_sat = (op == 2).view(-1, 1, 1, 1).to(xf.dtype)
+        target = is_sat * gray + is_con * gray.mean(dim=(2, 3), keepdim=True)  # 0 for brightness
+        xf = xf.sub_(target).mul_(f).add_(target).clamp_(0, 255)
+    return _to_uint8(xf)
+
+
+@TRAIN_CORRUPTIONS.register("contrast", tags=("reference",))
+def make_contrast(brightness: float = 0.5, contrast: float = 0.5, saturation: float = 0.5, **_) -> Transform:
+    """Factory of the ``contrast`` spec (colour jitter)."""
+    return lambda x, generator=None: color_jitter(x, generator, brightness, contrast, saturation)
+
+
+# --------------------------------------------------------------------------- rotation / affine
+
+
+def affine_warp(x: torch.Tensor, matrices: torch.Tensor, mode: str = "nearest") -> torch.Tensor:
+    """Warp float or uint8 (B, C, H, W) images by per-image 2x3 matrices in normalized coordinates
+    ([-1, 1], output -> input, as ``F.affine_grid``); out-of-image pixels are black."""
+    grid = F.affine_grid(matrices.float(), list(x.shape), align_corners=False)
+    out = F.grid_sample(x.float(), grid, mode=mode, padding_mode="zeros", align_corners=False)
+    return _to_uint8(out) if x.dtype == torch.uint8 else out
+
+
+def rotation_matrices(angles_deg: torch.Tensor) -> torch.Tensor:
+    """(B, 2, 3) rotation-about-the-centre matrices for square images."""
+    a = angles_deg * (math.pi / 180.0)
+    cos, sin = torch.cos(a), torch.sin(a)
+    zero = torch.zeros_like(a)
+    return torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
+
+
+def random_rotation(x: torch.Tensor, generator, degrees: float = 30.0) -> torch.Tensor:
+    """Rotate each image by its own angle uniform in [-degrees, degrees]."""
+    angles = _uniform(x.shape[0], -degrees, degrees, x, generator)
+    return affine_warp(x, rotation_matrices(angles), mode="nearest")
+
+
+@TRAIN_CORRUPTIONS.register("rotation", tags=("reference",))
+def make_rotation(degrees: float = 30.0, **_) -> Transform:
+    """Factory of the ``rotation`` spec."""
+    return lambda x, generator=None: random_rotation(x, generator, degrees)
+
+
+# --------------------------------------------------------------------------- CIFAR-C at a severity
+
+
+def make_cifar_c(name: str, severity: int, preset: str = "cifar") -> Transform:
+    """One of the 19 CIFAR-C corruptions at a fixed severity, via ``corruptions.corrupt_batch``."""
+
+    def apply(x: torch.Tensor, generator=None) -> torch.Tensor:
+        try:
+            from robustbench_aux.corruptions import corrupt_batch
+        except ImportError:
+            raise UserError(
+                f"training corruption 'cifar_c:{name}@{severity}' needs "
+                "robustbench_aux.corruptions.corrupt_batch, "
+                "which this installation lacks; use blur, noise, contrast or rotation instead"
+            ) from None
+        return corrupt_batch(x, name, severity, preset=preset, generator=generator)
+
+    return apply
+
+
+# --------------------------------------------------------------------------- specs
+
+
+def check_spec(spec: str) -> str:
+    """Validate a training-corruption spec without building it; returns it unchanged."""
+    m = _CIFAR_C_SPEC.match(spec)
+    if spec.startswith("cifar_c:"):
+        if not m:
+            raise UserError(
+                f"bad training corruption {spec!r}; write cifar_c:<name>@<severity>, e.g. cifar_c:fog@3"
+            )
+        name, sev = m.group(1), int(m.group(2))
+        if name not in ALL_19:
+            import difflib
+
+            close = difflib.get_close_matches(name, ALL_19, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UserError(f"unknown CIFAR-C corruption {name!r} in {spec!r}{hint}")
+        if sev not in SEVERITIES:
+            raise UserError(f"severity {sev} in {spec!r} is out of range; choose 1..5")
+        return spec
+    TRAIN_CORRUPTIONS.entry(spec)  # raises a "did you mean" UserError
+    return spec
+
+
+def build_train_corruption(spec: str, *, noise_impl: str = "clipped") -> Transform:
+    """A transform ``f(x_uint8_BCHW, generator) -> uint8`` for a spec: ``blur``, ``noise``,
+    ``contrast``, ``rotation`` or ``cifar_c:<name>@<severity>``."""
+    check_spec(spec)
+    m = _CIFAR_C_SPEC.match(spec)
+    if m:
+        return make_cifar_c(m.group(1), int(m.group(2)))
+    return TRAIN_CORRUPTIONS.get(spec)(noise_impl=noise_impl)
+
+
+def list_train_corruptions() -> list[str]:
+    """The named training corruptions plus the CIFAR-C spec form."""
+    return TRAIN_CORRUPTIONS.names() + [f"cifar_c:{n}@<1-5>" for n in ALL_19]

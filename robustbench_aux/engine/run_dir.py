@@ -1,0 +1,89 @@
+"""The run directory: ``config.json``, ``metrics.csv``, ``last.pt``, ``final.pt`` (docs/design.md)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+from pathlib import Path
+
+from robustbench_aux import __version__, atomic
+from robustbench_aux.errors import UserError
+
+# config keys that must match for --resume to continue a run
+IDENTITY_KEYS = ("method", "arch", "dataset", "seed", "train", "model", "options")
+# train settings that change speed or logging only: a resume may change them (e.g. on another device)
+SPEED_ONLY_TRAIN_KEYS = ("log_every", "compile", "amp", "channels_last", "sbn_passes")
+
+
+def code_version() -> str:
+    """Package version plus the git commit (and ``-dirty``) when running from a checkout."""
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit, dirty = "", ""
+    return f"{__version__}+g{commit}{'-dirty' if dirty else ''}" if commit else __version__
+
+
+def write_config(out: Path, config: dict) -> None:
+    """Write the resolved run config as ``config.json`` (atomically)."""
+    atomic.write_json(out / "config.json", config)
+
+
+def read_config(out: Path) -> dict:
+    """A run directory's ``config.json``; a UserError if it is unreadable."""
+    path = out / "config.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(
+            f"cannot read {path} ({exc}); the run directory is damaged, use a new --out"
+        ) from None
+
+
+def check_resumable(out: Path, config: dict) -> None:
+    """A UserError naming the first differing setting if ``out`` holds a different run."""
+    old = read_config(out)
+    for key in IDENTITY_KEYS:
+        before, now = old.get(key), config[key]
+        if key == "train" and isinstance(before, dict):
+            before = {k: v for k, v in before.items() if k not in SPEED_ONLY_TRAIN_KEYS}
+            now = {k: v for k, v in now.items() if k not in SPEED_ONLY_TRAIN_KEYS}
+        if key in old and _jsonable(before) != _jsonable(now):
+            raise UserError(
+                f"--resume: {out} was trained with a different {key!r} "
+                f"({before!r} vs now {now!r}); "
+                "resume with the same settings or choose a new --out"
+            )
+
+
+def _jsonable(value):
+    return json.loads(json.dumps(value, default=str))
+
+
+def write_metrics(out: Path, rows: list[dict]) -> None:
+    """Rewrite ``metrics.csv`` atomically from all epoch rows so far (so it always matches last.pt)."""
+    if not rows:
+        return
+    columns = list(rows[0])
+    for row in rows[1:]:
+        columns += [c for c in row if c not in columns]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({c: row.get(c, "") for c in columns})  # floats as repr: exact round trip
+    atomic.write_text(out / "metrics.csv", buf.getvalue())

@@ -1,0 +1,306 @@
+"""The training loop: device-resident uint8 data, batched views, SGD with step decay, resumable.
+
+Reproducibility: the model is initialised under ``torch.manual_seed(seed)``; every data-side
+random draw (epoch permutation, crop/flip, corruption parameters) comes from one
+``torch.Generator`` on the device whose state is saved in ``last.pt`` after every epoch, together
+with the model, the optimizer and the metrics so far. Resuming therefore continues the exact
+random stream; on the CPU (deterministic kernels) a resumed run ends with the same weights as an
+uninterrupted one.
+
+DDP: every rank holds the whole uint8 training set, draws the same global batch and the same views
+(same generator seed), and trains on its slice of it (``batch_size / world_size`` images), so the
+data stream does not depend on the number of processes. Metrics are summed over ranks; only
+rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from robustbench_aux.checkpoint import load_checkpoint, save_checkpoint
+from robustbench_aux.config import RunConfig
+from robustbench_aux.engine import distributed as D
+from robustbench_aux.engine.augment import to_float
+from robustbench_aux.engine.run_dir import check_resumable, code_version, write_config, write_metrics
+from robustbench_aux.engine.setup import build_run, lr_at_epoch, resolve_device
+from robustbench_aux.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What ``train`` did: the run directory, a status, the epochs it ran and all metrics rows."""
+
+    out: Path
+    status: str  # "trained" | "already finished"
+    epochs_run: int
+    rows: list[dict]
+    is_main: bool = True  # False on DDP ranks other than 0 (they print nothing)
+
+
+class NonFiniteLoss(UserError):
+    """A loss term became NaN or infinite (the run stops; last.pt keeps the last good epoch)."""
+
+
+def train(
+    cfg: RunConfig,
+    *,
+    data_root: str | Path | None,
+    out: str | Path,
+    device: str = "auto",
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``cfg`` into the run directory ``out`` (see docs/design.md for its files)."""
+    out = Path(out)
+    device = resolve_device(device)
+    dist = D.init_distributed(device.type)
+    if dist.enabled and device.type == "cuda":
+        device = torch.device("cuda", dist.local_rank)
+        torch.cuda.set_device(device)
+    try:
+        if (out / "final.pt").is_file():
+            log.info("%s already holds a finished run (final.pt); nothing to do", out)
+            return TrainResult(out, "already finished", 0, [], dist.is_main)
+        if (out / "last.pt").is_file() and not resume:
+            raise UserError(
+                f"{out} holds an unfinished run (last.pt); pass --resume to continue it or choose a new --out"
+            )
+        return _Trainer(cfg, data_root, out, device, dist, resume).run()
+    finally:
+        D.shutdown(dist)
+
+
+class _Trainer:
+    def __init__(
+        self, cfg: RunConfig, data_root, out: Path, device: torch.device, dist: D.DistInfo, resume: bool
+    ):
+        self.cfg, self.out, self.device, self.dist = cfg, out, device, dist
+        t = cfg.train
+        if t.batch_size % dist.world_size:
+            raise UserError(f"batch_size {t.batch_size} does not split over {dist.world_size} processes")
+        run = build_run(cfg, data_root, device)
+        self.data, self.method, self.model, self.model_kwargs = (
+            run.data,
+            run.method,
+            run.model,
+            run.model_kwargs,
+        )
+        self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and device.type == "cuda")
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        if t.sbn_passes not in ("auto", "single", "per_view"):
+            raise UserError(f"sbn_passes must be auto, single or per_view, got {t.sbn_passes!r}")
+        # the same mathematics either way; one large batch pays off on GPUs, small ones on CPUs
+        self.model.sbn_passes = (
+            t.sbn_passes if t.sbn_passes != "auto" else ("single" if device.type == "cuda" else "per_view")
+        )
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=t.lr,
+            momentum=t.momentum,
+            weight_decay=t.weight_decay,
+            nesterov=t.nesterov,
+        )
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(cfg.seed)
+        self.start_epoch, self.rows = 0, []
+        self.config = self._config_dict(run.normalization)
+        if resume and (out / "last.pt").is_file():
+            self._restore()
+        elif resume:
+            log.info("--resume: %s has no last.pt; starting from epoch 1", out)
+        self.net = self._wrap(self.model)
+        # the training set on the device as one uint8 NCHW tensor (50k CIFAR images = 150 MB)
+        self.train_x = torch.from_numpy(np.array(self.data.train_x)).permute(0, 3, 1, 2).contiguous()
+        self.train_x = self.train_x.to(device)
+        self.train_y = torch.from_numpy(np.asarray(self.data.train_y, np.int64)).to(device)
+
+    # ------------------------------------------------------------------ setup helpers
+
+    def _config_dict(self, normalization: dict) -> dict:
+        cfg = self.cfg.to_dict()
+        return {
+            "run_id": self.out.name,
+            **{
+                k: cfg[k]
+                for k in ("method", "arch", "dataset", "seed", "recipe", "recipe_status", "description")
+            },
+            "num_classes": self.data.num_classes,
+            "epochs": self.cfg.train.epochs,
+            "normalization": normalization,
+            "data": self.data.describe(),
+            "code_version": code_version(),
+            "train": cfg["train"],
+            "model": cfg["model"],
+            "options": cfg["options"],
+            "model_kwargs": self.model_kwargs,
+            "world_size": self.dist.world_size,
+            "device": self.device.type,
+        }
+
+    def _wrap(self, model):
+        net = model
+        if self.dist.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
+        if self.cfg.train.compile:
+            net = torch.compile(net)
+        return net
+
+    def _restore(self) -> None:
+        check_resumable(self.out, self.config)
+        ckpt = load_checkpoint(self.out / "last.pt", map_location=self.device)
+        self.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.generator.set_state(ckpt["generator"].cpu())
+        self.start_epoch = int(ckpt["epoch"])
+        self.rows = list(ckpt["metrics"])
+        log.info("resuming %s after epoch %d of %d", self.out, self.start_epoch, self.cfg.train.epochs)
+
+    def _autocast(self):
+        amp = self.cfg.train.amp
+        if amp == "bf16" or (amp == "auto" and self.device.type == "cuda"):
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _save(self, name: str, epoch: int) -> None:
+        if not self.dist.is_main:
+            return
+        extra = {}
+        if name == "last.pt":
+            extra = {
+                "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(),
+                "metrics": self.rows,
+            }
+        save_checkpoint(
+            self.out / name,
+            arch=self.cfg.arch,
+            model_kwargs=self.model_kwargs,
+            state_dict=self.model.state_dict(),
+            config=self.config,
+            epoch=epoch,
+            **extra,
+        )
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> TrainResult:
+        """Train from ``start_epoch`` to the end, checkpointing after every epoch."""
+        t = self.cfg.train
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            write_config(self.out, self.config)
+            write_metrics(self.out, self.rows)
+            if self.start_epoch == 0:
+                self._save("last.pt", 0)  # a good checkpoint exists before the first step
+        if "unverified" in self.cfg.recipe_status:
+            log.warning("recipe %s is UNVERIFIED: %s", self.cfg.recipe, self.cfg.description)
+        log.info(
+            "training %s / %s on %s (%d images, %d classes) for %d epochs on %s",
+            self.cfg.method,
+            self.cfg.arch,
+            self.cfg.dataset,
+            len(self.train_y),
+            self.data.num_classes,
+            t.epochs,
+            self.device,
+        )
+        for epoch in range(self.start_epoch, t.epochs):
+            row = self._epoch(epoch)
+            self.rows.append(row)
+            self._save("last.pt", epoch + 1)
+            if self.dist.is_main:
+                write_metrics(self.out, self.rows)
+            log.info(
+                "epoch %d/%d  loss %.4f  train_acc %.4f  lr %.4g  %.0f img/s",
+                epoch + 1,
+                t.epochs,
+                row["loss"],
+                row["train_acc"],
+                row["lr"],
+                row["images_per_s"],
+            )
+        self._save("final.pt", t.epochs)
+        D.barrier(self.dist)
+        return TrainResult(self.out, "trained", t.epochs - self.start_epoch, self.rows, self.dist.is_main)
+
+    def _epoch(self, epoch: int) -> dict:
+        t, dist = self.cfg.train, self.dist
+        lr = lr_at_epoch(t, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.net.train()
+        n = len(self.train_y)
+        batch = min(t.batch_size, n - n % dist.world_size)
+        steps = n // batch  # the last partial batch is dropped (equal view chunks, equal DDP slices)
+        local = batch // dist.world_size
+        lo, hi = dist.rank * local, (dist.rank + 1) * local
+        perm = torch.randperm(n, generator=self.generator, device=self.device)
+        sums: dict[str, torch.Tensor] = {}
+        correct = torch.zeros((), device=self.device)
+        start = time.perf_counter()
+        bar = tqdm(
+            range(steps),
+            desc=f"epoch {epoch + 1}/{t.epochs}",
+            leave=False,
+            disable=None if dist.is_main else True,
+        )
+        for step in bar:
+            idx = perm[step * batch : (step + 1) * batch]
+            views = self.method.views(self.train_x[idx], self.generator)
+            y = self.train_y[idx][lo:hi]
+            inputs = to_float(torch.cat([v[lo:hi] for v in views]), self.channels_last)
+            with self._autocast():
+                result = self.method.loss(self.net, inputs, len(views), y, epoch)
+            self._check_finite(result, epoch, step)
+            self.optimizer.zero_grad(set_to_none=True)
+            result.loss.backward()
+            self.optimizer.step()
+            with torch.no_grad():
+                sums["loss"] = sums.get("loss", 0) + result.loss.detach().float()
+                for k, v in result.terms.items():
+                    sums[k] = sums.get(k, 0) + v.float()
+                correct += (result.logits.argmax(1) == y).sum()
+            if bar.disable and dist.is_main and t.log_every and (step + 1) % t.log_every == 0:
+                log.info("epoch %d step %d/%d loss %.4f", epoch + 1, step + 1, steps, result.loss.item())
+        seconds = time.perf_counter() - start
+        names = list(sums)
+        totals = torch.stack([sums[k] for k in names] + [correct.float()])
+        D.all_reduce_sum(totals, dist)
+        totals = totals.tolist()
+        row = {"epoch": epoch + 1, "lr": lr}
+        # losses: mean over steps and ranks; accuracy over every clean training image seen
+        row.update({k: v / (steps * dist.world_size) for k, v in zip(names, totals)})
+        row["train_acc"] = totals[-1] / (steps * batch)
+        row.update(self.method.epoch_info(epoch))
+        row["images_per_s"] = steps * batch / seconds
+        row["seconds"] = seconds
+        return row
+
+    def _check_finite(self, result, epoch: int, step: int) -> None:
+        """Stop with a UserError naming the step and the first non-finite loss term."""
+        names = list(result.terms) + ["loss"]
+        values = torch.stack(
+            [v.detach().float() for v in result.terms.values()] + [result.loss.detach().float()]
+        )
+        bad = (~torch.isfinite(values)).float()
+        if self.dist.enabled:
+            D.all_reduce_sum(bad, self.dist)  # every rank stops together
+        if bad.any().item():
+            i = int(bad.nonzero()[0])
+            value = values[i].item()
+            raise NonFiniteLoss(
+                f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {names[i]!r} = {value}; "
+                f"training stopped and {self.out / 'last.pt'} keeps the last good epoch "
+                f"({self.rows[-1]['epoch'] if self.rows else 0}); lower the learning rate (--set lr=...)"
+            )

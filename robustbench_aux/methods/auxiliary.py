@@ -1,0 +1,123 @@
+"""``auxiliary``: Auxiliary Training (Zhang et al., CVPR 2020) with every switch of METHOD.md.
+
+Per step, with views v0 (clean) and vj = tj(x) (j = 1..k), logits z0 = g0(f(v0)), zj = gj(f(vj))::
+
+    L = CE(z0, y) + sum_j alpha * CE(zj, y)
+      + sum_j beta * H(softmax(teacher / T).detach(), softmax(student / T))     # ISD
+      + gamma(epoch) * sum_j (||W0 - Wj||^2 + ||b0 - bj||^2)                  # final linear layers
+
+The reference distils from the primary (teacher, on clean) to each auxiliary head
+(``distill_direction = "primary_to_aux"``); ``aux_to_primary`` reverses it, ``both`` adds both.
+gamma is ``penalty_weight`` from epoch ``penalty_start_epoch`` (0-based) on, 0 before.
+
+Ablations are switches: no_isd = ``beta = 0``; no_sbn = ``selective_bn = false``; no_penalty =
+``penalty = false``; no_attention = ``attention = false``; shared_head = ``shared_head = true``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from robustbench_aux.corruptions.training import NOISE_IMPLS, REFERENCE_TRAIN_CORRUPTIONS, check_spec
+from robustbench_aux.errors import UserError
+from robustbench_aux.methods import METHODS
+from robustbench_aux.methods.base import Method, StepOutput, cross_entropy_per_view, term_name
+
+DISTILL_DIRECTIONS = ("primary_to_aux", "aux_to_primary", "both")
+
+
+@dataclass
+class AuxiliaryOptions:
+    corruptions: tuple[str, ...] = REFERENCE_TRAIN_CORRUPTIONS  # one auxiliary head per corruption
+    alpha: float = 0.05  # weight of each auxiliary head's cross-entropy
+    beta: float = 0.05  # weight of each distillation term (0 = the no_isd ablation)
+    temperature: float = 1.0  # T of the softened outputs
+    distill_direction: str = "primary_to_aux"
+    penalty: bool = True  # the fc weight penalty (false = the no_penalty ablation)
+    penalty_weight: float = 1.0  # gamma once switched on
+    penalty_start_epoch: int = field(default=180, metadata={"epochs": True})  # 0-based
+    selective_bn: bool = True  # per-view BN statistics, running stats from clean (false = no_sbn)
+    attention: bool = True  # attention + bottleneck auxiliary heads (false = pool -> linear)
+    shared_head: bool = False  # every view through the primary head (no auxiliary heads)
+    paired_views: bool = False  # all views share one crop/flip (reference: each draws its own)
+    noise_impl: str = "clipped"  # clipped | wraparound
+
+    def validate(self) -> None:
+        if self.distill_direction not in DISTILL_DIRECTIONS:
+            raise UserError(
+                f"distill_direction must be one of {', '.join(DISTILL_DIRECTIONS)}, "
+                f"got {self.distill_direction!r}"
+            )
+        if self.noise_impl not in NOISE_IMPLS:
+            raise UserError(f"noise_impl must be one of {', '.join(NOISE_IMPLS)}, got {self.noise_impl!r}")
+        if self.temperature <= 0:
+            raise UserError(f"temperature must be positive, got {self.temperature}")
+        if not self.corruptions:
+            raise UserError("corruptions is empty; auxiliary training needs at least one")
+        for spec in self.corruptions:
+            check_spec(spec)
+
+
+def soft_cross_entropy(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float):
+    """H(softmax(teacher / T), softmax(student / T)), batch mean; the teacher is detached
+    (equal to KL(teacher || student) up to the teacher's entropy, a constant for the student)."""
+    target = F.softmax(teacher_logits.detach().float() / temperature, dim=1)
+    return -(target * F.log_softmax(student_logits.float() / temperature, dim=1)).sum(1).mean()
+
+
+def head_penalty(linears: list[torch.nn.Linear]) -> torch.Tensor:
+    """Sum over auxiliary heads j of ||W0 - Wj||_F^2 + ||b0 - bj||^2 (linears[0] = primary)."""
+    w0, b0 = linears[0].weight, linears[0].bias
+    return sum(((w0 - l.weight) ** 2).sum() + ((b0 - l.bias) ** 2).sum() for l in linears[1:])
+
+
+@METHODS.register("auxiliary", tags=("paper",))
+class Auxiliary(Method):
+    """Auxiliary training: per-corruption auxiliary heads, ISD, selective BN, weight penalty."""
+
+    Options = AuxiliaryOptions
+    name = "auxiliary"
+
+    def corruption_specs(self):
+        return tuple(self.options.corruptions)
+
+    def model_kwargs(self) -> dict:
+        o = self.options
+        return {} if o.shared_head else {"num_aux_heads": len(o.corruptions), "aux_attention": o.attention}
+
+    def gamma(self, epoch: int) -> float:
+        o = self.options
+        return (
+            o.penalty_weight if (o.penalty and not o.shared_head and epoch >= o.penalty_start_epoch) else 0.0
+        )
+
+    def epoch_info(self, epoch: int) -> dict:
+        return {"gamma": self.gamma(epoch)}
+
+    def loss(self, model, inputs, views, y, epoch) -> StepOutput:
+        o = self.options
+        net = getattr(model, "module", model)  # the bare model under DDP (for its head layers)
+        heads = "primary" if o.shared_head else "per_view"
+        logits = model(inputs, views=views, heads=heads, selective=o.selective_bn)
+        ces = cross_entropy_per_view(logits, y)
+        names = [term_name(s) for s in self.corruption_specs()]
+        terms = {"ce_primary": ces[0]}
+        for name, ce in zip(names, ces[1:]):
+            terms[f"ce_aux_{name}"] = o.alpha * ce
+        for name, z in zip(names, logits[1:]):
+            if o.beta == 0:
+                continue
+            isd = 0.0
+            if o.distill_direction in ("primary_to_aux", "both"):
+                isd = isd + soft_cross_entropy(logits[0], z, o.temperature)
+            if o.distill_direction in ("aux_to_primary", "both"):
+                isd = isd + soft_cross_entropy(z, logits[0], o.temperature)
+            terms[f"isd_{name}"] = o.beta * isd
+        gamma = self.gamma(epoch)
+        # always present (0 while off) so the metrics columns stay the same all run
+        terms["penalty"] = gamma * head_penalty(net.head_linears()) if gamma > 0 else ces[0].new_zeros(())
+        total = sum(terms.values())
+        return StepOutput(total, {k: v.detach() for k, v in terms.items()}, logits[0].detach())

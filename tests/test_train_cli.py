@@ -1,0 +1,197 @@
+"""``robustbench-aux train`` in-process: listings, help, errors, a per-corruption run."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from robustbench_aux import cli
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """One intra-op thread: on a shared 2-core machine, 2 threads can be many times slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def test_list_methods_models_and_corruptions(capsys):
+    assert cli.main(["train", "--list-methods"]) == 0
+    out = capsys.readouterr().out
+    for name in ("plain", "naive_augmentation", "per_corruption", "auxiliary", "augmix"):
+        assert name in out
+    assert cli.main(["train", "--list-models"]) == 0
+    out = capsys.readouterr().out
+    assert "resnet18" in out and "wrn40_2" in out and "test_tiny" in out
+    assert cli.main(["train", "--list-corruptions"]) == 0
+    assert "cifar_c:fog@<1-5>" in capsys.readouterr().out
+
+
+def test_help_mentions_every_option(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["train", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--method",
+        "--recipe",
+        "--arch",
+        "--dataset",
+        "--data",
+        "--seed",
+        "--out",
+        "--epochs",
+        "--set",
+        "--resume",
+        "--device",
+        "--n-train",
+        "--list-methods",
+        "--list-models",
+    ):
+        assert flag in text, flag
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--method", "plain"], "train needs --arch, --dataset, --out"),
+        (
+            ["--method", "auxilary", "--arch", "test_tiny", "--dataset", "synthetic10", "--out", "x"],
+            "did you mean 'auxiliary'",
+        ),
+        (
+            ["--method", "plain", "--arch", "resnet81", "--dataset", "synthetic10", "--out", "x"],
+            "unknown model",
+        ),
+        (
+            ["--method", "plain", "--arch", "test_tiny", "--dataset", "cifar1000", "--out", "x"],
+            "unknown dataset",
+        ),
+        (
+            [
+                "--method",
+                "plain",
+                "--arch",
+                "wrn40_2",
+                "--dataset",
+                "synthetic10",
+                "--out",
+                "x",
+                "--set",
+                "width=8",
+            ],
+            "width applies to ResNets only",
+        ),
+    ],
+)
+def test_bad_input_is_one_line_error_with_exit_2(args, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--recipe", "smoke", *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_cuda_request_without_gpu_is_an_error(tmp_path, capsys):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    args = [
+        "train",
+        "--method",
+        "plain",
+        "--recipe",
+        "smoke",
+        "--arch",
+        "test_tiny",
+        "--dataset",
+        "synthetic10",
+        "--out",
+        str(tmp_path / "r"),
+        "--device",
+        "cuda",
+    ]
+    assert cli.main(args) == 2
+    assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_per_corruption_run_takes_the_corruption_option(tmp_path, capsys):
+    out = tmp_path / "pc_rotation"
+    args = [
+        "train",
+        "--method",
+        "per_corruption",
+        "--recipe",
+        "smoke",
+        "--arch",
+        "test_tiny",
+        "--dataset",
+        "synthetic100",
+        "--n-train",
+        "128",
+        "--epochs",
+        "1",
+        "--set",
+        "corruption=rotation",
+        "--set",
+        "batch_size=32",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    assert cli.main(args) == 0
+    assert "trained per_corruption / test_tiny on synthetic100" in capsys.readouterr().out
+    config = json.loads((out / "config.json").read_text())
+    assert config["options"]["corruption"] == "rotation" and config["seed"] == 3
+    assert config["num_classes"] == 100 and config["data"]["n_train"] == 128
+    with open(out / "metrics.csv") as f:
+        header = next(csv.reader(f))
+    assert {"ce_clean", "ce_rotation", "train_acc", "lr", "images_per_s"} <= set(header)
+
+
+def test_per_corruption_with_a_cifar_c_spec_uses_corrupt_batch(tmp_path, monkeypatch):
+    """The ``cifar_c:<name>@<s>`` path end to end, with a stand-in corrupt_batch (the real one
+    lives in the corruption engine)."""
+    import robustbench_aux.corruptions as package
+
+    seen = []
+
+    def fake_corrupt_batch(x, name, severity, *, preset="cifar", generator=None):
+        seen.append((name, severity, preset, x.shape[0]))
+        return x.flip(2)
+
+    monkeypatch.setattr(package, "corrupt_batch", fake_corrupt_batch, raising=False)
+    out = tmp_path / "pc_fog"
+    args = [
+        "train",
+        "--method",
+        "per_corruption",
+        "--recipe",
+        "smoke",
+        "--arch",
+        "test_tiny",
+        "--dataset",
+        "synthetic10",
+        "--n-train",
+        "64",
+        "--epochs",
+        "1",
+        "--set",
+        "corruption=cifar_c:fog@3",
+        "--set",
+        "batch_size=32",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    ]
+    assert cli.main(args) == 0
+    assert seen == [("fog", 3, "cifar", 32)] * 2
+    with open(out / "metrics.csv") as f:
+        assert "ce_cifar_c_fog_3" in next(csv.reader(f))
