@@ -12,6 +12,7 @@ gamma is ``penalty_weight`` from epoch ``penalty_start_epoch`` (0-based) on, 0 b
 
 Ablations are switches: no_isd = ``beta = 0``; no_sbn = ``selective_bn = false``; no_penalty =
 ``penalty = false``; no_attention = ``attention = false``; shared_head = ``shared_head = true``.
+``variant = "<ablation>"`` names one of them: it sets that switch and labels the run in reports.
 """
 
 from __future__ import annotations
@@ -27,6 +28,15 @@ from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.base import Method, StepOutput, cross_entropy_per_view, term_name
 
 DISTILL_DIRECTIONS = ("primary_to_aux", "aux_to_primary", "both")
+# the ablations of METHOD.md as named bundles of switches (the run's label shows the name)
+VARIANTS: dict[str, dict] = {
+    "full": {},
+    "no_isd": {"beta": 0.0},
+    "no_sbn": {"selective_bn": False},
+    "no_penalty": {"penalty": False},
+    "no_attention": {"attention": False},
+    "shared_head": {"shared_head": True},
+}
 
 
 @dataclass
@@ -44,8 +54,13 @@ class AuxiliaryOptions:
     shared_head: bool = False  # every view through the primary head (no auxiliary heads)
     paired_views: bool = False  # all views share one crop/flip (reference: each draws its own)
     noise_impl: str = "clipped"  # clipped | wraparound
+    variant: str = "full"  # a named ablation (VARIANTS): sets its switch, labels the run
 
     def validate(self) -> None:
+        if self.variant not in VARIANTS:
+            raise UserError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
+        for key, value in VARIANTS[self.variant].items():
+            setattr(self, key, value)
         if self.distill_direction not in DISTILL_DIRECTIONS:
             raise UserError(
                 f"distill_direction must be one of {', '.join(DISTILL_DIRECTIONS)}, "
