@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from robustbench_aux.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,12 +22,27 @@ def test_missing_dataset_stops_at_once_with_the_fix(tmp_path, capsys):
     assert not (tmp_path / "r").exists()
 
 
+MINI_GRID = """
+[defaults]
+recipe = "smoke"
+
+[[runs]]
+methods = ["plain", "auxiliary"]
+archs = ["test_tiny"]
+seeds = [0]
+"""
+
+
+def reproduce_args(grid, tmp_path, data, *extra):
+    return ["reproduce", "--grid", str(grid), "--report", str(tmp_path / "report"), "--dataset", "cifar10",
+            "--data", str(data), "--out", str(tmp_path / "runs"), "--epochs", "1", "--n-train", "256",
+            "--eval-n", "100", "--generate-n", "100", "--device", "cpu", "--no-download", *extra]
+
+
 def test_reproduce_end_to_end_on_cifar10(cifar10_root, tmp_path, capsys):
-    rc = main(["reproduce", "--grid", str(REPO / "baselines/grids/cifar100.toml"),
-               "--report", str(tmp_path / "report"), "--dataset", "cifar10", "--data", str(cifar10_root),
-               "--out", str(tmp_path / "runs"), "--archs", "test_tiny", "--seeds", "0",
-               "--methods", "plain,auxiliary", "--epochs", "1", "--n-train", "256", "--eval-n", "100",
-               "--generate-n", "100", "--device", "cpu", "--no-download"])
+    grid = tmp_path / "grid.toml"
+    grid.write_text(MINI_GRID)
+    rc = main(reproduce_args(grid, tmp_path, cifar10_root))
     out = capsys.readouterr().out
     assert rc == 0, out
     # every stage's command is printed
@@ -37,9 +54,18 @@ def test_reproduce_end_to_end_on_cifar10(cifar10_root, tmp_path, capsys):
     summary = json.loads((tmp_path / "runs" / "auxiliary-test_tiny-s0" / "eval" / "summary.json").read_text())
     assert summary["n_corruptions_19"] == 19 and 0 <= summary["clean_acc"] <= 1
     # nothing is redone on a second call
-    assert main(["reproduce", "--grid", str(REPO / "baselines/grids/cifar100.toml"),
-                 "--report", str(tmp_path / "report"), "--dataset", "cifar10", "--data", str(cifar10_root),
-                 "--out", str(tmp_path / "runs"), "--archs", "test_tiny", "--seeds", "0",
-                 "--methods", "plain,auxiliary", "--epochs", "1", "--n-train", "256", "--eval-n", "100",
-                 "--generate-n", "100", "--device", "cpu", "--no-download"]) == 0
+    assert main(reproduce_args(grid, tmp_path, cifar10_root)) == 0
     assert "robustbench-aux train" not in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_reproduce_default_grid_sliced_to_a_tiny_model(cifar10_root, tmp_path, capsys):
+    """What `make reproduce-cifar100 DATASET=cifar10 ARCHS=test_tiny SEEDS=0 EPOCHS=1 ...` runs:
+    every method and ablation of the default grid, once each."""
+    rc = main(reproduce_args(REPO / "baselines/grids/cifar100.toml", tmp_path, cifar10_root,
+                             "--archs", "test_tiny", "--seeds", "0"))
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    html = (tmp_path / "report" / "index.html").read_text()
+    for label in ("naive_augmentation", "per_corruption[rotation]", "auxiliary[no_sbn]", "augmix"):
+        assert label in html
