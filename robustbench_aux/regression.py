@@ -109,5 +109,5 @@ def run_check(spec_path: Path, data: Path, work: Path, *, update: bool = False, 
     rows = compare(json.loads(expected_path.read_text())["runs"], got, check["tolerance"])
     echo(table(rows))
     drifted = [r for r in rows if not r.ok]
-    echo(f"check: {len(rows) - len(drifted)} passed, {len(drifted)} failed (metrics within tolerance)")
+    echo(f"metrics within tolerance: {len(rows) - len(drifted)} passed, {len(drifted)} failed")
     return 1 if drifted else 0
