@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustbench_aux.datasets import DATASETS, CifarCReader, prepare_dataset, read_array_dir, resolve_data_root
+from robustbench_aux.datasets import (
+    DATASETS,
+    CifarCReader,
+    prepare_dataset,
+    read_array_dir,
+    resolve_data_root,
+)
 from robustbench_aux.datasets.loading import ENV_VAR
 from robustbench_aux.errors import UserError
 
