@@ -21,15 +21,6 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = ["--arch", "test_tiny", "--dataset", "synthetic10", "--seed", "0", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 threads can be many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _train_args(out, method="plain", *extra):
     return ["train", "--method", method, "--recipe", "smoke", *TINY, "--out", str(out), *extra]
 

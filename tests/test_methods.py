@@ -17,15 +17,6 @@ from robustbench_aux.models import build_model
 ALL_METHODS = ("plain", "naive_augmentation", "per_corruption", "auxiliary", "augmix")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 threads can be many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _batches(data, batch, steps, distinct=8):
     """``steps`` batches cycling over ``distinct`` fixed batches (a few passes: the loss must fall)."""
     n = batch * min(steps, distinct)

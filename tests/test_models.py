@@ -15,15 +15,6 @@ from robustbench_aux.models import MODELS, SelectiveBatchNorm2d, build_model
 from robustbench_aux.models.selective_bn import multi_pass_reference, selective_bn
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 threads can be many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_registry_lists_paper_architectures_and_test_models():
     names = MODELS.names()
     for arch in (

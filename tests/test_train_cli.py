@@ -11,15 +11,6 @@ import torch
 from robustbench_aux import cli
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """One intra-op thread: on a shared 2-core machine, 2 threads can be many times slower."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def test_list_methods_models_and_corruptions(capsys):
     assert cli.main(["train", "--list-methods"]) == 0
     out = capsys.readouterr().out
