@@ -259,7 +259,9 @@ class _Trainer:
             idx = perm[step * batch : (step + 1) * batch]
             views = self.method.views(self.train_x[idx], self.generator)
             y = self.train_y[idx][lo:hi]
-            inputs = to_float(torch.cat([v[lo:hi] for v in views]), self.channels_last)
+            # each view to [0, 1] before concatenating: methods may mix uint8 and float views (AugMix),
+            # and torch.cat would promote uint8 pixels to float 0..255 unscaled
+            inputs = to_float(torch.cat([to_float(v[lo:hi]) for v in views]), self.channels_last)
             with self._autocast():
                 result = self.method.loss(self.net, inputs, len(views), y, epoch)
             self._check_finite(result, epoch, step)
