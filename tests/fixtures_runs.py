@@ -317,6 +317,21 @@ def load_json(path: Path) -> dict:
 _REPORT_CACHE: dict = {}
 
 
+# the section ids every rendered report page must have
+SECTIONS = (
+    "claim",
+    "methods",
+    "tradeoff",
+    "interference",
+    "families",
+    "severity",
+    "corruptions",
+    "significance",
+    "runs",
+    "provenance",
+)
+
+
 def build_fixture_report(tmp_path_factory) -> dict:
     """Fixture runs (9 labels x 2 architectures x 2 seeds, 19 corruptions, n=100) and their report.
 

@@ -7,25 +7,12 @@ import re
 
 import pandas as pd
 import pytest
-from fixtures_runs import build_fixture_report, fixture_accuracy, write_fixture_run
+from fixtures_runs import SECTIONS, build_fixture_report, fixture_accuracy, write_fixture_run
 
 from robustbench_aux.cli import main
 from robustbench_aux.corruptions.catalog import BENCHMARK_15, SEVERITIES
 from robustbench_aux.errors import UserError
 from robustbench_aux.report import build_report, export_robustbench
-
-SECTIONS = (
-    "claim",
-    "methods",
-    "tradeoff",
-    "interference",
-    "families",
-    "severity",
-    "corruptions",
-    "significance",
-    "runs",
-    "provenance",
-)
 
 
 def _acc(label, arch, seed, c, s, n=100):

@@ -13,7 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from fixtures_runs import build_fixture_report
+from fixtures_runs import SECTIONS, build_fixture_report
 
 pytestmark = pytest.mark.browser
 
@@ -26,18 +26,6 @@ FLAGS = (
     "--disable-component-update",
     "--disable-sync",
     "--hide-scrollbars",
-)
-SECTIONS = (
-    "claim",
-    "methods",
-    "tradeoff",
-    "interference",
-    "families",
-    "severity",
-    "corruptions",
-    "significance",
-    "runs",
-    "provenance",
 )
 
 
