@@ -5,37 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
 from pathlib import Path
 
-from robustbench_aux import __version__, atomic
+from robustbench_aux import atomic
 from robustbench_aux.errors import UserError
 
 # config keys that must match for --resume to continue a run
 IDENTITY_KEYS = ("method", "arch", "dataset", "seed", "train", "model", "options")
 # train settings that change speed or logging only: a resume may change them (e.g. on another device)
 SPEED_ONLY_TRAIN_KEYS = ("log_every", "compile", "amp", "channels_last", "sbn_passes")
-
-
-def code_version() -> str:
-    """Package version plus the git commit (and ``-dirty``) when running from a checkout."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit, dirty = "", ""
-    return f"{__version__}+g{commit}{'-dirty' if dirty else ''}" if commit else __version__
 
 
 def write_config(out: Path, config: dict) -> None:

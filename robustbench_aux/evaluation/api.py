@@ -33,6 +33,7 @@ from robustbench_aux.evaluation.predict import (
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import BlockStore
 from robustbench_aux.metrics.tidy import CLEAN, block_rows, run_identity
+from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +187,7 @@ def evaluate(
     provenance = {
         "data": data_desc,
         "corruptions": c_prov,
-        "code_version": prov.code_version(),
+        "code_version": code_version(),
         "torch": torch.__version__,
         "device": str(device),
         "precision": precision,

@@ -3,41 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
 from pathlib import Path
 
 import torch
 
-from robustbench_aux import __version__
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
-
-_PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-
-def code_version() -> str:
-    """``<package version>+g<commit>[.dirty]`` inside a git checkout, else the package version."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"],
-            cwd=_PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        if commit.returncode != 0:
-            return __version__
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=_PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
-        suffix = ".dirty" if dirty.stdout.strip() else ""
-        return f"{__version__}+g{commit.stdout.strip()}{suffix}"
-    except (OSError, subprocess.SubprocessError):
-        return __version__
 
 
 def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:

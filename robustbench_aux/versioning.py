@@ -1,0 +1,35 @@
+"""The code version recorded in every run and evaluation: package version plus the git commit."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from robustbench_aux import __version__
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def code_version() -> str:
+    """``<package version>+g<commit>[.dirty]`` inside a git checkout, else the package version."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=_PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        if commit.returncode != 0:
+            return __version__
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=_PACKAGE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+        suffix = ".dirty" if dirty.stdout.strip() else ""
+        return f"{__version__}+g{commit.stdout.strip()}{suffix}"
+    except (OSError, subprocess.SubprocessError):
+        return __version__
