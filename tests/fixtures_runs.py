@@ -91,6 +91,8 @@ def save_tiny_run(
         "std": CIFAR10_NORM["std"],
         "width": width,
     }
+    if delay_s:  # a constructor argument, so the model rebuilt from the checkpoint is slow too
+        kwargs["delay_s"] = delay_s
     model = model if model is not None else TinyEvalCNN(**kwargs)
     config = {
         "run_id": f"{method}-{TEST_ARCH}-s{seed}",

@@ -228,7 +228,7 @@ def test_resume_after_sigkill(tmp_path, cifar10_root, cifar_c):
     import time
     from pathlib import Path
 
-    slow = save_tiny_run(tmp_path / "slow", seed=2, delay_s=0.4)  # ~0.4 s per block: room to kill mid-way
+    slow = save_tiny_run(tmp_path / "slow", seed=2, delay_s=0.15)  # 0.15 s per block: room to kill mid-way
     ref = save_tiny_run(tmp_path / "ref", seed=2)  # same weights, no delay: the uninterrupted result
     code = KILLED_RUN.format(
         tests=str(Path(__file__).parent), run=str(slow), cdir=str(cifar_c), data=str(cifar10_root), n=N
