@@ -91,8 +91,9 @@ def corruption_dir(p: Pipeline, echo=print) -> Path:
             "--out", str(generated), "--seed", str(p.seed)]
     if p.generate_n:
         argv += ["--n", str(p.generate_n)]
-    if p.overrides.get("device"):
-        argv += ["--device", str(p.overrides["device"])]
+    device = p.overrides.get("device") or ("cuda" if p.gpus else None)  # generate on the GPU when there is one
+    if device:
+        argv += ["--device", str(device)]
     run_cli(argv, echo)
     return generated
 
