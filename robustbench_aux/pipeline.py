@@ -53,6 +53,20 @@ def run_cli(argv: list[str], echo=print) -> None:
         raise UserError(f"step failed (exit code {rc}): robustbench-aux {shlex.join(argv)}")
 
 
+def corrupt_argv(dataset: str, data, out, *, seed: int = 0, n: int | None = None, device: str | None = None,
+                 corruptions=None, severities=None) -> list[str]:
+    """The ``robustbench-aux corrupt`` command generating CIFAR-C with the ``cifar`` preset."""
+    argv = ["corrupt", "--dataset", dataset, "--data", str(data), "--preset", "cifar", "--out", str(out),
+            "--seed", str(seed)]
+    for flag, value in (("--n", n), ("--device", device)):
+        if value:
+            argv += [flag, str(value)]
+    for flag, values in (("--corruptions", corruptions), ("--severities", severities)):
+        if values:
+            argv += [flag, ",".join(str(v) for v in values)]
+    return argv
+
+
 def ensure_dataset(p: Pipeline, echo=print) -> None:
     """Load the dataset, downloading/converting it when allowed; a missing one is a one-line error."""
     if p.dataset.startswith("synthetic"):
@@ -87,13 +101,8 @@ def corruption_dir(p: Pipeline, echo=print) -> Path:
         except UserError as exc:
             echo(f"not using {published}: {exc}")
     generated = p.out / f"{CIFAR_C_NAMES.get(p.dataset, p.dataset + '-C')}-generated"
-    argv = ["corrupt", "--dataset", p.dataset, "--data", str(p.data), "--preset", "cifar",
-            "--out", str(generated), "--seed", str(p.seed)]
-    if p.generate_n:
-        argv += ["--n", str(p.generate_n)]
     device = p.overrides.get("device") or ("cuda" if p.gpus else None)  # generate on the GPU when there is one
-    if device:
-        argv += ["--device", str(device)]
+    argv = corrupt_argv(p.dataset, p.data, generated, seed=p.seed, n=p.generate_n, device=device)
     run_cli(argv, echo)
     return generated
 

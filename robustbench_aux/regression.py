@@ -16,7 +16,7 @@ import tomllib
 
 from robustbench_aux import atomic
 from robustbench_aux.errors import UserError
-from robustbench_aux.pipeline import run_cli
+from robustbench_aux.pipeline import corrupt_argv, run_cli
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.local import run_local
 
@@ -53,11 +53,8 @@ def measure(spec_path: Path, data: Path, work: Path, echo=print) -> dict[str, di
     check = load_check(spec_path)
     cdir = work / "cifar-c"
     if not (cdir / "manifest.json").is_file():
-        argv = ["corrupt", "--dataset", check["dataset"], "--data", str(data), "--preset", "cifar",
-                "--out", str(cdir), "--n", str(check["n_test"]), "--seed", str(check.get("seed", 0)),
-                "--corruptions", ",".join(check["corruptions"])]
-        if check.get("severities"):
-            argv += ["--severities", ",".join(str(s) for s in check["severities"])]
+        argv = corrupt_argv(check["dataset"], data, cdir, seed=check.get("seed", 0), n=check["n_test"],
+                            corruptions=check["corruptions"], severities=check.get("severities"))
         run_cli(argv, echo)
     overrides = {"dataset": check["dataset"], "data": str(data), "out": str(work / "runs"), "corruptions": str(cdir),
                  "eval_n": check["n_test"], "device": "cpu"}

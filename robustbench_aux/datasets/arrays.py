@@ -7,6 +7,7 @@ and the layout of the shared CIFAR-10 copy; it memory-maps, so loading is instan
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,4 @@ def write_array_dir(directory: str | Path, data: DatasetArrays) -> Path:
 
 
 def _writable(directory: Path) -> bool:
-    import os
-
     return os.access(directory, os.W_OK | os.X_OK)

@@ -25,16 +25,6 @@ class Run:
     normalization: dict
 
 
-def resolve_device(name: str | None) -> torch.device:
-    """``auto`` = CUDA when available, else the CPU; ``cuda`` without a GPU is a UserError."""
-    if name in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda asked for, but no CUDA device is available; use --device cpu")
-    return device
-
-
 def lr_at_epoch(t: TrainConfig, epoch: int) -> float:
     """Step schedule: ``lr * lr_decay ** (number of milestones <= epoch)`` (0-based epochs)."""
     return t.lr * t.lr_decay ** sum(epoch >= m for m in t.milestones)

@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from robustbench_aux.checkpoint import load_checkpoint, save_checkpoint
 from robustbench_aux.config import RunConfig
+from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.augment import to_float
 from robustbench_aux.engine.run_dir import check_resumable, write_config, write_metrics
-from robustbench_aux.engine.setup import build_run, lr_at_epoch, resolve_device
+from robustbench_aux.engine.setup import build_run, lr_at_epoch
 from robustbench_aux.errors import UserError
 from robustbench_aux.versioning import code_version
 

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
 from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
+from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation import provenance as prov
 from robustbench_aux.evaluation.predict import (
@@ -28,7 +29,6 @@ from robustbench_aux.evaluation.predict import (
     default_batch_size,
     output_classes,
     predict_labels,
-    resolve_device,
 )
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import BlockStore

@@ -34,16 +34,6 @@ class Normalized(nn.Module):
         return self.model((x - self.mean) / self.std)
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` -> CUDA when available, else CPU; an unavailable CUDA request is a UserError."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda requested but no CUDA device is available; use --device cpu")
-    return device
-
-
 def to_device_batch(images: np.ndarray, device: torch.device, channels_last: bool = False) -> torch.Tensor:
     """uint8 (B, H, W, 3) numpy -> float (B, 3, H, W) in [0, 1] on ``device``; the cast runs there."""
     # a copy (memmaps are read-only); the uint8 batch crosses to the device, 4x fewer bytes than float.

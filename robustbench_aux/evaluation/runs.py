@@ -14,9 +14,9 @@ from pathlib import Path
 
 from robustbench_aux.checkpoint import find_checkpoint, load_classifier
 from robustbench_aux.datasets import load_dataset
+from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.api import EvalResult, evaluate
-from robustbench_aux.evaluation.predict import resolve_device
 from robustbench_aux.evaluation.provenance import sha256_file
 from robustbench_aux.evaluation.results import build_summary, read_results, write_results
 
