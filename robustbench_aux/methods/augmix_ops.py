@@ -32,13 +32,15 @@ def _signed(values: torch.Tensor, generator) -> torch.Tensor:
     return torch.where(sign, -values, values)
 
 
-def _per_image(x: torch.Tensor, fn, values: torch.Tensor) -> torch.Tensor:
-    """Apply a per-image integer parameter op by grouping images with equal values (few groups)."""
-    out = x.clone()
-    for v in values.unique().tolist():
-        sel = values == v
-        out[sel] = fn(x[sel], int(v))
-    return out
+def _posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """Keep the top ``bits`` bits of every pixel, one bit count per image (uint8)."""
+    mask = ((0xFF << (8 - bits)) & 0xFF).to(torch.uint8).view(-1, 1, 1, 1)
+    return x & mask
+
+
+def _solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """Invert pixels at or above the image's ``threshold`` (uint8)."""
+    return torch.where(x >= threshold.view(-1, 1, 1, 1), 255 - x, x)
 
 
 def apply_op(name: str, x: torch.Tensor, level: torch.Tensor, generator) -> torch.Tensor:
@@ -50,10 +52,10 @@ def apply_op(name: str, x: torch.Tensor, level: torch.Tensor, generator) -> torc
         return TF.equalize(x)
     if name == "posterize":
         bits = 4 - (level * 4 / 10).long()  # keep 4..1 bits
-        return _per_image(x, TF.posterize, bits.clamp(1, 8))
+        return _posterize(x, bits.clamp(1, 8))
     if name == "solarize":
         threshold = 256 - (level * 256 / 10).long()
-        return _per_image(x, lambda t, v: TF.solarize(t, float(v)), threshold)
+        return _solarize(x, threshold)
     ones, zeros = torch.ones_like(level), torch.zeros_like(level)
     if name == "rotate":
         mats = rotation_matrices(_signed((level * 30 / 10).floor(), generator))
