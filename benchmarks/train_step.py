@@ -9,13 +9,18 @@
 3. Single-pass selective BN vs five sequential passes (reference form), backbone forward +
    backward on the 5-view batch. Target: no slower on the CPU; >= 1.5x faster on a GPU.
 
+Times: the minimum of 3 runs on the CPU (least disturbed by other load on a shared machine), the
+median of 20 on a GPU, where steps run as the engine runs them there (bf16 autocast, channels_last).
+
     OMP_NUM_THREADS=1 nice -n 10 python benchmarks/train_step.py --arch resnet18 --batch 128
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import statistics
 import time
 
 import numpy as np
@@ -27,10 +32,13 @@ from robustbench_aux.models import build_model
 from robustbench_aux.models.selective_bn import multi_pass_reference
 
 
+STAT = min  # main() sets it: min on the CPU (least disturbed by other load), median on a GPU
+
+
 def best_time(fn, reps: int, sync=lambda: None) -> float:
-    """Minimum wall time of ``reps`` calls after one warm-up (seconds); the minimum is the least
-    disturbed by other load on a shared machine."""
-    fn()
+    """``STAT`` of the wall times of ``reps`` calls after two warm-ups (seconds)."""
+    for _ in range(2):
+        fn()
     sync()
     times = []
     for _ in range(reps):
@@ -38,7 +46,14 @@ def best_time(fn, reps: int, sync=lambda: None) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return STAT(times)
+
+
+def _engine_context(device):
+    """The engine's CUDA defaults: bf16 autocast (and channels_last, applied by the callers)."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
 
 
 def pil_reference_views(images: np.ndarray, rng: np.random.Generator):
@@ -81,6 +96,9 @@ def _step_fn(arch, method_name, batch, device, sbn_passes, num_classes=100):
     method = build_method(method_name)
     torch.manual_seed(0)
     model = build_model(arch, num_classes=num_classes, **method.model_kwargs()).to(device).train()
+    cl = device.type == "cuda"
+    if cl:
+        model = model.to(memory_format=torch.channels_last)
     model.sbn_passes = sbn_passes
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     x = torch.randint(0, 256, (batch, 3, 32, 32), dtype=torch.uint8, device=device)
@@ -89,7 +107,8 @@ def _step_fn(arch, method_name, batch, device, sbn_passes, num_classes=100):
 
     def step():
         views = method.views(x, gen)
-        out = method.loss(model, to_float(torch.cat(views)), len(views), y, 0)
+        with _engine_context(device):
+            out = method.loss(model, to_float(torch.cat(views), cl), len(views), y, 0)
         opt.zero_grad(set_to_none=True)
         out.loss.backward()
         opt.step()
@@ -107,20 +126,26 @@ def bench_steps(arch, batch, device, reps, sbn_passes) -> dict:
 def bench_sbn(arch, batch, device, reps) -> dict:
     torch.manual_seed(0)
     model = build_model(arch, num_classes=100).to(device).train()
-    views = [torch.rand(batch, 3, 32, 32, device=device) for _ in range(5)]
-    cat = torch.cat(views)
+    fmt = torch.channels_last if device.type == "cuda" else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    views = [torch.rand(batch, 3, 32, 32, device=device).contiguous(memory_format=fmt) for _ in range(5)]
+    cat = torch.cat(views).contiguous(memory_format=fmt)
     sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
 
     def single():
         model.zero_grad(set_to_none=True)
-        sum(z.float().sum() for z in model(cat, views=5, selective=True)).backward()
+        with _engine_context(device):
+            loss = sum(z.float().sum() for z in model(cat, views=5, selective=True))
+        loss.backward()
 
     def five():
         model.zero_grad(set_to_none=True)
-        outs = multi_pass_reference(
-            model.backbone, views, lambda m, i, v: model.primary_head(model.features(v))
-        )
-        sum(z.float().sum() for z in outs).backward()
+        with _engine_context(device):
+            outs = multi_pass_reference(
+                model.backbone, views, lambda m, i, v: model.primary_head(model.features(v))
+            )
+            loss = sum(z.float().sum() for z in outs)
+        loss.backward()
 
     t_single, t_five = best_time(single, reps, sync), best_time(five, reps, sync)
     return {"single_pass_ms": 1e3 * t_single, "five_passes_ms": 1e3 * t_five, "speedup": t_five / t_single}
@@ -131,7 +156,7 @@ def main(argv=None) -> int:
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--reps", type=int, default=3)
+    p.add_argument("--reps", type=int, help="timed repetitions (default: 3 on the CPU, 20 on a GPU)")
     p.add_argument(
         "--sbn-passes",
         default="auto",
@@ -143,6 +168,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    global STAT
+    STAT = statistics.median if device.type == "cuda" else min
+    if args.reps is None:
+        args.reps = 20 if device.type == "cuda" else 3
     passes = (
         args.sbn_passes if args.sbn_passes != "auto" else ("single" if device.type == "cuda" else "per_view")
     )
@@ -163,9 +192,11 @@ def main(argv=None) -> int:
         "sbn_single_vs_five": bench_sbn(args.arch, args.batch, device, args.reps),
     }
     v, s, b = results["views_128"], results["aux_vs_plain_step"], results["sbn_single_vs_five"]
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} CPU thread(s)"
     print(
-        f"device {device}, {args.threads} thread(s), {args.arch}, batch {args.batch}, auxiliary step with "
-        f"sbn_passes={passes}"
+        f"device {device} ({where}), {args.arch}, batch {args.batch}, auxiliary step with "
+        f"sbn_passes={passes}; {STAT.__name__} of {args.reps} timed runs"
+        + ("; bf16 autocast + channels_last as the engine" if device.type == "cuda" else "")
     )
     print("| benchmark | ours | baseline | ratio | target |")
     print("|---|---|---|---|---|")
