@@ -1,6 +1,6 @@
 """Copy a subset of the CIFAR-10 array layout small enough to travel to a GPU machine.
 
-    python benchmarks/make_device_data.py OUT_DIR [--data ../shared/data] [--n-train 8000] [--n-test 5000]
+python benchmarks/make_device_data.py OUT_DIR [--data ../shared/data] [--n-train 8000] [--n-test 5000]
 """
 
 from __future__ import annotations

@@ -31,7 +31,6 @@ from robustbench_aux.methods import build_method
 from robustbench_aux.models import build_model
 from robustbench_aux.models.selective_bn import multi_pass_reference
 
-
 STAT = min  # main() sets it: min on the CPU (least disturbed by other load), median on a GPU
 
 
