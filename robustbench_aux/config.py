@@ -44,6 +44,7 @@ class TrainConfig:
     nesterov: bool = False
     milestones: tuple[int, ...] = field(default=(60, 140, 180), metadata={"epochs": True})
     lr_decay: float = 0.1  # lr multiplier at each milestone (start of that 0-based epoch)
+    warmup_epochs: float = 0.0  # linear lr warm-up over this many epochs, per step (0 = none, the reference)
     n_train: int = 0  # use the first N training images; 0 = all
     crop_padding: int = 4  # random crop of the image padded by this many px (zeros)
     flip: bool = True
@@ -297,6 +298,10 @@ def resolve_config(
         assign(sections[section], {name: value}, f"--set {section}")
     if train.epochs < 1 or train.batch_size < 1:
         raise UserError(f"epochs and batch_size must be positive (got {train.epochs}, {train.batch_size})")
+    if not 0 <= train.warmup_epochs <= train.epochs:
+        raise UserError(
+            f"warmup_epochs must be between 0 and epochs ({train.epochs}), got {train.warmup_epochs}"
+        )
     return RunConfig(
         method=method,
         arch=arch,

@@ -175,3 +175,35 @@ def test_resume_after_sigkill_gives_the_same_weights(tmp_path):
     assert len(rows_killed) == 4
     for r1, r2 in zip(rows_killed, rows_full):
         assert r1["loss"] == r2["loss"] and r1["train_acc"] == r2["train_acc"]
+
+
+def test_linear_warmup_raises_lr_per_step_then_follows_the_schedule(tmp_path, monkeypatch):
+    used = []
+    real_step = torch.optim.SGD.step
+
+    def recording_step(self, *a, **k):
+        used.append(self.param_groups[0]["lr"])
+        return real_step(self, *a, **k)
+
+    monkeypatch.setattr(torch.optim.SGD, "step", recording_step)
+    args = _train_args(tmp_path / "w", "plain", "--n-train", "128", "--epochs", "3")
+    args += [
+        "--set",
+        "batch_size=32",
+        "--set",
+        "lr=0.1",
+        "--set",
+        "milestones=[2]",
+        "--set",
+        "warmup_epochs=1.5",
+    ]
+    assert cli.main(args) == 0
+    # 4 steps per epoch; warm-up over 6 steps, then 0.1 until the milestone at epoch 2, then 0.01
+    expected = [0.1 * k / 6 for k in range(1, 7)] + [0.1, 0.1] + [0.01] * 4
+    assert used == pytest.approx(expected)
+
+
+def test_warmup_longer_than_the_run_is_refused(tmp_path, capsys):
+    args = _train_args(tmp_path / "w", "plain", "--epochs", "2", "--set", "warmup_epochs=3")
+    assert cli.main(args) == 2
+    assert "warmup_epochs must be between 0 and epochs" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -195,3 +196,18 @@ def test_augmix_views_and_jsd(synthetic100):
     z = torch.randn(8, 10)
     assert jensen_shannon([z, z, z]).item() == pytest.approx(0, abs=1e-6)
     assert jensen_shannon([z, -z, z]).item() > 0.1
+
+
+def test_jensen_shannon_matches_the_definition_and_keeps_gradients_finite_for_extreme_logits():
+    g = torch.Generator().manual_seed(0)
+    z = [torch.randn(6, 10, generator=g, dtype=torch.float64) * 3 for _ in range(3)]
+    p = [torch.softmax(v, 1).numpy() for v in z]
+    m = sum(p) / 3
+    expected = np.mean([np.sum(q * (np.log(q) - np.log(m)), 1).mean() for q in p])
+    assert jensen_shannon(z).item() == pytest.approx(expected, rel=1e-5)
+    # logit gaps of ~200: some probabilities underflow to exactly 0 in float32
+    extreme = [(torch.randn(8, 10, generator=g) * 60).requires_grad_() for _ in range(3)]
+    assert (torch.softmax(extreme[0], 1) == 0).any()
+    loss = jensen_shannon(extreme)
+    loss.backward()
+    assert torch.isfinite(loss) and all(torch.isfinite(v.grad).all() for v in extreme)

@@ -30,6 +30,14 @@ def lr_at_epoch(t: TrainConfig, epoch: int) -> float:
     return t.lr * t.lr_decay ** sum(epoch >= m for m in t.milestones)
 
 
+def warmup_factor(t: TrainConfig, epoch: int, step: int, steps: int) -> float:
+    """Linear warm-up: the fraction of the scheduled lr for ``step`` (0-based) of ``steps`` in
+    ``epoch``, rising to 1 at the end of ``warmup_epochs`` (1 throughout when it is 0)."""
+    if t.warmup_epochs <= 0 or epoch >= t.warmup_epochs:
+        return 1.0
+    return min(1.0, (epoch + (step + 1) / steps) / t.warmup_epochs)
+
+
 def resolve_normalization(t: TrainConfig, dataset: str) -> dict:
     """Per-channel mean/std in [0, 1]: explicit values, else a named NORMALIZATION entry
     (``dataset`` = the dataset's own; synthetic data uses CIFAR-10's)."""

@@ -31,7 +31,7 @@ from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.augment import to_float
 from robustbench_aux.engine.run_dir import check_resumable, write_config, write_metrics
-from robustbench_aux.engine.setup import build_run, lr_at_epoch
+from robustbench_aux.engine.setup import build_run, lr_at_epoch, warmup_factor
 from robustbench_aux.errors import UserError
 from robustbench_aux.versioning import code_version
 
@@ -257,7 +257,11 @@ class _Trainer:
             leave=False,
             disable=None if dist.is_main else True,
         )
+        warming = warmup_factor(t, epoch, 0, steps) < 1.0
         for step in bar:
+            if warming:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr * warmup_factor(t, epoch, step, steps)
             idx = perm[step * batch : (step + 1) * batch]
             views = self.method.views(self.train_x[idx], self.generator)
             y = self.train_y[idx][lo:hi]
@@ -306,5 +310,6 @@ class _Trainer:
             raise NonFiniteLoss(
                 f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {names[i]!r} = {value}; "
                 f"training stopped and {self.out / 'last.pt'} keeps the last good epoch "
-                f"({self.rows[-1]['epoch'] if self.rows else 0}); lower the learning rate (--set lr=...)"
+                f"({self.rows[-1]['epoch'] if self.rows else 0}); lower the learning rate (--set lr=...) "
+                "or warm it up (--set warmup_epochs=1)"
             )

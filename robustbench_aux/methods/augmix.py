@@ -40,10 +40,15 @@ class AugMixOptions:
 
 
 def jensen_shannon(logits: list[torch.Tensor]) -> torch.Tensor:
-    """Mean over views of KL(p_view || p_mixture), batch mean (AugMix's JS consistency)."""
-    probs = [F.softmax(z.float(), dim=1) for z in logits]
-    log_mix = torch.clamp(sum(probs) / len(probs), 1e-7, 1.0).log()
-    return sum(F.kl_div(log_mix, p, reduction="batchmean") for p in probs) / len(probs)
+    """Mean over views of KL(p_view || p_mixture), batch mean (AugMix's JS consistency).
+
+    The targets enter as log-probabilities (``log_target``): with probabilities, a class whose
+    softmax underflows to exactly 0 (logit gaps above ~100, seen early in training at lr 0.1) makes
+    the gradient log(0) * 0 = NaN although the loss itself is finite."""
+    log_probs = [F.log_softmax(z.float(), dim=1) for z in logits]
+    log_mix = torch.clamp(sum(lp.exp() for lp in log_probs) / len(log_probs), 1e-7, 1.0).log()
+    terms = [F.kl_div(log_mix, lp, reduction="batchmean", log_target=True) for lp in log_probs]
+    return sum(terms) / len(terms)
 
 
 @METHODS.register("augmix", tags=("baseline", "external"))
