@@ -58,3 +58,62 @@ def test_submitit_local_executor(tmp_path, capsys):
     config = json.loads((tmp_path / "runs" / "plain-test_tiny-s3" / "config.json").read_text())
     assert config["seed"] == 3 and config["method"] == "plain"
     assert (tmp_path / "runs" / "plain-test_tiny-s3" / "final.pt").is_file()
+
+
+PREEMPT_GRID = """
+[defaults]
+dataset = "synthetic10"
+recipe = "smoke"
+out = "{out}"
+n_train = 4096
+epochs = 8
+device = "cpu"
+
+[[runs]]
+methods = ["plain"]
+archs = ["test_tiny"]
+seeds = [0]
+"""
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+    except OSError:
+        return []
+
+
+def test_submitit_preemption_requeues_and_resumes_from_last_checkpoint(tmp_path):
+    """Slurm's preemption signal, delivered mid-training to the submitit task (here under submitit's
+    local executor, whose controller restarts a task that asks to be requeued), checkpoints and
+    requeues the job; the requeued job resumes the run from last.pt instead of starting over."""
+    import os
+    import time
+
+    pytest.importorskip("submitit")
+    if not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
+        pytest.skip("needs Linux /proc to find the submitit task process")
+    from submitit.local.local import LocalJobEnvironment
+
+    from robustbench_aux.sweep.slurm import make_executor, submit
+
+    grid = tmp_path / "grid.toml"
+    grid.write_text(PREEMPT_GRID.format(out=tmp_path / "runs"))
+    (job,) = load_sweep(grid).jobs
+    handle = submit([job], make_executor(tmp_path / "slurm", local=True, timeout_min=10))[0]
+    last = job.run_dir / "last.pt"
+    deadline = time.time() + 240
+    while not last.exists() and time.time() < deadline:
+        time.sleep(0.1)
+    assert last.exists(), "training never wrote last.pt"
+    assert not (job.run_dir / "final.pt").exists(), "the run finished before it could be preempted"
+    (task,) = _children(handle._process.pid)  # the controller's one task: the ResumableJob
+    os.kill(task, LocalJobEnvironment._usr_sig())
+    assert handle.result() == job.name
+    log = (job.run_dir / "sweep.log").read_text()
+    commands = [line for line in log.splitlines() if line.startswith("$ ")]
+    assert len(commands) == 2 and "--resume" not in commands[0] and commands[1].endswith("--resume")
+    assert "resuming" in log
+    with open(job.run_dir / "metrics.csv") as f:
+        assert len(f.read().strip().splitlines()) == 1 + 8  # header + every epoch once
+    assert (job.run_dir / "final.pt").exists()

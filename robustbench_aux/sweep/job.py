@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,14 @@ log = logging.getLogger(__name__)
 def command_line(argv: list[str]) -> list[str]:
     """The full command of one step: this Python running the package's CLI."""
     return [sys.executable, "-m", "robustbench_aux", *argv]
+
+
+def _ignore_preemption_signals() -> None:
+    """In a step's process: ignore SIGUSR1/SIGUSR2, Slurm's warning signals before preemption or
+    timeout. They are for the submitit task above, which checkpoints and requeues the job; the
+    training keeps going (and writing last.pt) until the job is stopped."""
+    for sig in (signal.SIGUSR1, signal.SIGUSR2):
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def job_state(job: Job) -> str:
@@ -51,7 +60,13 @@ def run_job(job: Job, *, env: dict | None = None, echo=print) -> int:
         with open(logfile, "a") as out:
             out.write(f"$ {shlex.join(cmd)}\n")
             out.flush()
-            rc = subprocess.call(cmd, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+            rc = subprocess.call(
+                cmd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                preexec_fn=_ignore_preemption_signals if os.name == "posix" else None,
+            )
         if rc != 0:
             log.warning("%s: step failed with exit code %d (log: %s)", job.name, rc, logfile)
             return rc
