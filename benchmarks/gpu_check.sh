@@ -13,7 +13,7 @@
 #
 # DATA_DIR (default .device-data) must hold cifar10/ in the array layout with 10,000 test images;
 # make a subset small enough to travel with the tree (about 50 MB) with
-#   python benchmarks/make_device_data.py .device-data --n-train 6000 --n-test 10000
+#   python benchmarks/make_device_data.py .device-data     # 6,000 train + 10,000 test images
 # Python packages: those installed are used; missing ones come from wheels in $WHEELS (default
 # .whl) when present, else from the package index, into a temporary folder (nothing system-wide).
 set -uo pipefail
