@@ -53,7 +53,8 @@ def main(argv=None) -> int:
     print("| run | epochs | images/s | source | hours |")
     print("| --- | ---: | ---: | --- | ---: |")
     total = 0.0
-    for job in load_sweep(a.grid).jobs:
+    jobs = load_sweep(a.grid).jobs
+    for job in jobs:
         train = job.steps[0].argv
         method, arch = _flag(train, "--method"), _flag(train, "--arch")
         epochs = _flag(train, "--epochs")
@@ -71,8 +72,10 @@ def main(argv=None) -> int:
         seconds = cfg.train.epochs * images / speed + eval_s
         total += seconds
         print(f"| {job.name} | {cfg.train.epochs} | {speed:,.0f} | {source} | {seconds / 3600:.2f} |")
-    print(f"\ntotal: {total / 3600:.1f} GPU-hours for {len(load_sweep(a.grid).jobs)} runs on one such GPU "
-          f"(+ {measured.get('generate_process_s', 0):.0f} s to generate CIFAR-100-C)")
+    print(
+        f"\ntotal: {total / 3600:.1f} GPU-hours for {len(jobs)} runs on one such GPU "
+        f"(+ {measured.get('generate_process_s', 0):.0f} s to generate CIFAR-100-C)"
+    )
     return 0
 
 

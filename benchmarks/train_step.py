@@ -31,11 +31,20 @@ from robustbench_aux.methods import build_method
 from robustbench_aux.models import build_model
 from robustbench_aux.models.selective_bn import multi_pass_reference
 
-STAT = min  # main() sets it: min on the CPU (least disturbed by other load), median on a GPU
+
+def statistic(device):
+    """min on the CPU (least disturbed by other load on a shared machine), median on a GPU."""
+    return statistics.median if device.type == "cuda" else min
 
 
-def best_time(fn, reps: int, sync=lambda: None) -> float:
-    """``STAT`` of the wall times of ``reps`` calls after two warm-ups (seconds)."""
+def best_time(fn, reps: int, device) -> float:
+    """:func:`statistic` of the wall times of ``reps`` calls after two warm-ups (seconds); on a GPU
+    each call is synchronized before the clock is read."""
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     for _ in range(2):
         fn()
     sync()
@@ -45,7 +54,7 @@ def best_time(fn, reps: int, sync=lambda: None) -> float:
         fn()
         sync()
         times.append(time.perf_counter() - start)
-    return STAT(times)
+    return statistic(device)(times)
 
 
 def _engine_context(device):
@@ -84,10 +93,9 @@ def bench_views(images_u8: np.ndarray, device, reps: int) -> dict:
     method = build_method("auxiliary")
     x = torch.from_numpy(images_u8).permute(0, 3, 1, 2).contiguous().to(device)
     gen = torch.Generator(device=device).manual_seed(0)
-    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-    ours = best_time(lambda: to_float(torch.cat(method.views(x, gen))), reps, sync)
+    ours = best_time(lambda: to_float(torch.cat(method.views(x, gen))), reps, device)
     rng = np.random.default_rng(0)
-    ref = best_time(lambda: pil_reference_views(images_u8, rng), max(1, reps // 3))
+    ref = best_time(lambda: pil_reference_views(images_u8, rng), max(1, reps // 3), device)
     return {"ours_ms": 1e3 * ours, "reference_ms": 1e3 * ref, "speedup": ref / ours}
 
 
@@ -116,9 +124,8 @@ def _step_fn(arch, method_name, batch, device, sbn_passes, num_classes=100):
 
 
 def bench_steps(arch, batch, device, reps, sbn_passes) -> dict:
-    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
-    plain = best_time(_step_fn(arch, "plain", batch, device, sbn_passes), reps, sync)
-    aux = best_time(_step_fn(arch, "auxiliary", batch, device, sbn_passes), reps, sync)
+    plain = best_time(_step_fn(arch, "plain", batch, device, sbn_passes), reps, device)
+    aux = best_time(_step_fn(arch, "auxiliary", batch, device, sbn_passes), reps, device)
     return {"plain_ms": 1e3 * plain, "auxiliary_ms": 1e3 * aux, "ratio": aux / plain}
 
 
@@ -129,7 +136,6 @@ def bench_sbn(arch, batch, device, reps) -> dict:
     model = model.to(memory_format=fmt)
     views = [torch.rand(batch, 3, 32, 32, device=device).contiguous(memory_format=fmt) for _ in range(5)]
     cat = torch.cat(views).contiguous(memory_format=fmt)
-    sync = (lambda: torch.cuda.synchronize()) if device.type == "cuda" else (lambda: None)
 
     def single():
         model.zero_grad(set_to_none=True)
@@ -146,7 +152,7 @@ def bench_sbn(arch, batch, device, reps) -> dict:
             loss = sum(z.float().sum() for z in outs)
         loss.backward()
 
-    t_single, t_five = best_time(single, reps, sync), best_time(five, reps, sync)
+    t_single, t_five = best_time(single, reps, device), best_time(five, reps, device)
     return {"single_pass_ms": 1e3 * t_single, "five_passes_ms": 1e3 * t_five, "speedup": t_five / t_single}
 
 
@@ -167,8 +173,6 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    global STAT
-    STAT = statistics.median if device.type == "cuda" else min
     if args.reps is None:
         args.reps = 20 if device.type == "cuda" else 3
     passes = (
@@ -194,7 +198,7 @@ def main(argv=None) -> int:
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{args.threads} CPU thread(s)"
     print(
         f"device {device} ({where}), {args.arch}, batch {args.batch}, auxiliary step with "
-        f"sbn_passes={passes}; {STAT.__name__} of {args.reps} timed runs"
+        f"sbn_passes={passes}; {statistic(device).__name__} of {args.reps} timed runs"
         + ("; bf16 autocast + channels_last as the engine" if device.type == "cuda" else "")
     )
     print("| benchmark | ours | baseline | ratio | target |")

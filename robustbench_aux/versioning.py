@@ -10,25 +10,17 @@ from robustbench_aux import __version__
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
 
+def _git(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], cwd=_PACKAGE_DIR, capture_output=True, text=True, timeout=5)
+
+
 def code_version() -> str:
     """``<package version>+g<commit>[.dirty]`` inside a git checkout, else the package version."""
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"],
-            cwd=_PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
+        commit = _git("rev-parse", "--short=10", "HEAD")
         if commit.returncode != 0:
             return __version__
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=_PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
+        dirty = _git("status", "--porcelain", "--untracked-files=no")
         suffix = ".dirty" if dirty.stdout.strip() else ""
         return f"{__version__}+g{commit.stdout.strip()}{suffix}"
     except (OSError, subprocess.SubprocessError):

@@ -67,6 +67,7 @@ def cifar10c_generated(cifar10, tmp_path_factory):
         from imagecorruptions import corrupt
     d = tmp_path_factory.mktemp("cifar10c_gen")
     images, labels = cifar10.test_x[:N], cifar10.test_y[:N]
+    np.random.seed(0)  # imagecorruptions draws from numpy's global generator: the same images every run
     for c in CORRUPTIONS:
         blocks = [
             np.stack([corrupt(np.array(im), corruption_name=c, severity=s) for im in images])

@@ -4,6 +4,8 @@ executor, and the reproduction pipeline end to end on the CPU."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import pytest
 
@@ -87,9 +89,6 @@ def test_submitit_preemption_requeues_and_resumes_from_last_checkpoint(tmp_path)
     """Slurm's preemption signal, delivered mid-training to the submitit task (here under submitit's
     local executor, whose controller restarts a task that asks to be requeued), checkpoints and
     requeues the job; the requeued job resumes the run from last.pt instead of starting over."""
-    import os
-    import time
-
     pytest.importorskip("submitit")
     if not os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children"):
         pytest.skip("needs Linux /proc to find the submitit task process")
