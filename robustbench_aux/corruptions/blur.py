@@ -158,16 +158,31 @@ def motion_offsets(radius: int, sigma: float, angle_deg: torch.Tensor):
 
 
 def motion_blur_layer(x, radius, sigma, angle_deg, stop_at_border: bool):
-    """Apply the motion kernel to (B, C, H, W) with per-image angles (degrees)."""
+    """Apply the motion kernel to (B, C, H, W) with per-image angles (degrees).
+
+    Tap i adds weight k_i times the image shifted by (dy_i, dx_i), edges replicated. On the CPU the
+    taps are added as shifted slices of an edge-padded copy, in cache-sized blocks of images; on
+    other devices as one gather per tap. Both add the same terms in the same order (equal results).
+    """
     b, c, h, w = x.shape
     k, dy, dx = motion_offsets(radius, sigma, angle_deg)
-    weights = k[None, :].expand(b, -1)
     if stop_at_border:  # imagecorruptions stops once a shift leaves the image (no renormalisation)
-        weights = weights * ((dy.abs() < h) & (dx.abs() < w))
-    weights = weights.to(x.dtype)
-    # The offsets take few distinct values across the batch: tabulate the clamped source index of
-    # every pixel once per distinct (dy, dx), then each tap only looks rows up in that table.
-    span = 2 * max(h, w) + 1
+        live = (dy.abs() < h) & (dx.abs() < w)
+    else:
+        live = torch.ones_like(dy, dtype=torch.bool)
+    # a shift of the image size or more reads the edge row (column) for every pixel, as does ±size
+    dy, dx = dy.clamp(-h, h), dx.clamp(-w, w)
+    if x.device.type == "cpu":
+        return _motion_taps_sliced(x, k.tolist(), dy, dx, live, angle_deg)
+    return _motion_taps_gathered(x, k, dy, dx, live)
+
+
+def _motion_taps_gathered(x, k, dy, dx, live):
+    """One gather per tap. The offsets take few distinct values across the batch: the clamped
+    source index of every pixel is tabulated once per distinct (dy, dx), each tap looks it up."""
+    b, c, h, w = x.shape
+    weights = (k[None, :] * live).to(x.dtype)
+    span = 2 * max(h, w) + 1  # offsets lie in [-max(h, w), max(h, w)] after the clamp
     keys, inverse = torch.unique((dy + max(h, w)) * span + (dx + max(h, w)), return_inverse=True)
     u_dy, u_dx = keys // span - max(h, w), keys % span - max(h, w)
     rows = (torch.arange(h, device=x.device)[None, :] + u_dy[:, None]).clamp_(0, h - 1)  # (U, H)
@@ -179,6 +194,57 @@ def motion_blur_layer(x, radius, sigma, angle_deg, stop_at_border: bool):
         idx = table.index_select(0, inverse[:, t]).unsqueeze(1).expand(b, c, h * w)
         out.addcmul_(torch.gather(flat, 2, idx), weights[:, t, None, None])
     return out.reshape(b, c, h, w)
+
+
+# Images per block of the sliced motion blur, as image planes: a block and its padded copy stay
+# in a core's L2 cache while all taps are added (measured best at 32 RGB images here).
+MOTION_BLOCK_PLANES = 96
+
+
+def _motion_taps_sliced(x, k: list[float], dy, dx, live, angle_deg):
+    """Slice-adds, no index tensors. Sorted by angle, the images that share a tap's shift form
+    runs; each run adds one strided view of the padded block, scaled by the tap's weight."""
+    b, c, h, w = x.shape
+    order = torch.argsort(angle_deg, stable=True)
+    dy, dx, live = dy[order], dx[order], live[order]
+    ph, pw = int(dy.abs().max()), int(dx.abs().max())
+    block = max(1, MOTION_BLOCK_PLANES // c)
+    key = ((dy + h) * (2 * w + 1) + dx + w) * 2 + live  # one integer per distinct (dy, dx, live)
+    starts = torch.zeros((len(k), b + 1), dtype=torch.bool)
+    starts[:, 1:b] = (key[1:] != key[:-1]).T
+    starts[:, ::block] = True
+    starts[:, b] = True
+    bounds = [row.nonzero().flatten().tolist() for row in starts]  # run edges per tap
+    dy_l, dx_l, live_l = dy.T.tolist(), dx.T.tolist(), live.T.tolist()
+    src = x.index_select(0, order)
+    result = torch.empty_like(x)
+    padded = x.new_empty((min(block, b), c, h + 2 * ph, w + 2 * pw))
+    acc = x.new_empty((min(block, b), c, h, w))
+    for b0 in range(0, b, block):
+        n = min(block, b - b0)
+        _edge_pad_into(padded[:n], src[b0 : b0 + n], ph, pw)
+        out = acc[:n].zero_()
+        for t, edges in enumerate(bounds):
+            for s, e in zip(edges[:-1], edges[1:]):
+                if s < b0 or not live_l[t][s]:
+                    continue
+                if s >= b0 + n:
+                    break
+                r, q = ph + dy_l[t][s], pw + dx_l[t][s]
+                out[s - b0 : e - b0].add_(padded[s - b0 : e - b0, :, r : r + h, q : q + w], alpha=k[t])
+        result[order[b0 : b0 + n]] = out
+    return result
+
+
+def _edge_pad_into(out: torch.Tensor, x: torch.Tensor, ph: int, pw: int) -> None:
+    """``x`` (..., H, W) into ``out`` (..., H + 2ph, W + 2pw) with its edge rows and columns repeated
+    (torch's replicate padding, without allocating)."""
+    h, w = x.shape[-2:]
+    out[..., ph : ph + h, pw : pw + w] = x
+    out[..., ph : ph + h, :pw] = x[..., :, :1]
+    out[..., ph : ph + h, pw + w :] = x[..., :, -1:]
+    out[..., :ph, :] = out[..., ph : ph + 1, :]
+    out[..., ph + h :, :] = out[..., ph + h - 1 : ph + h, :]
 
 
 def motion_blur(x, p, variants, generator, draws=None):

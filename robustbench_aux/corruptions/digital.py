@@ -46,10 +46,13 @@ def saturate(x, p, variants, generator):
     delta = v - x.amin(1, keepdim=True)
     s = torch.where(v > 0, delta / v.clamp(min=1e-12), torch.zeros_like(v))
     s_new = (s * p[0] + p[1]).clamp_(0, 1)
-    ratio = s_new * v / delta.clamp(min=1e-12)
-    out = v - ratio * (v - x)
-    grey = torch.cat((v, v * (1 - s_new), v * (1 - s_new)), 1)  # hue 0 in skimage's hsv2rgb
-    return torch.where(delta > 0, out, grey).mul_(255)
+    ratio = s_new * v / delta.clamp(min=1e-12)  # finite: at most 1e12
+    out = torch.sub(v, x).mul_(ratio)
+    out = torch.sub(v, out, out=out)  # v − ratio·(v − x), one full-size buffer
+    # grey pixels (delta = 0) have hue 0 in skimage's hsv2rgb: (v, v(1 − s), v(1 − s)); the formula
+    # above already gives v in the first channel there
+    torch.where(delta > 0, out[:, 1:], v * (1 - s_new), out=out[:, 1:])
+    return out.mul_(255)
 
 
 def contrast(x, p, variants, generator):
@@ -141,11 +144,13 @@ def _sample(x, rows, cols, align_corners: bool):
     align_corners=True mirrors about the outer pixel centres (OpenCV BORDER_REFLECT_101);
     align_corners=False about the outer pixel edges (scipy map_coordinates mode='reflect')."""
     h, w = x.shape[-2:]
-    if align_corners:
-        gx, gy = cols * (2.0 / max(w - 1, 1)) - 1, rows * (2.0 / max(h - 1, 1)) - 1
+    if align_corners:  # normalised coordinate = scale * pixel + offset, per axis
+        (sx, ox), (sy, oy) = (2.0 / max(w - 1, 1), -1.0), (2.0 / max(h - 1, 1), -1.0)
     else:
-        gx, gy = (2 * cols + 1) / w - 1, (2 * rows + 1) / h - 1
-    grid = torch.stack((gx, gy), -1)
+        (sx, ox), (sy, oy) = (2.0 / w, 1.0 / w - 1), (2.0 / h, 1.0 / h - 1)
+    grid = x.new_empty((*rows.shape, 2))  # written in place: (x, y) interleaved, no stacking copy
+    torch.mul(cols, sx, out=grid[..., 0]).add_(ox)
+    torch.mul(rows, sy, out=grid[..., 1]).add_(oy)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=align_corners)
 
 
@@ -186,15 +191,15 @@ def elastic_transform(x, p, variants, generator, draws=None):
     else:
         sig_r, sig_c = sigma * h, sigma * w  # imagecorruptions: sigma = 0.01 x image side
         amp = 0.005 * h
-    fields = []
-    for key in ("dx", "dy"):  # drawn in this order in both references
-        noise = draws[key] if draws is not None else uniform((b, h, w), -amp, amp, generator, x.device)
-        smooth = separable(
-            noise, gaussian_matrix(h, sig_r, "reflect", 3.0), gaussian_matrix(w, sig_c, "reflect", 3.0)
-        )
-        fields.append(smooth * alpha)
-    dx, dy = fields
-    rows, cols = _pixel_grid(b, h, w, x.device)
+    if draws is not None:
+        noise = torch.stack((draws["dx"], draws["dy"]))
+    else:  # dx, then dy: drawn in this order in both references
+        noise = uniform((2, b, h, w), -amp, amp, generator, x.device)
+    smooth = separable(
+        noise, gaussian_matrix(h, sig_r, "reflect", 3.0), gaussian_matrix(w, sig_c, "reflect", 3.0)
+    ).mul_(alpha)
     if alpha == 0:  # no displacement: the reference's map_coordinates is then the identity
         return x * 255
-    return _sample(x, rows + dy, cols + dx, align_corners=False).mul_(255)
+    rows, cols = _pixel_grid(b, h, w, x.device)
+    dx, dy = smooth.unbind(0)
+    return _sample(x, dy.add_(rows), dx.add_(cols), align_corners=False).mul_(255)

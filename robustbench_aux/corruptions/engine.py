@@ -151,7 +151,9 @@ def corrupt_batch(
     check_images(x, name, severity, preset, generator)
     if x.shape[0] == 0:
         return x.clone()
-    out = corrupt_float(x / 255, name, severity, preset, generator, workers=workers)  # uint8 / 255: float32
+    # uint8 -> float32 first, then divide: the same values as x / 255, which converts element by
+    # element through a slow mixed-type path (7x slower on the CPU)
+    out = corrupt_float(x.float().div_(255), name, severity, preset, generator, workers=workers)
     if (
         name == "spatter"
     ):  # the only corruption whose arithmetic can produce NaN (handled there; belt and braces)

@@ -167,8 +167,8 @@ def gaussian_blur(
 
 def rgb_to_gray(rgb: torch.Tensor) -> torch.Tensor:
     """OpenCV COLOR_RGB2GRAY on float images: 0.299 R + 0.587 G + 0.114 B, shape (B, 1, H, W)."""
-    w = torch.tensor([0.299, 0.587, 0.114], device=rgb.device, dtype=rgb.dtype).view(1, 3, 1, 1)
-    return (rgb * w).sum(1, keepdim=True)
+    r, g, b = rgb.split(1, dim=1)
+    return (r * 0.299).add_(g * 0.587).add_(b * 0.114)
 
 
 # ---------------------------------------------------------------- random draws

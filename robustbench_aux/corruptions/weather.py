@@ -40,13 +40,16 @@ def snow(x, p, variants, generator, draws=None):
     layer = separable(
         layer, clipped_zoom_matrix(h, float(zoom), crop), clipped_zoom_matrix(w, float(zoom), crop)
     )
-    layer = torch.where(layer < threshold, torch.zeros_like(layer), layer).clamp(0, 1)
+    layer = layer.masked_fill_(layer < threshold, 0).clamp_(0, 1)
     if variants["snow_quantize"]:  # stored as an 8-bit PNG for ImageMagick
-        layer = torch.floor(layer * 255) / 255
+        layer = layer.mul_(255).floor_().div_(255)
     layer = motion_blur_layer(layer, int(radius), float(sigma), angle, variants["motion_break"])
-    layer = (torch.round(layer * 255) / 255)[..., :h, :w]
-    x = blend * x + (1 - blend) * torch.maximum(x, rgb_to_gray(x) * 1.5 + 0.5)
-    return (x + layer + torch.flip(layer, (2, 3))).mul_(255)
+    layer = layer.mul_(255).round_().div_(255)[..., :h, :w]
+    # blend·x + (1 − blend)·max(x, 1.5·gray + 0.5), + layer + layer rotated by 180°; in place on
+    # one full-size buffer (each fresh full-size temporary costs as much as the arithmetic here)
+    out = torch.maximum(x, rgb_to_gray(x).mul_(1.5).add_(0.5)).mul_(1 - blend)
+    out = out.add_(x, alpha=blend).add_(layer).add_(torch.flip(layer, (2, 3)))
+    return out.mul_(255)
 
 
 # ---------------------------------------------------------------- frost
