@@ -7,6 +7,7 @@ fidelity tests feed both implementations the same draws and compare pixel by pix
 
 from __future__ import annotations
 
+import bisect
 import math
 from functools import lru_cache
 
@@ -225,11 +226,12 @@ def _motion_taps_sliced(x, k: list[float], dy, dx, live, angle_deg):
         _edge_pad_into(padded[:n], src[b0 : b0 + n], ph, pw)
         out = acc[:n].zero_()
         for t, edges in enumerate(bounds):
-            for s, e in zip(edges[:-1], edges[1:]):
-                if s < b0 or not live_l[t][s]:
-                    continue
+            first = bisect.bisect_left(edges, b0)  # block starts are run edges
+            for s, e in zip(edges[first:-1], edges[first + 1 :]):
                 if s >= b0 + n:
                     break
+                if not live_l[t][s]:
+                    continue
                 r, q = ph + dy_l[t][s], pw + dx_l[t][s]
                 out[s - b0 : e - b0].add_(padded[s - b0 : e - b0, :, r : r + h, q : q + w], alpha=k[t])
         result[order[b0 : b0 + n]] = out
