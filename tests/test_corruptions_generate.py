@@ -13,6 +13,7 @@ from robustbench_aux.corruptions import ALL_19, corrupt_batch, generate_cifar_c
 from robustbench_aux.corruptions.generate import NOTE, block_seed, file_sha256
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
+from robustbench_aux.versioning import code_version
 
 N = 6
 
@@ -54,6 +55,7 @@ def test_manifest(generated):
     assert m["preset"] == "cifar" and m["seed"] == 0 and m["severities"] == [1, 2, 3, 4, 5]
     assert m["n_per_severity"] == N and m["source"]["dataset"] == "cifar10"
     assert {"torch", "numpy", "pillow", "robustbench_aux"} <= set(m["versions"])
+    assert m["versions"]["robustbench_aux"] == code_version()  # package version + git commit
     assert set(m["files"]) == {f"{n}.npy" for n in ALL_19} | {"labels.npy"}
     for fname, sha in m["files"].items():
         assert file_sha256(generated / fname) == sha, fname

@@ -25,11 +25,12 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robustbench_aux import __version__, atomic
+from robustbench_aux import atomic
 from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
 from robustbench_aux.corruptions.engine import check_images, corrupt_batch, select_corruptions
 from robustbench_aux.corruptions.presets import check_preset
 from robustbench_aux.errors import UserError
+from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,9 @@ def package_versions() -> dict:
     import PIL
     import scipy
 
-    versions = {"robustbench_aux": __version__, "torch": torch.__version__, "numpy": np.__version__}
+    # the package version plus the git commit where there is one: corruption arithmetic can change
+    # between commits of one release
+    versions = {"robustbench_aux": code_version(), "torch": torch.__version__, "numpy": np.__version__}
     versions.update({"pillow": PIL.__version__, "scipy": scipy.__version__})
     for dist in ("opencv-python", "opencv-python-headless", "imagecorruptions", "scikit-image"):
         try:
