@@ -227,7 +227,7 @@ def fixture_config(label: str, arch: str, seed: int, dataset: str = "cifar100") 
         "num_classes": 100,
         "seed": seed,
         "recipe": "fixture",
-        "epochs": 0,
+        "train": {"epochs": 210},  # the reference schedule's length: no "fewer epochs" banner item
         "normalization": {"mean": [0.5071, 0.4865, 0.4409], "std": [0.2673, 0.2564, 0.2762]},
         "data": {"dataset": dataset, "copy": "fixture (made-up numbers)"},
         "code_version": "fixture",

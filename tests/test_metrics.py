@@ -52,7 +52,10 @@ def test_method_labels():
     assert M.method_label({"method": "auxiliary", "variant": "no_sbn"}) == "auxiliary[no_sbn]"
     assert M.method_label({"method": "auxiliary", "variant": "full"}) == "auxiliary"
     # the training engine writes method options under "options"
-    assert M.method_label({"method": "per_corruption", "options": {"corruption": "blur"}}) == "per_corruption[blur]"
+    assert (
+        M.method_label({"method": "per_corruption", "options": {"corruption": "blur"}})
+        == "per_corruption[blur]"
+    )
     assert M.method_label({"method": "auxiliary", "options": {"variant": "no_isd"}}) == "auxiliary[no_isd]"
     assert M.method_label({"method": "auxiliary", "corruption": "noise"}) == "auxiliary"
 
@@ -104,11 +107,12 @@ def test_headline_both_readings():
     h = M.headline(pd.concat([p, a]))
     row = h.iloc[0]
     assert row["delta_clean_pts"] == pytest.approx(10.0)
-    assert row["robust_abs_pts"] == pytest.approx(12.5)  # mCE 45 % -> 32.5 %
-    assert row["robust_rel_pct"] == pytest.approx(12.5 / 45 * 100)
+    assert row["robust_abs_pts_15"] == pytest.approx(12.5)  # mCE 45 % -> 32.5 %
+    assert row["robust_rel_pct_15"] == pytest.approx(12.5 / 45 * 100)
+    # no extra corruption evaluated: the 19-set readings equal the 15-set ones, each with its count
+    assert row["robust_abs_pts_19"] == pytest.approx(12.5)
+    assert (row["n_corruptions_15"], row["n_corruptions_19"]) == (2, 2)
     assert row["n_seeds"] == 1 and bool(row["paired"])
-    assert M.closest_reading(12.5, 27.8) == "relative %"
-    assert M.closest_reading(21.0, 40.0) == "absolute points"
 
 
 def test_headline_seeds_and_architectures():
@@ -123,7 +127,7 @@ def test_headline_seeds_and_architectures():
     assert h.loc["resnet18", "delta_clean_pts_std"] == pytest.approx(np.std([10, 20], ddof=1))
     assert h.loc["resnet50", "delta_clean_pts"] == pytest.approx(20.0)
     assert h.loc["mean over architectures", "delta_clean_pts"] == pytest.approx(17.5)
-    assert h.loc["mean over architectures", "robust_abs_pts"] == pytest.approx(12.5)
+    assert h.loc["mean over architectures", "robust_abs_pts_15"] == pytest.approx(12.5)
 
 
 def test_headline_without_plain_is_empty(pm):
@@ -218,3 +222,104 @@ def test_check_table_rejects_percent(pm):
     bad = both.assign(acc=both["acc"] * 100)
     with pytest.raises(UserError, match="fractions"):
         M.check_table(bad)
+
+
+def test_headline_four_readings_over_15_and_19():
+    # plain: clean 0.8; gaussian_noise (benchmark) acc 0.5; speckle_noise (extra) acc 0.4
+    # auxiliary: clean 0.8; gaussian_noise 0.6; speckle_noise 0.7
+    p = _run([("clean", 0, 10, 8), ("gaussian_noise", 1, 10, 5), ("speckle_noise", 1, 10, 4)], "plain")
+    a = _run([("clean", 0, 10, 8), ("gaussian_noise", 1, 10, 6), ("speckle_noise", 1, 10, 7)], "auxiliary")
+    row = M.headline(pd.concat([p, a])).iloc[0]
+    assert row["robust_abs_pts_15"] == pytest.approx(10.0)  # mCE_15: 50 % -> 40 %
+    assert row["robust_rel_pct_15"] == pytest.approx(20.0)  # 10 / 50
+    assert row["robust_abs_pts_19"] == pytest.approx(20.0)  # mCE_19: 55 % -> 35 %
+    assert row["robust_rel_pct_19"] == pytest.approx(20 / 55 * 100)
+    assert (row["n_corruptions_15"], row["n_corruptions_19"]) == (1, 2)
+
+
+def _readings(a15, r15, a19, r19):
+    return {
+        "robust_abs_pts_15": a15,
+        "robust_rel_pct_15": r15,
+        "robust_abs_pts_19": a19,
+        "robust_rel_pct_19": r19,
+    }
+
+
+def test_matching_reading_rule():
+    # relative clearly nearest (21 vs 21.64), the 19-set relative far: named with its set
+    assert M.matching_reading(_readings(6.0, 21.0, 6.5, 30.0)) == "relative %, 15 corruptions"
+    # absolute nearest over both sets alike
+    assert (
+        M.matching_reading(_readings(21.0, 60.0, 22.0, 62.0))
+        == "absolute points (15 and 19 corruptions alike)"
+    )
+    # the opposite sign: a loss never "matches", however near its absolute value
+    assert M.matching_reading(_readings(-3.0, -8.0, -2.0, -6.0)).startswith("neither")
+    assert "opposite sign" in M.matching_reading(_readings(-3.0, -8.0, -2.0, -6.0))
+    # nearest, but not clearly (14.4 vs 9.8 from 21.64): neither
+    assert M.matching_reading(_readings(7.2, 11.9, 7.8, 13.0)).startswith("neither")
+    # a sign-correct reading that is still the nearest one only by a little: neither
+    assert M.matching_reading(_readings(15.0, 28.0, 15.0, 28.0)).startswith("neither")
+    assert M.matching_reading({}).startswith("neither")
+
+
+def test_unstable_ratio_is_counted_not_dropped():
+    # plain barely degrades on contrast (clean 0.8, contrast 0.8 / 0.79): relative CE would divide by 0.01
+    p = _run(
+        [
+            ("clean", 0, 100, 80),
+            ("gaussian_noise", 1, 100, 60),
+            ("gaussian_noise", 2, 100, 40),
+            ("contrast", 1, 100, 80),
+            ("contrast", 2, 100, 79),
+        ],
+        "plain",
+    )
+    m = _run(
+        [
+            ("clean", 0, 100, 85),
+            ("gaussian_noise", 1, 100, 70),
+            ("gaussian_noise", 2, 100, 55),
+            ("contrast", 1, 100, 70),
+            ("contrast", 2, 100, 60),
+        ],
+        "auxiliary",
+    )
+    per = M.ratio_ce(m, p, "relative")
+    assert per.loc["contrast", "ratio"] == pytest.approx(0.40 / 0.01)  # 4000 %: nonsense, so ...
+    assert bool(per.loc["contrast", "unstable"]) and not bool(per.loc["gaussian_noise", "unstable"])
+    r = M.ratio_mce(m, p, "relative")
+    assert r["value"] == pytest.approx(0.45 / 0.60)  # ... the mean is over gaussian_noise only
+    assert (r["n_used"], r["n_unstable"], r["unstable"]) == (1, 1, ["contrast"])
+    assert r["n_missing"] == 13 and r["n_set"] == 15  # 13 of the 15 were not evaluated at all
+    assert M.relative_mce(m, p) == pytest.approx(r["value"])
+    # the normalized ratio divides by plain's error (20 %), which is stable
+    n = M.ratio_mce(m, p, "normalized")
+    assert (n["n_used"], n["n_unstable"]) == (2, 0)
+    # nothing stable left: NaN with the count, never a number
+    only = M.ratio_mce(m, p, "relative", corruptions=("contrast",))
+    assert np.isnan(only["value"]) and only["n_unstable"] == 1 and only["n_used"] == 0
+
+
+def test_partial_summary_is_flagged():
+    t = _run([("clean", 0, 4, 4), ("gaussian_noise", 1, 4, 2), ("contrast", 1, 4, 3)], "plain")
+    s = M.run_summary(t)
+    assert s["partial_15"] and s["partial_19"] and s["n_corruptions_15"] == 2
+
+
+def test_holm():
+    p = [0.01, 0.04, 0.03, float("nan"), 0.005]
+    adj = M.holm(p)
+    # sorted: 0.005*4, 0.01*3, 0.03*2, 0.04*1 -> made monotone: 0.02, 0.03, 0.06, 0.06
+    assert adj[[4, 0, 2, 1]].tolist() == pytest.approx([0.02, 0.03, 0.06, 0.06])
+    assert np.isnan(adj[3])
+    assert M.holm([0.9, 0.8]).tolist() == [1.0, 1.0]  # 0.8 x 2 capped at 1; 0.9 made monotone
+    assert M.holm([]).size == 0
+
+
+def test_seed_test():
+    t = M.seed_test([1.0, 2.0, 3.0])
+    assert t["delta"] == pytest.approx(2.0) and t["n"] == 3
+    assert t["p_value"] == pytest.approx(0.0742, abs=1e-3)  # t = 2 / (1 / sqrt 3) = 3.46, df 2
+    assert np.isnan(M.seed_test([1.0])["p_value"])  # one seed: no test over seeds

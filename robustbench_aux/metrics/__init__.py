@@ -1,12 +1,13 @@
-"""Metrics of METRICS.md as pure functions on the tidy results table.
+"""The metrics (defined in docs/metrics.md) as pure functions on the tidy results table.
 
 - :mod:`~robustbench_aux.metrics.tidy` -- the table's columns, method labels, validation;
 - :mod:`~robustbench_aux.metrics.accuracy` -- clean, per-corruption, per-severity, per-category,
   15-/19-means, unnormalized CE and mCE, the per-run summary;
-- :mod:`~robustbench_aux.metrics.compare` -- normalized and relative mCE against a reference run,
-  the paper's headline numbers (both readings), the interference matrix, seen/unseen families;
+- :mod:`~robustbench_aux.metrics.compare` -- normalized and relative mCE against a reference run
+  (with counts and unstable corruptions), the paper's headline numbers (four readings) and which
+  one matches, the interference matrix, seen/unseen families;
 - :mod:`~robustbench_aux.metrics.uncertainty` -- seeds (mean ± std, n), bootstrap intervals over
-  test images, paired bootstrap and McNemar tests.
+  test images, paired bootstrap and McNemar tests (per seed), a test over seeds, Holm correction.
 """
 
 from robustbench_aux.metrics.accuracy import (
@@ -23,13 +24,15 @@ from robustbench_aux.metrics.accuracy import (
 )
 from robustbench_aux.metrics.compare import (
     SEEN_FAMILIES,
-    closest_reading,
     family_accuracy,
     headline,
     interference_matrix,
     label_order,
+    matching_reading,
     normalized_ce,
     normalized_mce,
+    ratio_ce,
+    ratio_mce,
     relative_ce,
     relative_mce,
     run_frame,
@@ -40,9 +43,11 @@ from robustbench_aux.metrics.tidy import CLEAN, COLUMNS, block_rows, check_table
 from robustbench_aux.metrics.uncertainty import (
     aggregate_seeds,
     bootstrap_ci,
+    holm,
     mcnemar,
     paired_bootstrap,
     per_image_score,
+    seed_test,
 )
 
 __all__ = [
@@ -56,14 +61,15 @@ __all__ = [
     "category_accuracy",
     "check_table",
     "clean_accuracy",
-    "closest_reading",
     "corruption_accuracy",
     "corruption_error",
     "coverage",
     "family_accuracy",
     "headline",
+    "holm",
     "interference_matrix",
     "label_order",
+    "matching_reading",
     "mce",
     "mcnemar",
     "mean_accuracy",
@@ -72,11 +78,14 @@ __all__ = [
     "normalized_mce",
     "paired_bootstrap",
     "per_image_score",
+    "ratio_ce",
+    "ratio_mce",
     "relative_ce",
     "relative_mce",
     "run_frame",
     "run_identity",
     "run_summary",
+    "seed_test",
     "seen_corruptions",
     "severity_curve",
     "training_corruptions",

@@ -1,4 +1,4 @@
-"""Per-run accuracy aggregates of METRICS.md, computed from the tidy table.
+"""Per-run accuracy aggregates (docs/metrics.md), computed from the tidy table.
 
 Every function takes a tidy table (any number of runs) and returns one value per ``run_id``.
 acc[c] is the unweighted mean over the severities present of acc[c, s]; the 15- and 19-means
@@ -86,7 +86,12 @@ def mce(df: pd.DataFrame) -> pd.Series:
 
 
 def run_summary(df: pd.DataFrame) -> dict:
-    """The accuracy part of one run's summary JSON (fractions; NaN becomes None)."""
+    """The accuracy part of one run's summary JSON (fractions; NaN becomes None).
+
+    ``mean_acc_15`` / ``mean_acc_19`` average the corruptions of the set that were evaluated:
+    ``n_corruptions_15`` / ``n_corruptions_19`` say how many, and ``partial_15`` / ``partial_19``
+    are true when that is fewer than the full set.
+    """
     runs = df["run_id"].unique()
     if len(runs) != 1:
         raise ValueError(f"run_summary needs the rows of one run, got {len(runs)}")
@@ -99,12 +104,16 @@ def run_summary(df: pd.DataFrame) -> dict:
         return {str(k): _f(v) for k, v in wide.loc[rid].items()} if rid in wide.index else {}
 
     n_c = df.loc[df["corruption"] != CLEAN, "n"]
+    n15, n19 = int(coverage(df, BENCHMARK_15).get(rid, 0)), int(coverage(df, ALL_19).get(rid, 0))
     return {
         "clean_acc": _f(clean_accuracy(df).get(rid)),
         "mean_acc_15": _f(mean_accuracy(df, BENCHMARK_15).get(rid)),
         "mean_acc_19": _f(mean_accuracy(df, ALL_19).get(rid)),
-        "n_corruptions_15": int(coverage(df, BENCHMARK_15).get(rid, 0)),
-        "n_corruptions_19": int(coverage(df, ALL_19).get(rid, 0)),
+        "n_corruptions_15": n15,
+        "n_corruptions_19": n19,
+        # a mean over a subset carries its count and is flagged partial (never a bare full-set name)
+        "partial_15": n15 < len(BENCHMARK_15),
+        "partial_19": n19 < len(ALL_19),
         "n_clean": int(df.loc[df["corruption"] == CLEAN, "n"].sum()),
         "n_per_block": int(n_c.max()) if len(n_c) else 0,
         "mce": _f(mce(df).get(rid)),

@@ -18,6 +18,7 @@ from robustbench_aux.metrics.accuracy import (
     category_accuracy,
     clean_accuracy,
     corruption_accuracy,
+    coverage,
     mce,
     mean_accuracy,
 )
@@ -29,7 +30,7 @@ PLAIN = "plain"
 PAPER_DELTA_CLEAN_PTS = 2.21
 PAPER_ROBUSTNESS = 21.64
 
-# METHOD.md's training corruptions and the CIFAR-C corruptions of the same family. impulse_noise is
+# The training corruptions (docs/training.md) and the CIFAR-C corruptions of the same family. impulse_noise is
 # left out of "noise": salt-and-pepper replaces pixels with 0/255 rather than adding Gaussian noise,
 # so Gaussian-noise training does not "see" it (documented in docs/evaluation.md).
 SEEN_FAMILIES: dict[str, tuple[str, ...]] = {
@@ -66,7 +67,8 @@ def normalized_ce(run: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
 def relative_ce(run: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
     """Relative CE[c] = sum_s (E[c,s] - E_clean) / sum_s (E_R[c,s] - E_R,clean).
 
-    NaN where the reference loses nothing to the corruption (a zero or negative denominator).
+    NaN where the reference loses nothing to the corruption (a zero or negative denominator);
+    :func:`ratio_mce` also marks denominators that are positive but too small to divide by.
     """
     (e, e_clean), (e_r, e_r_clean) = _errors(run), _errors(reference)
     e, e_r = _common(e, e_r)
@@ -74,101 +76,198 @@ def relative_ce(run: pd.DataFrame, reference: pd.DataFrame) -> pd.Series:
     return ((e - e_clean).sum(axis=1) / den.where(den > 0)).rename("relative_ce")
 
 
-def _mean_over(series: pd.Series, corruptions: Iterable[str]) -> float:
-    vals = series.reindex([c for c in corruptions if c in series.index]).dropna()
-    return float(vals.mean()) if len(vals) else float("nan")
+# A reference that loses less than this (a fraction: 0.01 = 1 point of accuracy, averaged over the
+# severities) on a corruption makes a ratio against it meaningless: the corruption is "unstable".
+MIN_REFERENCE_DEGRADATION = 0.01
+
+
+def ratio_ce(run: pd.DataFrame, reference: pd.DataFrame, kind: str = "relative") -> pd.DataFrame:
+    """Per corruption both runs have: numerator, denominator, ratio and whether it is ``unstable``.
+
+    ``kind="normalized"``: sum_s E / sum_s E_R (unstable when the reference's mean error over the
+    severities is below :data:`MIN_REFERENCE_DEGRADATION`). ``kind="relative"``: sum_s (E - E_clean)
+    / sum_s (E_R - E_R,clean) (unstable when the reference's mean loss over the severities is below
+    it, including a zero or negative loss). Unstable rows keep their ratio for the record.
+    """
+    (e, e_clean), (e_r, e_r_clean) = _errors(run), _errors(reference)
+    e, e_r = _common(e, e_r)
+    if kind == "normalized":
+        num, den = e.sum(axis=1), e_r.sum(axis=1)
+    elif kind == "relative":
+        num, den = (e - e_clean).sum(axis=1), (e_r - e_r_clean).sum(axis=1)
+    else:
+        raise ValueError(f"kind must be 'normalized' or 'relative', got {kind!r}")
+    n_sev = e_r.notna().sum(axis=1).clip(lower=1)
+    unstable = (den / n_sev) < MIN_REFERENCE_DEGRADATION
+    ratio = num / den.where(den != 0)
+    return pd.DataFrame({"numerator": num, "denominator": den, "ratio": ratio, "unstable": unstable})
+
+
+def ratio_mce(
+    run: pd.DataFrame, reference: pd.DataFrame, kind: str = "relative", corruptions=BENCHMARK_15
+) -> dict:
+    """The mean ratio over the given corruptions, with the count of corruptions that entered it.
+
+    Returns ``{"value", "n_used", "n_unstable", "n_missing", "n_set", "unstable"}``: ``value`` is the
+    mean over the stable corruptions present (NaN when none is), ``unstable`` lists those left out
+    because the reference barely degrades on them, ``n_missing`` counts corruptions of the set not
+    evaluated for both runs. Nothing is left out without being counted.
+    """
+    corruptions = tuple(corruptions)
+    per = ratio_ce(run, reference, kind)
+    present = [c for c in corruptions if c in per.index]
+    per = per.loc[present]
+    stable = per[~per["unstable"]]
+    return {
+        "value": float(stable["ratio"].mean()) if len(stable) else float("nan"),
+        "n_used": int(len(stable)),
+        "n_unstable": int(per["unstable"].sum()),
+        "n_missing": len(corruptions) - len(present),
+        "n_set": len(corruptions),
+        "unstable": [c for c in present if bool(per.loc[c, "unstable"])],
+    }
 
 
 def normalized_mce(run: pd.DataFrame, reference: pd.DataFrame, corruptions=BENCHMARK_15) -> float:
-    """mCE_norm: the mean of normalized CE[c] over the given corruptions (default the 15)."""
-    return _mean_over(normalized_ce(run, reference), corruptions)
+    """mCE_norm: the mean of normalized CE[c] over the given corruptions (default the 15) whose
+    reference errs enough to divide by (see :func:`ratio_mce` for the counts)."""
+    return ratio_mce(run, reference, "normalized", corruptions)["value"]
 
 
 def relative_mce(run: pd.DataFrame, reference: pd.DataFrame, corruptions=BENCHMARK_15) -> float:
-    """Relative mCE: the mean of relative CE[c] over the given corruptions (default the 15)."""
-    return _mean_over(relative_ce(run, reference), corruptions)
+    """Relative mCE: the mean of relative CE[c] over the given corruptions (default the 15) on which
+    the reference degrades enough to divide by (see :func:`ratio_mce` for the counts)."""
+    return ratio_mce(run, reference, "relative", corruptions)["value"]
 
 
 # ----------------------------------------------------------------------------- headline numbers
 def run_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: identity columns plus clean_acc, mean_acc_15, mean_acc_19 and mce."""
+    """One row per run: identity columns plus clean_acc, mean_acc_15/19, mce (15), mce_19 and
+    n_corruptions_15/19 (how many corruptions of each set the run was evaluated on)."""
     ident = df.drop_duplicates("run_id").set_index("run_id")[["dataset", "method", "label", "arch", "seed"]]
+    m15, m19 = mean_accuracy(df, BENCHMARK_15), mean_accuracy(df, ALL_19)
     out = ident.assign(
         clean_acc=clean_accuracy(df),
-        mean_acc_15=mean_accuracy(df, BENCHMARK_15),
-        mean_acc_19=mean_accuracy(df, ALL_19),
+        mean_acc_15=m15,
+        mean_acc_19=m19,
         mce=mce(df),
+        mce_19=1.0 - m19,
+        n_corruptions_15=coverage(df, BENCHMARK_15),
+        n_corruptions_19=coverage(df, ALL_19),
     )
     return out.reset_index()
 
 
+# the four readings of the paper's robustness figure: (column, kind, corruption set)
+READINGS = (
+    ("robust_abs_pts_15", "absolute points", "15"),
+    ("robust_rel_pct_15", "relative %", "15"),
+    ("robust_abs_pts_19", "absolute points", "19"),
+    ("robust_rel_pct_19", "relative %", "19"),
+)
+HEADLINE_METRICS = ("delta_clean_pts",) + tuple(r[0] for r in READINGS)
+
+
 def _paired_deltas(runs: pd.DataFrame, arch: str, label: str, reference: str) -> tuple[pd.DataFrame, bool]:
     """Per-seed (method - reference) rows for one architecture; unpaired means when no seed matches."""
-    m = runs[(runs["arch"] == arch) & (runs["label"] == label)].groupby("seed")[["clean_acc", "mce"]].mean()
-    p = (
-        runs[(runs["arch"] == arch) & (runs["label"] == reference)]
-        .groupby("seed")[["clean_acc", "mce"]]
-        .mean()
-    )
+    cols = ["clean_acc", "mce", "mce_19"]
+    m = runs[(runs["arch"] == arch) & (runs["label"] == label)].groupby("seed")[cols].mean()
+    p = runs[(runs["arch"] == arch) & (runs["label"] == reference)].groupby("seed")[cols].mean()
     seeds = m.index.intersection(p.index)
     paired = len(seeds) > 0
     if paired:
         m, p = m.loc[seeds], p.loc[seeds]
     else:
         m, p = m.mean().to_frame().T, p.mean().to_frame().T
-    out = pd.DataFrame(
-        {
-            "delta_clean_pts": 100.0 * (m["clean_acc"].to_numpy() - p["clean_acc"].to_numpy()),
-            "robust_abs_pts": 100.0 * (p["mce"].to_numpy() - m["mce"].to_numpy()),
-            "robust_rel_pct": 100.0 * (p["mce"].to_numpy() - m["mce"].to_numpy()) / p["mce"].to_numpy(),
-        }
-    )
-    return out, paired
+    out = {"delta_clean_pts": 100.0 * (m["clean_acc"].to_numpy() - p["clean_acc"].to_numpy())}
+    for key, s in (("mce", "15"), ("mce_19", "19")):
+        gain = p[key].to_numpy() - m[key].to_numpy()
+        out[f"robust_abs_pts_{s}"] = 100.0 * gain
+        out[f"robust_rel_pct_{s}"] = 100.0 * gain / p[key].to_numpy()
+    return pd.DataFrame(out), paired
 
 
 def headline(df: pd.DataFrame, label: str = "auxiliary", reference: str = PLAIN) -> pd.DataFrame:
     """The paper's headline numbers of ``label`` over ``reference``, per architecture and averaged.
 
-    Columns: arch, n_seeds, paired (seeds matched), and for each of ``delta_clean_pts`` (Δclean in
-    points), ``robust_abs_pts`` (mCE(P) - mCE(M) in points) and ``robust_rel_pct`` ((mCE(P) - mCE(M))
-    / mCE(P) in %): its mean and its std over seeds (NaN for one seed). The last row, arch
-    ``mean over architectures``, averages the per-architecture means. Empty if no architecture
-    has both runs.
+    Columns: arch, n_seeds, paired (seeds matched), n_corruptions_15 / n_corruptions_19 (how many
+    corruptions of each set entered the means), and for ``delta_clean_pts`` (Δclean in points) and
+    the four readings of the robustness gain -- ``robust_abs_pts_15`` (mCE(P) - mCE(M) in points over
+    the 15 benchmark corruptions), ``robust_rel_pct_15`` ((mCE(P) - mCE(M)) / mCE(P) in %), and the
+    same over all 19 (``_19``) -- its mean and its std over seeds (NaN for one seed). The last row,
+    arch ``mean over architectures``, averages the per-architecture means. Empty if no
+    architecture has both runs.
     """
     runs = run_frame(df)
-    metrics = ("delta_clean_pts", "robust_abs_pts", "robust_rel_pct")
     rows = []
     for arch in sorted(runs["arch"].unique()):
-        labels = set(runs.loc[runs["arch"] == arch, "label"])
-        if label not in labels or reference not in labels:
+        sub = runs[runs["arch"] == arch]
+        if label not in set(sub["label"]) or reference not in set(sub["label"]):
             continue
         deltas, paired = _paired_deltas(runs, arch, label, reference)
-        row = {"arch": arch, "n_seeds": len(deltas), "paired": paired}
-        for k in metrics:
+        row = {
+            "arch": arch,
+            "n_seeds": len(deltas),
+            "paired": paired,
+            "n_corruptions_15": int(sub["n_corruptions_15"].min()),
+            "n_corruptions_19": int(sub["n_corruptions_19"].min()),
+        }
+        for k in HEADLINE_METRICS:
             row[k] = float(deltas[k].mean())
             row[f"{k}_std"] = float(deltas[k].std(ddof=1)) if len(deltas) > 1 else float("nan")
         rows.append(row)
     if not rows:
-        return pd.DataFrame(columns=["arch", "n_seeds", "paired", *metrics])
+        return pd.DataFrame(columns=["arch", "n_seeds", "paired", *HEADLINE_METRICS])
     table = pd.DataFrame(rows)
     if len(table) > 1:
-        avg = {"arch": "mean over architectures", "n_seeds": int(table["n_seeds"].sum()), "paired": True}
-        avg["paired"] = bool(table["paired"].all())
-        for k in metrics:
+        avg = {
+            "arch": "mean over architectures",
+            "n_seeds": int(table["n_seeds"].sum()),
+            "paired": bool(table["paired"].all()),
+            "n_corruptions_15": int(table["n_corruptions_15"].min()),
+            "n_corruptions_19": int(table["n_corruptions_19"].min()),
+        }
+        for k in HEADLINE_METRICS:
             avg[k] = float(table[k].mean())
             avg[f"{k}_std"] = float(table[k].std(ddof=1))
         table = pd.concat([table, pd.DataFrame([avg])], ignore_index=True)
     return table
 
 
-def closest_reading(robust_abs_pts: float, robust_rel_pct: float, paper: float = PAPER_ROBUSTNESS) -> str:
-    """Which reading of the paper's robustness figure a measurement is closer to: absolute or relative."""
-    return "absolute points" if abs(robust_abs_pts - paper) <= abs(robust_rel_pct - paper) else "relative %"
+NEITHER = "neither"
+
+
+def matching_reading(readings: Mapping[str, float], paper: float = PAPER_ROBUSTNESS) -> str:
+    """Which reading of the paper's robustness figure a measurement matches, or ``"neither"``.
+
+    ``readings`` maps the :data:`READINGS` columns to measured values. A reading is a candidate only
+    when it has the paper's sign (a gain). The nearest candidate matches only when it is clearly
+    nearer than every reading of the other kind: its distance to ``paper`` is at most half of theirs.
+    The corruption set is named when the nearest is also clearly nearer than the same kind over the
+    other set; otherwise both sets are said to agree. Otherwise the answer starts with "neither".
+    """
+    vals = {col: float(readings[col]) for col, _, _ in READINGS if np.isfinite(readings.get(col, np.nan))}
+    if not vals:
+        return f"{NEITHER} (nothing measured)"
+    cands = {c: v for c, v in vals.items() if np.sign(v) == np.sign(paper) and v != 0}
+    if not cands:
+        return f"{NEITHER} (the measured change has the opposite sign to the paper's)"
+    dist = {c: abs(v - paper) for c, v in vals.items()}
+    best = min(cands, key=dist.get)
+    kind = {c: k for c, k, _ in READINGS}
+    sets = {c: s for c, _, s in READINGS}
+    other_kind = [dist[c] for c in vals if kind[c] != kind[best]]
+    if other_kind and dist[best] > 0.5 * min(other_kind):
+        return f"{NEITHER} (no reading is clearly nearer than the others)"
+    same_kind = [dist[c] for c in vals if kind[c] == kind[best] and c != best]
+    if same_kind and dist[best] > 0.5 * min(same_kind):
+        return f"{kind[best]} (15 and 19 corruptions alike)"
+    return f"{kind[best]}, {sets[best]} corruptions"
 
 
 # ----------------------------------------------------------------------------- interference
 def label_order(labels: Iterable[str]) -> list[str]:
-    """Rows in METRICS.md order: plain, per-corruption models, naive augmentation, auxiliary, others."""
+    """Rows in the report's order: plain, per-corruption models, naive augmentation, auxiliary, others."""
     rank = {PLAIN: 0, "per_corruption": 1, "naive_augmentation": 2, "auxiliary": 3}
     return sorted(set(labels), key=lambda x: (rank.get(x.split("[")[0], 4), x))
 
@@ -213,7 +312,7 @@ def interference_matrix(
 
 # ----------------------------------------------------------------------------- seen vs unseen
 def training_corruptions(config: Mapping) -> tuple[str, ...]:
-    """Which training corruptions a run trained on: METHOD.md's (noise, blur, contrast, rotation) or
+    """Which training corruptions a run trained on: the method's four (noise, blur, contrast, rotation) or
     CIFAR-C specs such as ``cifar_c:fog@3``. Reads the engine's ``options`` and flat configs alike."""
     options = {**config, **(config.get("options") or {})}
     method = options.get("method")

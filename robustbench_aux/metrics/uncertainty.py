@@ -73,9 +73,11 @@ def paired_bootstrap(
 ) -> dict:
     """Paired bootstrap of mean(a) - mean(b) over the same test images.
 
-    Returns ``{"delta", "low", "high", "p_value", "n"}`` with ``delta`` etc. as fractions. The
-    p-value is two-sided, from the bootstrap distribution shifted to mean zero (the null of no
-    difference); the smallest reportable value is 1 / (samples + 1).
+    Returns ``{"delta", "low", "high", "p_value", "se", "p_value_z", "n"}`` with ``delta`` etc. as
+    fractions. ``p_value`` is two-sided, from the bootstrap distribution shifted to mean zero (the
+    null of no difference); its smallest value is 1 / (samples + 1), too coarse to survive a
+    multiple-comparison correction over many cells. ``p_value_z`` is the two-sided normal p-value
+    of delta / se, with ``se`` the bootstrap standard error: continuous, for Holm's correction.
     """
     a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
     if a.shape != b.shape:
@@ -87,7 +89,20 @@ def paired_bootstrap(
     low, high = np.quantile(boot, [alpha, 1.0 - alpha])
     extreme = np.abs(boot - observed) >= abs(observed) - 1e-12
     p = (1 + int(extreme.sum())) / (samples + 1)
-    return {"delta": observed, "low": float(low), "high": float(high), "p_value": float(p), "n": int(len(d))}
+    se = float(boot.std(ddof=1))
+    if se > 0:
+        p_z = float(2 * stats.norm.sf(abs(observed) / se))
+    else:
+        p_z = 1.0 if observed == 0 else 0.0
+    return {
+        "delta": observed,
+        "low": float(low),
+        "high": float(high),
+        "p_value": float(p),
+        "se": se,
+        "p_value_z": p_z,
+        "n": int(len(d)),
+    }
 
 
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
@@ -102,3 +117,41 @@ def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     only_a, only_b = int((a & ~b_).sum()), int((~a & b_).sum())
     p = 1.0 if only_a + only_b == 0 else float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
     return {"b": only_a, "c": only_b, "p_value": p}
+
+
+def seed_test(deltas: Sequence[float]) -> dict:
+    """A test over seeds: one-sample t-test of the per-seed paired differences against 0.
+
+    The seed is the unit of replication of a training method; each delta is one seed's (method -
+    reference) difference with the reference of the same seed. Needs at least 2 seeds (returns a
+    NaN p-value otherwise, and when all deltas are equal, where the t statistic is undefined).
+    Returns ``{"delta", "std", "n", "t", "p_value"}``.
+    """
+    d = np.asarray(deltas, np.float64)
+    d = d[np.isfinite(d)]
+    n = int(len(d))
+    mean = float(d.mean()) if n else float("nan")
+    std = float(d.std(ddof=1)) if n > 1 else float("nan")
+    if n < 2 or not std > 0:
+        return {"delta": mean, "std": std, "n": n, "t": float("nan"), "p_value": float("nan")}
+    res = stats.ttest_1samp(d, 0.0)
+    return {"delta": mean, "std": std, "n": n, "t": float(res.statistic), "p_value": float(res.pvalue)}
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p-values (NaN entries are left out and stay NaN).
+
+    The k-th smallest of m p-values is multiplied by (m - k + 1), adjusted values are made
+    non-decreasing in that order and capped at 1; a test is significant at level alpha when its
+    adjusted p-value is <= alpha. Controls the family-wise error rate under any dependence.
+    """
+    p = np.asarray(p_values, np.float64)
+    out = np.full(p.shape, np.nan)
+    idx = np.flatnonzero(np.isfinite(p))
+    m = len(idx)
+    if m == 0:
+        return out
+    order = idx[np.argsort(p[idx], kind="stable")]
+    adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
+    out[order] = adjusted
+    return out

@@ -9,9 +9,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import pandas as pd
 
 from robustbench_aux.corruptions.catalog import ALL_19
+from robustbench_aux.report.banner import deviation_text, deviations, reference_epochs, run_epochs
 
 
 def _nan(x) -> bool:
@@ -49,60 +51,92 @@ def _p(p) -> str:
     return "–" if _nan(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
-Cell = tuple[str, str]
+Cell = tuple  # (text, css class) or (text, css class, tooltip)
 
 
 def _pct_of(column: str) -> Callable[[pd.Series], str]:
     return lambda r: pct(r[column], 1)
 
 
+def ratio_cell(value, std, n_used, unstable: str, n_set: int = 15, scale: float = 100.0) -> Cell:
+    """A normalized / relative mCE cell: the number with how many corruptions entered it.
+
+    ``unstable`` lists (";"-separated) corruptions left out because the reference barely degrades
+    on them; with none left the cell reads "unstable" instead of a meaningless ratio.
+    """
+    left_out = [c for c in str(unstable or "").split(";") if c]
+    note = f"{len(left_out)} unstable: {', '.join(left_out)}" if left_out else ""
+    if _nan(value):
+        return ("unstable", "unstable", note) if left_out else ("–", "", "")
+    n = int(n_used) if not _nan(n_used) else n_set
+    text = pm(value, std, scale)
+    if n < n_set or left_out:
+        text += f" ({n} of {n_set})"
+    return (text, "partial" if left_out else "", note)
+
+
+def set_name(n: int, full: int) -> str:
+    """``15`` for a full set, ``3 of 15`` for a subset: a mean never carries a full-set name alone."""
+    return str(full) if n >= full else f"{n} of {full}"
+
+
+def _n_min(frame: pd.DataFrame, column: str, full: int) -> int:
+    return int(frame[column].min()) if column in frame.columns and len(frame) else full
+
+
 Spec = list[tuple[str, Callable[[pd.Series], Cell | str]]]
 
 
+def _significant(r, key: str) -> str:
+    """The css class of a difference cell: coloured only when its Holm-adjusted test says so."""
+    sig = r.get(f"{key}_significant")
+    if not (isinstance(sig, bool | np.bool_) and bool(sig)):
+        return ""
+    delta = r["delta_clean_pts" if key == "clean" else "delta_mean15_pts"]
+    return "pos" if delta > 0 else "neg" if delta < 0 else ""
+
+
 def _spec(kind: str, frame: pd.DataFrame) -> Spec:
+    n15 = set_name(_n_min(frame, "n_corruptions_15", 15), 15)
+    n19 = set_name(_n_min(frame, "n_corruptions_19", 19), 19)
     if kind == "claim":
+
+        def reading(col):
+            return lambda r: pm(r[col], r[f"{col}_std"], 1, 2, True)
+
         return [
             ("architecture", lambda r: r["arch"]),
             ("seeds (paired)", lambda r: f"{int(r['n_seeds'])} ({'yes' if r['paired'] else 'no'})"),
             (
-                "Δ clean accuracy (points)",
-                lambda r: (
-                    pm(r["delta_clean_pts"], r["delta_clean_pts_std"], 1, 2, True),
-                    _sign(r["delta_clean_pts"]),
-                ),
+                "Δ clean accuracy (points); paper +2.21",
+                lambda r: pm(r["delta_clean_pts"], r["delta_clean_pts_std"], 1, 2, True),
             ),
-            ("paper Δ clean (points)", lambda r: f"+{r['paper_delta_clean_pts']:.2f}"),
-            (
-                "Δ robustness, absolute: mCE(plain) − mCE(aux) (points)",
-                lambda r: (
-                    pm(r["robust_abs_pts"], r["robust_abs_pts_std"], 1, 2, True),
-                    _sign(r["robust_abs_pts"]),
-                ),
-            ),
-            (
-                "Δ robustness, relative: ÷ mCE(plain) (%)",
-                lambda r: (
-                    pm(r["robust_rel_pct"], r["robust_rel_pct_std"], 1, 2, True),
-                    _sign(r["robust_rel_pct"]),
-                ),
-            ),
-            ("paper robustness (reading unstated)", lambda r: f"{r['paper_robustness']:.2f}"),
-            ("closer reading", lambda r: r["closer_reading"]),
+            (f"absolute, {n15} corruptions (points)", reading("robust_abs_pts_15")),
+            (f"relative, {n15} corruptions (%)", reading("robust_rel_pct_15")),
+            (f"absolute, {n19} corruptions (points)", reading("robust_abs_pts_19")),
+            (f"relative, {n19} corruptions (%)", reading("robust_rel_pct_19")),
+            ("which reading of 21.64 matches", lambda r: (r["matching_reading"], "wrap")),
         ]
     if kind == "methods":
 
         def agg(col):
             return lambda r: pm(r[f"{col}_mean"], r[f"{col}_std"])
 
+        def ratio(col):
+            return lambda r: ratio_cell(
+                r[f"{col}_mean"], r[f"{col}_std"], r.get(f"{col}_n"), r.get(f"{col}_unstable")
+            )
+
         return [
             ("method", lambda r: (r["label"], "label")),
             ("architecture", lambda r: r["arch"]),
             ("seeds (n)", lambda r: f"{r['seeds']} ({int(r['n_seeds'])})"),
             ("clean acc. (%)", agg("clean_acc")),
-            ("mean acc. 15 (%)", agg("mean_acc_15")),
-            ("mean acc. 19 (%)", agg("mean_acc_19")),
-            ("mCE (%)", agg("mce")),
-            ("normalized mCE vs plain (%)", agg("mce_norm")),
+            (f"mean acc. {n15} (%)", agg("mean_acc_15")),
+            (f"mean acc. {n19} (%)", agg("mean_acc_19")),
+            (f"mCE, {n15} (%)", agg("mce")),
+            ("normalized mCE vs plain (%)", ratio("mce_norm")),
+            ("relative mCE vs plain (%)", ratio("mce_rel")),
         ]
     if kind == "per_corruption":
         cols = [c for c in ALL_19 if c in frame.columns]
@@ -114,43 +148,49 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             ("method", lambda r: (r["label"], "label")),
             ("architecture", lambda r: r["arch"]),
             ("trained on", lambda r: r["trained_on"]),
-            (
-                "Δ seen (points)",
-                lambda r: (pm(r["seen_delta_pts"], None, 1, 2, True), _sign(r["seen_delta_pts"])),
-            ),
-            (
-                "Δ unseen (points)",
-                lambda r: (pm(r["unseen_delta_pts"], None, 1, 2, True), _sign(r["unseen_delta_pts"])),
-            ),
+            ("Δ seen (points)", lambda r: pm(r["seen_delta_pts"], None, 1, 2, True)),
+            ("Δ unseen (points)", lambda r: pm(r["unseen_delta_pts"], None, 1, 2, True)),
             ("corruptions seen / unseen", lambda r: f"{int(r['n_seen'])} / {int(r['n_unseen'])}"),
             ("seen-family CIFAR-C corruptions", lambda r: (r["seen"], "wrap")),
         ]
     if kind == "significance":
-        has15 = "delta_mean15_pts" in frame.columns
+
+        def delta(key, col, low, high):
+            def cell(r):
+                if r["seed"] == "over seeds":
+                    text = pm(r.get(col), r.get(f"{key}_std_pts"), 1, 2, True)
+                else:
+                    text = _ci(r.get(col), r.get(low), r.get(high), 1)
+                return (text, _significant(r, key))
+
+            return cell
+
+        def pcell(key):
+            return lambda r: (
+                f"{_p(r.get(f'{key}_p'))} → {_p(r.get(f'{key}_p_holm'))}",
+                "",
+                str(r.get(f"{key}_test") or ""),
+            )
+
         spec: Spec = [
             ("method", lambda r: (r["label"], "label")),
             ("architecture", lambda r: r["arch"]),
-            ("seeds", lambda r: r["seeds"]),
+            ("seed", lambda r: (r["seed"], "label" if r["seed"] == "over seeds" else "")),
             (
-                "Δ clean (points) [95 % CI]",
-                lambda r: (
-                    _ci(r["delta_clean_pts"], r["clean_low_pts"], r["clean_high_pts"], 1),
-                    _sign(r["delta_clean_pts"]),
-                ),
+                "Δ clean (points) [95 % CI] / ± std over seeds",
+                delta("clean", "delta_clean_pts", "clean_low_pts", "clean_high_pts"),
             ),
-            ("p (paired bootstrap)", lambda r: _p(r["clean_p_bootstrap"])),
-            ("p (McNemar)", lambda r: _p(r["clean_p_mcnemar"])),
+            ("test", lambda r: str(r.get("clean_test") or "–")),
+            ("p → Holm-adjusted p", pcell("clean")),
         ]
-        if has15:
+        if "delta_mean15_pts" in frame.columns:
             spec += [
                 (
-                    "Δ mean acc. 15 (points) [95 % CI]",
-                    lambda r: (
-                        _ci(r["delta_mean15_pts"], r["mean15_low_pts"], r["mean15_high_pts"], 1),
-                        _sign(r["delta_mean15_pts"]),
-                    ),
+                    f"Δ mean acc. {n15} (points) [95 % CI] / ± std",
+                    delta("mean15", "delta_mean15_pts", "mean15_low_pts", "mean15_high_pts"),
                 ),
-                ("p (paired bootstrap)", lambda r: _p(r["mean15_p_bootstrap"])),
+                ("test", lambda r: str(r.get("mean15_test") or "–")),
+                ("p → Holm-adjusted p", pcell("mean15")),
             ]
         return spec
     if kind == "runs":
@@ -164,13 +204,19 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                 lambda r: _ci(r["clean_acc"], r["clean_acc_low"], r["clean_acc_high"]),
             ),
             (
-                "mean acc. 15 (%) [95 % CI]",
+                f"mean acc. {n15} (%) [95 % CI]",
                 lambda r: _ci(r["mean_acc_15"], r["mean_acc_15_low"], r["mean_acc_15_high"]),
             ),
-            ("mean acc. 19 (%)", lambda r: pct(r["mean_acc_19"])),
-            ("mCE (%)", lambda r: pct(r["mce"])),
-            ("normalized mCE (%)", lambda r: pct(r["mce_norm"])),
-            ("relative mCE (%)", lambda r: pct(r["mce_rel"])),
+            (f"mean acc. {n19} (%)", lambda r: pct(r["mean_acc_19"])),
+            (f"mCE, {n15} (%)", lambda r: pct(r["mce"])),
+            (
+                "normalized mCE (%)",
+                lambda r: ratio_cell(r["mce_norm"], None, r["mce_norm_n"], r["mce_norm_unstable"]),
+            ),
+            (
+                "relative mCE (%)",
+                lambda r: ratio_cell(r["mce_rel"], None, r["mce_rel_n"], r["mce_rel_unstable"]),
+            ),
             ("reference", lambda r: (r["reference_run"] or "–", "mono")),
         ]
     raise ValueError(f"unknown table kind {kind!r}")
@@ -184,10 +230,20 @@ def html_table(frame: pd.DataFrame, kind: str) -> dict:
         row = []
         for _, fn in spec:
             v = fn(r)
-            text, cls = v if isinstance(v, tuple) else (v, "")
-            row.append({"text": str(text), "cls": cls})
+            text, cls, title = (tuple(v) + ("", ""))[:3] if isinstance(v, tuple) else (v, "", "")
+            row.append({"text": str(text), "cls": cls, "title": title})
         rows.append(row)
     return {"columns": [h for h, _ in spec], "rows": rows, "kind": kind}
+
+
+def _deviation_summary(records) -> str:
+    per: dict[str, list[str]] = {}
+    for r in records:
+        for d in deviations(r):
+            per.setdefault(deviation_text(d), []).append(r.run_id)
+    if not per:
+        return "none recorded"
+    return "; ".join(f"{t} [{len(ids)} of {len(records)} runs]" for t, ids in sorted(per.items()))
 
 
 def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
@@ -235,6 +291,16 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
                 f"{lab} / {a}: {','.join(map(str, sorted(s)))}" for (lab, a), s in sorted(seeds.items())
             ),
         ),
+        (
+            "recipe, epochs (reference schedule)",
+            distinct(
+                lambda r: (
+                    f"{r.config.get('recipe', '?')}, {run_epochs(r.config)} epochs "
+                    f"({reference_epochs(r.config.get('recipe'))})"
+                )
+            ),
+        ),
+        ("protocol deviations", _deviation_summary(records)),
         ("code versions (evaluation)", distinct(lambda r: by[r.run_id].get("code_version"))),
         ("code versions (training)", distinct(lambda r: r.config.get("code_version"))),
         ("torch", distinct(lambda r: by[r.run_id].get("torch"))),

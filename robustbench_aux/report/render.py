@@ -18,6 +18,7 @@ from robustbench_aux.corruptions.catalog import ALL_19
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.report import figures, tables
+from robustbench_aux.report.banner import banner_items
 from robustbench_aux.report.formatting import html_table, provenance_rows
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
 
@@ -58,6 +59,7 @@ def build_report(
     df = combined_table(records)
     configs = {r.run_id: r.config for r in records}
     labels = compare.label_order(df["label"].unique())
+    styles = figures.method_styles(labels)  # one colour and marker per method, in every figure
     archs = sorted(df["arch"].unique())
     notes: list[str] = []
     written: list[str] = []
@@ -131,13 +133,19 @@ def build_report(
         "version": __version__,
         "n_runs": len(records),
         "claim": html_table(claim, "claim") if not claim.empty else None,
-        "closer": claim["closer_reading"].iloc[-1] if not claim.empty else None,
+        "reading": claim["matching_reading"].iloc[-1] if not claim.empty else None,
+        "claim_row": claim["arch"].iloc[-1] if not claim.empty else None,
+        "banner": banner_items(records, shared),
         "paper": {"clean": compare.PAPER_DELTA_CLEAN_PTS, "robust": compare.PAPER_ROBUSTNESS},
         "methods": html_table(methods, "methods"),
-        "tradeoff": Markup(figures.tradeoff(methods, labels)),
+        "tradeoff": Markup(figures.tradeoff(methods, labels, styles)),
         "interference": interference,
-        "severity": Markup(figures.severity_curves(sev, labels)),
-        "bars": Markup(figures.corruption_bars(per_corr, bar_labels, corruptions)) if corruptions else None,
+        "severity": Markup(figures.severity_curves(sev, labels, styles)),
+        "bars": (
+            Markup(figures.corruption_bars(per_corr, bar_labels, corruptions, styles))
+            if corruptions
+            else None
+        ),
         "per_corruption": html_table(per_corr, "per_corruption"),
         "families": html_table(fam, "families") if not fam.empty else None,
         "significance": html_table(sig, "significance") if not sig.empty else None,

@@ -13,7 +13,14 @@ from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15
 from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.tidy import CLEAN
-from robustbench_aux.metrics.uncertainty import aggregate_seeds, mcnemar, paired_bootstrap, per_image_score
+from robustbench_aux.metrics.uncertainty import (
+    aggregate_seeds,
+    holm,
+    mcnemar,
+    paired_bootstrap,
+    per_image_score,
+    seed_test,
+)
 from robustbench_aux.report.runs import RunRecord
 
 PLAIN = compare.PLAIN
@@ -36,19 +43,25 @@ def reference_for(df: pd.DataFrame, run_id: str) -> str | None:
 
 
 def normalized_figures(df: pd.DataFrame) -> pd.DataFrame:
-    """Per run: mce_norm and mce_rel (fractions) against its reference run, and which run that was."""
+    """Per run: mce_norm and mce_rel (fractions) against its reference run, and which run that was.
+
+    Each mean is over the stable benchmark corruptions (:func:`compare.ratio_mce`); ``<name>_n``
+    says how many entered it, ``<name>_unstable`` names those left out because the reference
+    barely degrades on them (";"-separated), so nothing is dropped without a trace.
+    """
     rows = {}
     for rid in df["run_id"].unique():
         ref = reference_for(df, rid)
-        if ref is None:
-            rows[rid] = {"reference_run": None, "mce_norm": np.nan, "mce_rel": np.nan}
-            continue
-        run, rtab = df[df["run_id"] == rid], df[df["run_id"] == ref]
-        rows[rid] = {
-            "reference_run": ref,
-            "mce_norm": compare.normalized_mce(run, rtab),
-            "mce_rel": compare.relative_mce(run, rtab),
-        }
+        row: dict = {"reference_run": ref}
+        for name, kind in (("mce_norm", "normalized"), ("mce_rel", "relative")):
+            if ref is None:
+                row.update({name: np.nan, f"{name}_n": 0, f"{name}_unstable": ""})
+                continue
+            r = compare.ratio_mce(df[df["run_id"] == rid], df[df["run_id"] == ref], kind)
+            row.update(
+                {name: r["value"], f"{name}_n": r["n_used"], f"{name}_unstable": ";".join(r["unstable"])}
+            )
+        rows[rid] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run_id")
 
 
@@ -68,18 +81,36 @@ def run_table(records: list[RunRecord], df: pd.DataFrame) -> pd.DataFrame:
 
 
 def method_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """Per (method label, architecture): clean, mean_acc_15, mean_acc_19, mCE, normalized mCE, seeds."""
-    values = ["clean_acc", "mean_acc_15", "mean_acc_19", "mce", "mce_norm"]
+    """Per (method label, architecture): clean, mean_acc_15/19, mCE, normalized and relative mCE,
+    seeds, and the fewest corruptions that entered each seed's mean (``*_n`` columns)."""
+    values = ["clean_acc", "mean_acc_15", "mean_acc_19", "mce", "mce_norm", "mce_rel"]
     table = aggregate_seeds(runs, values)
-    seeds = runs.groupby(["label", "arch"], sort=False)["seed"].apply(lambda s: ",".join(map(str, sorted(s))))
-    table = table.merge(seeds.rename("seeds").reset_index(), on=["label", "arch"])
+    g = runs.groupby(["label", "arch"], sort=False)
+    extra = pd.concat(
+        {
+            "seeds": g["seed"].apply(lambda s: ",".join(map(str, sorted(s)))),
+            **{
+                k: g[k].min()
+                for k in ("n_corruptions_15", "n_corruptions_19", "mce_norm_n", "mce_rel_n")
+                if k in runs.columns
+            },
+            **{
+                k: g[k].apply(lambda s: ";".join(sorted({c for v in s if v for c in str(v).split(";")})))
+                for k in ("mce_norm_unstable", "mce_rel_unstable")
+                if k in runs.columns
+            },
+        },
+        axis=1,
+    )
+    table = table.merge(extra.reset_index(), on=["label", "arch"])
     order = {lab: i for i, lab in enumerate(compare.label_order(table["label"]))}
     table = table.assign(_o=table["label"].map(order)).sort_values(["arch", "_o"]).drop(columns="_o")
     return table.reset_index(drop=True)
 
 
 def claim_table(df: pd.DataFrame, label: str = "auxiliary") -> pd.DataFrame:
-    """The paper's claim vs this run: Δclean and Δrobustness of ``label`` over plain, both readings."""
+    """The paper's claim vs these runs: Δclean and the four readings of Δrobustness of ``label``
+    over plain (absolute points / relative %, over 15 / 19 corruptions), and which reading matches."""
     h = compare.headline(df, label=label)
     if h.empty:
         return h
@@ -87,9 +118,7 @@ def claim_table(df: pd.DataFrame, label: str = "auxiliary") -> pd.DataFrame:
     h.insert(1, "method", label)
     h["paper_delta_clean_pts"] = compare.PAPER_DELTA_CLEAN_PTS
     h["paper_robustness"] = compare.PAPER_ROBUSTNESS
-    h["closer_reading"] = [
-        compare.closest_reading(a, r) for a, r in zip(h["robust_abs_pts"], h["robust_rel_pct"], strict=True)
-    ]
+    h["matching_reading"] = [compare.matching_reading(r) for _, r in h.iterrows()]
     return h
 
 
@@ -145,56 +174,103 @@ def _bench_scores(r: RunRecord) -> np.ndarray | None:
     return per_image_score(blocks) if blocks else None
 
 
-def significance_table(records: list[RunRecord]) -> pd.DataFrame:
-    """Each method vs plain of the same architecture on the same test images, seeds matched.
+OVER_SEEDS = "over seeds"
+ALPHA = 0.05
 
-    Δ is averaged over the matched seeds image by image, then bootstrapped over test images
-    (paired); the clean McNemar test pools the discordant counts of the matched seeds.
+
+def _seed_row(m: RunRecord, p: RunRecord) -> dict | None:
+    """Paired tests of one seed's method run against the plain run of the same seed."""
+    cm, cp = m.per_image().get((CLEAN, 0)), p.per_image().get((CLEAN, 0))
+    if cm is None or cp is None or len(cm) != len(cp):
+        return None  # no per-image results, or different test images: no paired test
+    dc = paired_bootstrap(cm.astype(np.float64), cp.astype(np.float64))
+    mc = mcnemar(cm, cp)
+    row = {
+        "seeds": str(m.seed),
+        "n_seeds": 1,
+        "delta_clean_pts": 100 * dc["delta"],
+        "clean_low_pts": 100 * dc["low"],
+        "clean_high_pts": 100 * dc["high"],
+        "clean_p_bootstrap": dc["p_value"],
+        "clean_p_mcnemar": mc["p_value"],
+        "clean_test": "McNemar (exact)",
+        "clean_p": mc["p_value"],
+    }
+    sm, sp = _bench_scores(m), _bench_scores(p)
+    if sm is not None and sp is not None and len(sm) == len(sp):
+        d = paired_bootstrap(sm, sp)
+        row.update(
+            {
+                "delta_mean15_pts": 100 * d["delta"],
+                "mean15_low_pts": 100 * d["low"],
+                "mean15_high_pts": 100 * d["high"],
+                "mean15_p_bootstrap": d["p_value"],
+                "mean15_test": "paired bootstrap (z)",
+                "mean15_p": d["p_value_z"],
+            }
+        )
+    return row
+
+
+def _over_seeds_row(seed_rows: list[dict]) -> dict:
+    """A t-test over seeds of the per-seed differences (the seed is the unit of replication)."""
+    row: dict = {"seeds": ",".join(r["seeds"] for r in seed_rows), "n_seeds": len(seed_rows)}
+    for key, col in (("clean", "delta_clean_pts"), ("mean15", "delta_mean15_pts")):
+        vals = [r[col] for r in seed_rows if col in r]
+        if len(vals) < 2:
+            continue
+        t = seed_test(vals)
+        row.update(
+            {
+                col: t["delta"],
+                f"{key}_std_pts": t["std"],
+                f"{key}_test": f"t over {t['n']} seeds",
+                f"{key}_p": t["p_value"],
+            }
+        )
+    return row
+
+
+def significance_table(records: list[RunRecord]) -> pd.DataFrame:
+    """Each method vs plain of the same architecture on the same test images, per seed and over seeds.
+
+    Per matched seed: McNemar's exact test on the clean set and paired bootstraps over test images
+    (clean, and the per-image mean over the benchmark corruptions) -- seeds are never concatenated,
+    since test-image resampling measures evaluation noise only. With >= 2 matched seeds a row
+    ``seed = "over seeds"`` tests the per-seed differences with a t-test. Holm's correction runs
+    over every p-value of the table (``clean_p``, ``mean15_p``); ``*_significant`` is true only where
+    the adjusted p-value is <= 0.05.
     """
     by_key = {(r.label, r.arch, r.seed): r for r in records}
     rows = []
     for label, arch in sorted({(r.label, r.arch) for r in records}):
         if label == PLAIN:
             continue
-        pairs = [
-            (by_key[(label, arch, s)], by_key[(PLAIN, arch, s)])
-            for (lab, a, s) in by_key
-            if lab == label and a == arch and (PLAIN, arch, s) in by_key
-        ]
-        pairs = [(m, p) for m, p in pairs if (CLEAN, 0) in m.per_image() and (CLEAN, 0) in p.per_image()]
-        if not pairs:
-            continue
-        clean_m = [m.per_image()[(CLEAN, 0)] for m, _ in pairs]
-        clean_p = [p.per_image()[(CLEAN, 0)] for _, p in pairs]
-        if len({len(x) for x in clean_m + clean_p}) != 1:
-            continue  # different test images: no paired test
-        row = {"label": label, "arch": arch, "seeds": ",".join(str(m.seed) for m, _ in pairs)}
-        dc = paired_bootstrap(np.mean(clean_m, axis=0), np.mean(clean_p, axis=0))
-        mc = mcnemar(np.concatenate(clean_m), np.concatenate(clean_p))
-        row.update(
-            {
-                "delta_clean_pts": 100 * dc["delta"],
-                "clean_low_pts": 100 * dc["low"],
-                "clean_high_pts": 100 * dc["high"],
-                "clean_p_bootstrap": dc["p_value"],
-                "clean_p_mcnemar": mc["p_value"],
-            }
+        seeds = sorted(
+            s for (lab, a, s) in by_key if lab == label and a == arch and (PLAIN, arch, s) in by_key
         )
-        sm = [_bench_scores(m) for m, _ in pairs]
-        sp = [_bench_scores(p) for _, p in pairs]
-        if all(x is not None for x in sm + sp) and len({len(x) for x in sm + sp}) == 1:
-            d = paired_bootstrap(np.mean(sm, axis=0), np.mean(sp, axis=0))
-            row.update(
-                {
-                    "delta_mean15_pts": 100 * d["delta"],
-                    "mean15_low_pts": 100 * d["low"],
-                    "mean15_high_pts": 100 * d["high"],
-                    "mean15_p_bootstrap": d["p_value"],
-                }
-            )
-        rows.append(row)
+        seed_rows = []
+        for s in seeds:
+            row = _seed_row(by_key[(label, arch, s)], by_key[(PLAIN, arch, s)])
+            if row is not None:
+                seed_rows.append({"label": label, "arch": arch, "seed": str(s), **row})
+        rows.extend(seed_rows)
+        if len(seed_rows) >= 2:
+            rows.append({"label": label, "arch": arch, "seed": OVER_SEEDS, **_over_seeds_row(seed_rows)})
     table = pd.DataFrame(rows)
-    if len(table):
-        order = {lab: i for i, lab in enumerate(compare.label_order(table["label"]))}
-        table = table.assign(_o=table["label"].map(order)).sort_values(["arch", "_o"]).drop(columns="_o")
-    return table.reset_index(drop=True)
+    if table.empty:
+        return table
+    for key in ("clean", "mean15"):
+        if f"{key}_p" not in table.columns:
+            table[f"{key}_p"] = np.nan
+    family = np.concatenate([table["clean_p"].to_numpy(float), table["mean15_p"].to_numpy(float)])
+    adjusted = holm(family)
+    table["clean_p_holm"] = adjusted[: len(table)]
+    table["mean15_p_holm"] = adjusted[len(table) :]
+    for key in ("clean", "mean15"):
+        table[f"{key}_significant"] = table[f"{key}_p_holm"] <= ALPHA
+    order = {lab: i for i, lab in enumerate(compare.label_order(table["label"]))}
+    table = table.assign(
+        _o=table["label"].map(order), _s=(table["seed"] == OVER_SEEDS).astype(int)
+    ).sort_values(["arch", "_o", "_s"], kind="stable")
+    return table.drop(columns=["_o", "_s"]).reset_index(drop=True)

@@ -1,0 +1,167 @@
+"""The warning banner at the top of a report: every way the runs differ from the paper's setting.
+
+Built from provenance only (run configs and evaluation summaries), never from the numbers: the
+published CIFAR-100-C, 10,000 images per (corruption, severity) block, several seeds, CIFAR-100,
+ResNet-18/50/101/152, the full training schedule, and no protocol deviation. Each way a page
+departs from that is one banner item; an empty list means the page is in the paper's setting.
+
+Protocol deviations come from a run's ``config.json`` (top-level ``deviations``) and the
+provenance of its ``eval/summary.json`` (``provenance.deviations``): lists of
+``{"switch", "value", "reference"}``. A missing key means none were recorded (older runs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+from robustbench_aux.errors import UserError
+from robustbench_aux.report.runs import RunRecord
+
+PAPER_DATASET = "cifar100"
+PAPER_ARCHS = ("resnet18", "resnet50", "resnet101", "resnet152")
+FULL_BLOCK = 10_000  # images per (corruption, severity) block in the published CIFAR-C
+DEFAULT_REFERENCE_EPOCHS = 210  # the reference protocol's schedule (the `reference` recipe)
+
+
+@dataclass(frozen=True)
+class Item:
+    """One banner line: a short key (for tests and CSS) and the sentence shown."""
+
+    key: str
+    text: str
+
+
+def _fmt(value) -> str:
+    return value if isinstance(value, str) else repr(value) if value is not None else "none"
+
+
+def deviations(r: RunRecord) -> list[dict]:
+    """The protocol deviations recorded for one run (config and evaluation summary merged)."""
+    prov = r.summary.get("provenance") or {}
+    out: dict[str, dict] = {}
+    for source in (r.config.get("deviations") or [], prov.get("deviations") or []):
+        if not isinstance(source, list):
+            continue
+        for d in source:
+            if isinstance(d, Mapping) and d.get("switch"):
+                out.setdefault(str(d["switch"]), dict(d))
+    return [out[k] for k in sorted(out)]
+
+
+def deviation_text(d: Mapping) -> str:
+    return f"{d['switch']} = {_fmt(d.get('value'))} (reference: {_fmt(d.get('reference'))})"
+
+
+def reference_epochs(recipe: str | None) -> int:
+    """The epochs of the root of a recipe's ``extends`` chain (the protocol it scales down from).
+
+    ``smoke``, ``cpu_demo`` and ``paper`` all extend ``reference`` (210 epochs); a recipe that
+    extends nothing is its own reference. Unknown recipes (foreign runs) fall back to 210.
+    """
+    from robustbench_aux.config import _read_recipe_text  # a recipe name or a .toml path
+
+    name, seen = recipe, set()
+    while name and name not in seen:
+        seen.add(name)
+        try:
+            data = tomllib.loads(_read_recipe_text(str(name))[0])
+        except (UserError, OSError, tomllib.TOMLDecodeError):
+            break
+        if "extends" not in data:
+            return int((data.get("train") or {}).get("epochs", DEFAULT_REFERENCE_EPOCHS))
+        name = data["extends"]
+    return DEFAULT_REFERENCE_EPOCHS
+
+
+def run_epochs(config: Mapping) -> int | None:
+    """Epochs a run trained for: ``train.epochs`` of the resolved config (or a flat ``epochs``)."""
+    epochs = (config.get("train") or {}).get("epochs", config.get("epochs"))
+    return int(epochs) if epochs is not None else None
+
+
+def _runs(ids: list[str], total: int) -> str:
+    if len(ids) == total:
+        return f"all {total} runs" if total > 1 else "the run"
+    shown = ", ".join(ids[:3]) + (f" and {len(ids) - 3} more" if len(ids) > 3 else "")
+    return f"{len(ids)} of {total} runs ({shown})"
+
+
+def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
+    """Every way these runs depart from the paper's setting, most basic first."""
+    items: list[Item] = []
+    total = len(records)
+    prov = str(shared.get("corruption provenance (published/generated)") or "unknown")
+    if prov != "published":
+        items.append(
+            Item(
+                "generated",
+                f"Corruptions are {prov}, not the published CIFAR-C files: numbers are comparable "
+                "with each other, not with published CIFAR-C results.",
+            )
+        )
+    per_block = int(shared.get("images per corruption block") or 0)
+    if 0 < per_block < FULL_BLOCK:
+        items.append(
+            Item(
+                "small_blocks",
+                f"{per_block:,} images per (corruption, severity) block, not {FULL_BLOCK:,}: "
+                "every accuracy carries more test-sampling noise than the paper's.",
+            )
+        )
+    seeds: dict[tuple[str, str], set] = {}
+    for r in records:
+        seeds.setdefault((r.label, r.arch), set()).add(r.seed)
+    most = max((len(s) for s in seeds.values()), default=0)
+    if most <= 1:
+        items.append(
+            Item(
+                "one_seed",
+                "One seed per method: differences between methods include seed-to-seed variation "
+                "that this page cannot measure.",
+            )
+        )
+    dataset = str(shared.get("dataset"))
+    if dataset != PAPER_DATASET:
+        items.append(
+            Item(
+                "dataset",
+                f"Dataset {dataset}, not the paper's CIFAR-100: the paper's +2.21 / 21.64 figures "
+                "below are CIFAR-100 numbers and are not expected here.",
+            )
+        )
+    archs = sorted({r.arch for r in records})
+    other = [a for a in archs if a not in PAPER_ARCHS]
+    if other:
+        items.append(
+            Item(
+                "arch",
+                f"Architecture {', '.join(other)}: not one of the paper's ResNet-18/50/101/152.",
+            )
+        )
+    short: dict[tuple[int, int], list[str]] = {}
+    for r in records:
+        epochs = run_epochs(r.config)
+        ref = reference_epochs(r.config.get("recipe"))
+        if epochs is not None and epochs < ref:
+            short.setdefault((epochs, ref), []).append(r.run_id)
+    for (epochs, ref), ids in sorted(short.items()):
+        items.append(
+            Item(
+                "epochs",
+                f"Trained {epochs} epoch{'s' if epochs != 1 else ''}, not the reference schedule's "
+                f"{ref}: {_runs(ids, total)}.",
+            )
+        )
+    dev: dict[str, list[str]] = {}
+    for r in records:
+        for d in deviations(r):
+            dev.setdefault(deviation_text(d), []).append(r.run_id)
+    for text, ids in sorted(dev.items()):
+        items.append(Item("deviation", f"Protocol deviation: {text} in {_runs(ids, total)}."))
+    return items
