@@ -1,0 +1,194 @@
+"""The report's reading rules, one by one: banner triggers, per-seed tests vs pooled seeds, unstable
+ratios, and one colour per method across figures. Runs are built in memory (no training, no files)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from fixtures_runs import build_fixture_report
+
+from robustbench_aux.metrics import mcnemar
+from robustbench_aux.report.banner import banner_items, deviations, reference_epochs
+from robustbench_aux.report.formatting import ratio_cell, set_name
+from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.report.tables import significance_table
+
+PAPER_SHARED = {
+    "dataset": "cifar100",
+    "corruption provenance (published/generated)": "published",
+    "images per corruption block": 10_000,
+}
+
+
+def _record(label="plain", arch="resnet18", seed=0, config=None, summary=None, per_image=None) -> RunRecord:
+    table = pd.DataFrame([{"run_id": f"{label}-{arch}-s{seed}", "label": label, "arch": arch, "seed": seed}])
+    config = {"recipe": "reference", "train": {"epochs": 210}} if config is None else config
+    return RunRecord(Path("."), config, summary or {}, table, _per_image=per_image)
+
+
+def _paper_runs(**kw) -> list[RunRecord]:
+    return [_record(lab, seed=s, **kw) for lab in ("plain", "auxiliary") for s in (0, 1)]
+
+
+def _keys(records, **shared) -> list[str]:
+    return [i.key for i in banner_items(records, {**PAPER_SHARED, **shared})]
+
+
+# ----------------------------------------------------------------------------- banner
+def test_banner_is_empty_in_the_papers_setting():
+    assert _keys(_paper_runs()) == []
+
+
+def test_banner_triggers_one_by_one():
+    runs = _paper_runs()
+    assert _keys(runs, **{"corruption provenance (published/generated)": "generated"}) == ["generated"]
+    assert _keys(runs, **{"images per corruption block": 9_999}) == ["small_blocks"]
+    assert _keys(runs, dataset="cifar10") == ["dataset"]
+    assert _keys([r for r in runs if r.seed == 0]) == ["one_seed"]
+    assert _keys(_paper_runs(arch="resnet8")) == ["arch"]
+    assert _keys(_paper_runs(arch="wrn40_2")) == ["arch"]
+    short = _paper_runs(config={"recipe": "smoke", "train": {"epochs": 3}})
+    (item,) = banner_items(short, PAPER_SHARED)
+    assert item.key == "epochs" and "3 epochs, not the reference schedule's 210: all 4 runs" in item.text
+
+
+def test_banner_reference_epochs_follow_the_recipe_chain():
+    assert reference_epochs("smoke") == 210  # smoke extends reference
+    assert reference_epochs("cpu_demo") == 210
+    assert reference_epochs("paper") == 210  # 300 epochs > 210: not short
+    assert reference_epochs("no-such-recipe") == 210
+    assert _keys(_paper_runs(config={"recipe": "paper", "train": {"epochs": 300}})) == []
+    assert _keys(_paper_runs(config={"epochs": 5})) == ["epochs"]  # a flat config (foreign run)
+
+
+def test_banner_lists_every_protocol_deviation():
+    amp = {"switch": "train.amp", "value": "bf16", "reference": "fp32"}
+    noise = {"switch": "method.noise_impl", "value": "clipped", "reference": "wraparound"}
+    runs = [
+        _record(
+            "plain", seed=0, config={"recipe": "reference", "train": {"epochs": 210}, "deviations": [amp]}
+        ),
+        _record("plain", seed=1, summary={"provenance": {"deviations": [noise, amp]}}),
+        _record("auxiliary", seed=0),  # older run: no "deviations" key at all means none
+        _record("auxiliary", seed=1, config={"deviations": []}),
+    ]
+    assert deviations(runs[2]) == [] and deviations(runs[3]) == []
+    assert [d["switch"] for d in deviations(runs[1])] == ["method.noise_impl", "train.amp"]
+    items = [i for i in banner_items(runs, PAPER_SHARED) if i.key == "deviation"]
+    texts = [i.text for i in items]
+    assert len(items) == 2
+    assert any("train.amp = bf16 (reference: fp32) in 2 of 4 runs" in t for t in texts)
+    assert any("method.noise_impl = clipped (reference: wraparound) in 1 of 4 runs" in t for t in texts)
+
+
+@pytest.fixture(scope="module")
+def fixture_report(tmp_path_factory):
+    return build_fixture_report(tmp_path_factory)
+
+
+def test_banner_is_at_the_top_of_the_page(fixture_report):
+    html = fixture_report["index"].read_text()
+    banner = html.index('id="banner"')
+    assert banner < html.index('<section id="claim">')
+    keys = re.findall(r'<li data-key="(\w+)"', html[banner : html.index("</div>", banner)])
+    assert keys == ["generated", "small_blocks"]  # fixture: generated, 100 images per block, 2 seeds
+    assert "protocol deviations</dt><dd>none recorded" in html
+
+
+# ----------------------------------------------------------------------------- statistics per seed
+def _clean(b: int, c: int, n: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Method/plain correctness on n test images: b images only the method gets right, c only plain."""
+    m = np.array([True] * b + [False] * c + [True] * (n - b - c))
+    p = np.array([False] * b + [True] * c + [True] * (n - b - c))
+    return m, p
+
+
+def test_mcnemar_is_per_seed_not_on_pooled_seeds():
+    (m0, p0), (m1, p1) = _clean(8, 2), _clean(9, 2)
+    records = [
+        _record("auxiliary", seed=0, per_image={("clean", 0): m0}),
+        _record("plain", seed=0, per_image={("clean", 0): p0}),
+        _record("auxiliary", seed=1, per_image={("clean", 0): m1}),
+        _record("plain", seed=1, per_image={("clean", 0): p1}),
+    ]
+    sig = significance_table(records).set_index("seed")
+    # exact two-sided binomial: 8 of 10 -> 0.109; 9 of 11 -> 0.065; neither is a difference
+    assert sig.loc["0", "clean_p_mcnemar"] == pytest.approx(2 * (45 + 10 + 1) / 2**10)
+    assert sig.loc["1", "clean_p_mcnemar"] == pytest.approx(2 * (55 + 11 + 1) / 2**11)
+    # pooled as if the seeds were 200 more images, 17 of 21 would look significant (p = 0.007)
+    pooled = mcnemar(np.concatenate([m0, m1]), np.concatenate([p0, p1]))["p_value"]
+    assert pooled < 0.01
+    assert not sig["clean_significant"].any()
+    # over seeds: a t-test of the two per-seed differences (6 and 7 points)
+    assert sig.loc["over seeds", "delta_clean_pts"] == pytest.approx(6.5)
+    assert sig.loc["over seeds", "clean_test"] == "t over 2 seeds"
+    # t = 6.5 / (0.707 / sqrt 2) = 13 with 1 degree of freedom: p = 1 - 2 atan(13) / pi
+    assert sig.loc["over seeds", "clean_p"] == pytest.approx(1 - 2 * np.arctan(13) / np.pi)
+    # Holm over the table's three p-values: the smallest (0.049) times 3
+    assert sig.loc["over seeds", "clean_p_holm"] == pytest.approx(3 * sig.loc["over seeds", "clean_p"])
+
+
+def test_one_seed_has_no_test_over_seeds():
+    m0, p0 = _clean(30, 2)
+    records = [
+        _record("auxiliary", seed=0, per_image={("clean", 0): m0}),
+        _record("plain", seed=0, per_image={("clean", 0): p0}),
+    ]
+    sig = significance_table(records)
+    assert list(sig["seed"]) == ["0"]
+    assert bool(sig.loc[0, "clean_significant"])  # 30 vs 2 survives a family of one
+
+
+# ----------------------------------------------------------------------------- ratios and counts
+def test_ratio_cells_show_counts_and_unstable():
+    assert ratio_cell(0.95, None, 15, "")[0] == "95.00"
+    text, cls, title = ratio_cell(0.95, None, 13, "contrast;fog")
+    assert text == "95.00 (13 of 15)" and cls == "partial" and "contrast, fog" in title
+    assert ratio_cell(float("nan"), None, 0, "contrast")[0] == "unstable"
+    assert ratio_cell(float("nan"), None, 0, "")[0] == "–"
+    assert set_name(3, 15) == "3 of 15" and set_name(15, 15) == "15"
+
+
+def test_partial_corruption_set_is_named_with_its_count(tmp_path):
+    from fixtures_runs import write_fixture_run
+
+    from robustbench_aux.report import build_report
+
+    runs = [
+        write_fixture_run(
+            tmp_path, lab, "resnet18", 0, n=20, corruptions=("gaussian_noise", "fog", "contrast")
+        )
+        for lab in ("plain", "auxiliary")
+    ]
+    html = build_report(runs, tmp_path / "r").read_text()
+    assert "mean acc. 3 of 15 (%)" in html and "mean acc. 15 (%)" not in html
+    assert "absolute, 3 of 15 corruptions" in html
+    claim = pd.read_csv(tmp_path / "r" / "claim.csv")
+    assert claim.loc[0, "n_corruptions_15"] == 3
+
+
+# ----------------------------------------------------------------------------- figures
+def _legend_colours(html: str) -> dict[tuple[str, str], str]:
+    """(figure, method slug) -> the first colour drawn inside the legend entry's SVG group."""
+    out = {}
+    for m in re.finditer(r'<g id="legend-(\w+)-([\w-]+)">(.*?)</g>', html, re.S):
+        colour = re.search(r"(?:fill|stroke): (#[0-9a-f]{6})", m.group(3))
+        # matplotlib leaves out a black fill: SVG's default fill is black
+        out[(m.group(1), m.group(2))] = colour.group(1) if colour else "#000000"
+    return out
+
+
+def test_a_method_keeps_its_colour_across_figures(fixture_report):
+    colours = _legend_colours(fixture_report["index"].read_text())
+    figures = {f for f, _ in colours}
+    assert figures == {"tradeoff", "severity", "bars"}
+    by_method: dict[str, set] = {}
+    for (_, method), c in colours.items():
+        by_method.setdefault(method, set()).add(c)
+    assert all(len(c) == 1 for c in by_method.values()), by_method
+    assert len({next(iter(c)) for c in by_method.values()}) == len(by_method)  # and methods differ
+    assert by_method["plain"] == {"#000000"}
