@@ -61,7 +61,7 @@ def gaussian_blur_matrix(size: int, sigma: float, device=None, dtype=torch.float
     """(size, size) matrix M with ``M @ row`` = 1-D Gaussian blur of a ``size``-pixel row.
 
     Taps extend to 3 sigma; out-of-image taps are folded onto the edge pixel (edge replication).
-    At 32 px a dense matrix product beats a convolution (see CORRUPTIONS.md).
+    At 32 px a dense matrix product beats a convolution (measurements in docs/corruptions.md).
     """
     radius = max(1, math.ceil(3.0 * sigma))
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float64)

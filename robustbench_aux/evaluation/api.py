@@ -3,7 +3,7 @@
 RobustBench-style one call on any ``torch.nn.Module`` that maps float [0, 1] images (B, 3, 32, 32)
 to logits. Every (corruption, severity) block present in ``corruptions_dir`` is evaluated, batched
 on the device; with ``out_dir`` each finished block is stored, so a killed call resumes, and the
-tidy CSV plus the summary JSON of METRICS.md are written there.
+tidy CSV plus the summary JSON (defined in docs/metrics.md) are written there.
 """
 
 from __future__ import annotations
