@@ -192,3 +192,71 @@ def test_a_method_keeps_its_colour_across_figures(fixture_report):
     assert all(len(c) == 1 for c in by_method.values()), by_method
     assert len({next(iter(c)) for c in by_method.values()}) == len(by_method)  # and methods differ
     assert by_method["plain"] == {"#000000"}
+
+
+# ----------------------------------------------------------------------------- heat-map colouring
+def test_interference_cells_coloured_only_when_tested(fixture_report):
+    out = fixture_report["out"]
+    p = pd.read_csv(out / "interference_p_holm_resnet18.csv", index_col="label")
+    delta = pd.read_csv(out / "interference_resnet18.csv", index_col="label")
+    assert p.loc["plain"].isna().all()  # the reference row is not tested against itself
+    assert p.loc["per_corruption[noise]", "gaussian_noise"] <= 0.05  # +17 points in both seeds
+    assert (
+        p.loc["per_corruption[noise]", "contrast"] <= 0.05
+        and delta.loc["per_corruption[noise]", "contrast"] < 0
+    )
+    assert p.loc["per_corruption[rotation]", "clean_acc"] > 0.05  # -1 point on 100 images: noise
+
+
+def _heatmap_colours(svg: str) -> set:
+    """The distinct colours of the raster image a heat map embeds in its SVG."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    data = re.search(r'xlink:href="data:image/png;base64,([^"]+)"', svg).group(1)
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB"))
+    return {tuple(c) for c in img.reshape(-1, 3)}
+
+
+def test_heatmap_greys_cells_not_shown_to_differ():
+    from robustbench_aux.report.figures import interference
+
+    mat = pd.DataFrame([[0.0, 0.0], [5.0, -4.0]], index=["plain", "auxiliary"], columns=["clean", "fog"])
+    coloured = _heatmap_colours(interference(mat, "resnet18"))
+    none = _heatmap_colours(interference(mat, "resnet18", mat.abs() > 100))  # nothing significant
+    one = _heatmap_colours(interference(mat, "resnet18", mat > 1))  # only the +5 cell
+    grey = (0xEC, 0xEC, 0xEC)
+    assert grey not in coloured and len(coloured) >= 3
+    assert none == {grey}
+    assert grey in one and len(one) == 2  # the +5 cell keeps its blue, the rest is grey
+
+
+def test_interference_cell_needs_every_seed_to_agree():
+    from robustbench_aux.report.tables import interference_significance
+
+    rng = np.random.default_rng(0)
+    base = rng.random(400) < 0.5
+
+    def blocks(shift_up: bool):
+        # the method gets 60 more images right (seed 0) or 60 fewer (seed 1) on fog at severity 1
+        changed = base.copy()
+        idx = np.flatnonzero(~base if shift_up else base)[:60]
+        changed[idx] = shift_up
+        return {("clean", 0): base, ("fog", 1): changed}
+
+    plain = {("clean", 0): base, ("fog", 1): base}
+    records = [
+        _record("plain", seed=0, per_image=plain),
+        _record("plain", seed=1, per_image=plain),
+        _record("auxiliary", seed=0, per_image=blocks(True)),
+        _record("auxiliary", seed=1, per_image=blocks(False)),
+    ]
+    mat = pd.DataFrame(0.0, index=["plain", "auxiliary"], columns=["clean_acc", "fog"])
+    p = interference_significance(records, mat, "resnet18")
+    assert p.loc["auxiliary", "fog"] == 1.0  # each seed alone is far beyond noise, but they disagree
+    agree = records[:3] + [_record("auxiliary", seed=1, per_image=blocks(True))]
+    p = interference_significance(agree, mat, "resnet18")
+    assert p.loc["auxiliary", "fog"] < 1e-6
+    assert np.isnan(p.loc["auxiliary", "clean_acc"]) or p.loc["auxiliary", "clean_acc"] == 1.0

@@ -46,6 +46,7 @@ from robustbench_aux.metrics.uncertainty import (
     holm,
     mcnemar,
     paired_bootstrap,
+    paired_z,
     per_image_score,
     seed_test,
 )
@@ -77,6 +78,7 @@ __all__ = [
     "normalized_ce",
     "normalized_mce",
     "paired_bootstrap",
+    "paired_z",
     "per_image_score",
     "ratio_ce",
     "ratio_mce",

@@ -155,3 +155,26 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     adjusted = np.minimum(1.0, np.maximum.accumulate((m - np.arange(m)) * p[order]))
     out[order] = adjusted
     return out
+
+
+def paired_z(scores_a: np.ndarray, scores_b: np.ndarray) -> dict:
+    """Normal-approximation paired test of mean(a) - mean(b) over the same test images.
+
+    For cells of a large table (thousands of test images each), where a bootstrap per cell would
+    cost too much: z = mean(d) / (std(d) / sqrt(n)) with d = a - b per image. Returns
+    ``{"delta", "se", "p_value", "n"}`` (two-sided; p = 1 when nothing differs).
+    """
+    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need the same images: shapes {a.shape} and {b.shape}")
+    d = a - b
+    n = int(len(d))
+    delta = float(d.mean()) if n else float("nan")
+    se = float(d.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    if not n > 1:
+        p = float("nan")
+    elif se > 0:
+        p = float(2 * stats.norm.sf(abs(delta) / se))
+    else:
+        p = 1.0 if delta == 0 else 0.0
+    return {"delta": delta, "se": se, "p_value": p, "n": n}

@@ -154,9 +154,21 @@ def tradeoff(methods: pd.DataFrame, labels: list[str], styles: dict | None = Non
         return to_svg(fig)
 
 
-def _heatmap(ax, mat: pd.DataFrame, norm, annotate: bool = True, fontsize: float = 7.5, separators=()):
+UNTESTED_GREY = "#ececec"  # a cell not shown to differ from plain (or not tested) is grey, not coloured
+
+
+def _heatmap(
+    ax, mat: pd.DataFrame, norm, annotate: bool = True, fontsize: float = 7.5, separators=(), significant=None
+):
+    """Annotated heat map; with ``significant`` (bool frame like ``mat``) only those cells are coloured."""
     data = mat.to_numpy(dtype=float)
-    im = ax.imshow(np.ma.masked_invalid(data), cmap="RdBu", norm=norm, aspect="auto")
+    shown = data.copy()
+    if significant is not None:
+        shown[~significant.reindex(index=mat.index, columns=mat.columns).fillna(False).to_numpy(bool)] = (
+            np.nan
+        )
+    cmap = plt.get_cmap("RdBu").with_extremes(bad=UNTESTED_GREY)
+    im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, norm=norm, aspect="auto")
     ax.set_xticks(
         range(mat.shape[1]), [str(c).replace("_", " ") for c in mat.columns], rotation=50, ha="right"
     )
@@ -168,7 +180,7 @@ def _heatmap(ax, mat: pd.DataFrame, norm, annotate: bool = True, fontsize: float
     if annotate:
         for (i, j), v in np.ndenumerate(data):
             if np.isfinite(v):
-                strong = abs(v) > 0.6 * norm.vmax
+                strong = np.isfinite(shown[i, j]) and abs(v) > 0.6 * norm.vmax
                 ax.text(
                     j,
                     i,
@@ -195,13 +207,16 @@ def _separators(cols: list) -> list[int]:
     return seps
 
 
-def interference(mat: pd.DataFrame, arch: str) -> str:
-    """Heat map of Δaccuracy vs plain (points), averaged over severities; diverging, centred on 0."""
+def interference(mat: pd.DataFrame, arch: str, significant: pd.DataFrame | None = None) -> str:
+    """Heat map of Δaccuracy vs plain (points), averaged over severities; diverging, centred on 0.
+
+    With ``significant`` only cells whose corrected test says so are coloured; the rest are grey.
+    """
     with plt.rc_context(STYLE):
         height = 0.36 * mat.shape[0] + 2.6
         fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, height), layout="constrained")
         norm = _norm(mat.to_numpy(dtype=float))
-        im = _heatmap(ax, mat, norm, separators=_separators(list(mat.columns)))
+        im = _heatmap(ax, mat, norm, separators=_separators(list(mat.columns)), significant=significant)
         ax.set_xlabel("evaluated on  (clean | CIFAR-C corruptions | category means)")
         ax.set_ylabel("trained with")
         ax.set_title(f"{arch}: accuracy change vs plain training (points, mean over severities 1-5)")
@@ -209,7 +224,7 @@ def interference(mat: pd.DataFrame, arch: str) -> str:
         return to_svg(fig)
 
 
-def interference_by_severity(mat: pd.DataFrame, arch: str) -> str:
+def interference_by_severity(mat: pd.DataFrame, arch: str, significant: pd.DataFrame | None = None) -> str:
     """The severity-resolved matrix: one heat map per severity, shared colour scale, every panel
     with its own column labels."""
     severities = sorted(mat.index.get_level_values("severity").unique())
@@ -225,7 +240,8 @@ def interference_by_severity(mat: pd.DataFrame, arch: str) -> str:
         )
         norm = _norm(mat.to_numpy(dtype=float))
         for ax, s in zip(axes[:, 0], severities, strict=True):
-            im = _heatmap(ax, mat.xs(s, level="severity").loc[labels], norm)
+            sig = None if significant is None else significant.xs(s, level="severity")
+            im = _heatmap(ax, mat.xs(s, level="severity").loc[labels], norm, significant=sig)
             ax.set_title(f"severity {s}", loc="left", fontsize=10)
         fig.suptitle(f"{arch}: accuracy change vs plain training by severity (points)", fontweight="bold")
         fig.colorbar(

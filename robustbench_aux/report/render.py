@@ -112,12 +112,23 @@ def build_report(
         by_sev = compare.interference_matrix(df, arch=arch, by_severity=True)
         _write_csv(out_dir, f"interference_{arch}.csv", mat, written, index=True)
         _write_csv(out_dir, f"interference_by_severity_{arch}.csv", by_sev, written, index=True)
+        p_mat = tables.interference_significance(records, mat, arch)
+        p_sev = tables.interference_significance(records, by_sev, arch)
+        for name, p in (
+            (f"interference_p_holm_{arch}.csv", p_mat),
+            (f"interference_by_severity_p_holm_{arch}.csv", p_sev),
+        ):
+            if p is not None:
+                _write_csv(out_dir, name, p, written, index=True)
+        mask = None if p_mat is None else (p_mat <= tables.ALPHA).rename(columns={"clean_acc": "clean"})
+        mask_sev = None if p_sev is None else p_sev <= tables.ALPHA
         mat = mat.rename(columns={"clean_acc": "clean"})
         interference.append(
             {
                 "arch": arch,
-                "svg": Markup(figures.interference(mat, arch)),
-                "svg_severity": Markup(figures.interference_by_severity(by_sev, arch)),
+                "tested": p_mat is not None,
+                "svg": Markup(figures.interference(mat, arch, mask)),
+                "svg_severity": Markup(figures.interference_by_severity(by_sev, arch, mask_sev)),
                 "csv": f"interference_{arch}.csv",
                 "csv_severity": f"interference_by_severity_{arch}.csv",
             }

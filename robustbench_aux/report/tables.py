@@ -18,6 +18,7 @@ from robustbench_aux.metrics.uncertainty import (
     holm,
     mcnemar,
     paired_bootstrap,
+    paired_z,
     per_image_score,
     seed_test,
 )
@@ -274,3 +275,68 @@ def significance_table(records: list[RunRecord]) -> pd.DataFrame:
         _o=table["label"].map(order), _s=(table["seed"] == OVER_SEEDS).astype(int)
     ).sort_values(["arch", "_o", "_s"], kind="stable")
     return table.drop(columns=["_o", "_s"]).reset_index(drop=True)
+
+
+def _column_blocks(column: str, severities) -> list[tuple[str, int]]:
+    """The (corruption, severity) blocks behind an interference column (clean, corruption, category)."""
+    if column in ("clean", "clean_acc"):
+        return [(CLEAN, 0)]
+    members = acc.CATEGORY_SETS.get(column, (column,))
+    return [(c, s) for c in members for s in severities]
+
+
+def _cell_p(pairs: list[tuple[RunRecord, RunRecord]], blocks: list[tuple[str, int]]) -> float:
+    """p-value of one interference cell: "the difference is beyond test-image noise in every seed".
+
+    Per paired seed, a paired z-test over test images (seeds are never pooled). Across seeds an
+    intersection-union test: the largest per-seed p-value, and 1 when the seeds disagree in sign.
+    """
+    deltas, ps = [], []
+    for m, p in pairs:
+        bm, bp = m.per_image(), p.per_image()
+        keys = [k for k in blocks if k in bm and k in bp]
+        if not keys:
+            continue
+        sm, sp = per_image_score([bm[k] for k in keys]), per_image_score([bp[k] for k in keys])
+        if len(sm) != len(sp):
+            continue
+        z = paired_z(sm, sp)
+        deltas.append(z["delta"])
+        ps.append(z["p_value"])
+    if not ps:
+        return float("nan")
+    if len({np.sign(d) for d in deltas}) > 1:
+        return 1.0
+    return float(max(ps))
+
+
+def interference_significance(records: list[RunRecord], mat: pd.DataFrame, arch: str) -> pd.DataFrame | None:
+    """Holm-adjusted p-values for the cells of an interference matrix (same index and columns).
+
+    ``mat`` is :func:`compare.interference_matrix`'s output for ``arch`` (index labels, or
+    (label, severity) for the severity-resolved view). Each method's runs are paired with the
+    plain run of the same seed and tested per seed (:func:`_cell_p`); the plain row stays NaN
+    (untested). Holm runs over every tested cell of the matrix. ``None`` when no run pair has
+    per-image results. With 2-3 seeds a t-test over seeds has too little power to survive a
+    correction over hundreds of cells; it is reported for the summary figures (section 8).
+    """
+    runs = [r for r in records if r.arch == arch]
+    plain = {r.seed: r for r in runs if r.label == PLAIN}
+    if not plain or not all(p.per_image() for p in plain.values()):
+        return None
+    by_sev = isinstance(mat.index, pd.MultiIndex)
+    severities = sorted({s for r in runs for (c, s) in r.per_image() if c != CLEAN})
+    raw = pd.DataFrame(np.nan, index=mat.index, columns=mat.columns)
+    for key in mat.index:
+        label, sev = key if by_sev else (key, None)
+        if label == PLAIN:
+            continue
+        pairs = [(r, plain[r.seed]) for r in runs if r.label == label and r.seed in plain and r.per_image()]
+        if not pairs:
+            continue
+        for col in mat.columns:
+            blocks = _column_blocks(col, [sev] if by_sev else severities)
+            raw.loc[key, col] = _cell_p(pairs, blocks)
+    if raw.isna().all().all():
+        return None
+    return pd.DataFrame(holm(raw.to_numpy().ravel()).reshape(raw.shape), index=raw.index, columns=raw.columns)
