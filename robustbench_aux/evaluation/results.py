@@ -74,14 +74,15 @@ def build_summary(
 
 
 def reference_figures(table: pd.DataFrame, reference: pd.DataFrame) -> dict:
-    """Normalized and relative mCE of ``table``'s run against the reference run's table."""
-    norm = compare.normalized_mce(table, reference)
-    rel = compare.relative_mce(table, reference)
-    return {
-        "reference_run": str(reference["run_id"].iloc[0]),
-        "mce_normalized": None if np.isnan(norm) else norm,
-        "mce_relative": None if np.isnan(rel) else rel,
-    }
+    """Normalized and relative mCE of ``table``'s run against the reference run's table, each with
+    how many corruptions entered it and which were left out as unstable (docs/metrics.md)."""
+    out: dict = {"reference_run": str(reference["run_id"].iloc[0])}
+    for key, kind in (("mce_normalized", "normalized"), ("mce_relative", "relative")):
+        r = compare.ratio_mce(table, reference, kind)
+        out[key] = None if np.isnan(r["value"]) else r["value"]
+        out[f"{key}_n"] = r["n_used"]
+        out[f"{key}_unstable"] = r["unstable"]
+    return out
 
 
 def write_results(out_dir: str | Path, table: pd.DataFrame, summary: Mapping) -> tuple[Path, Path]:
