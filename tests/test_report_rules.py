@@ -49,6 +49,8 @@ def test_banner_triggers_one_by_one():
     assert _keys(runs, **{"images per corruption block": 9_999}) == ["small_blocks"]
     assert _keys(runs, dataset="cifar10") == ["dataset"]
     assert _keys([r for r in runs if r.seed == 0]) == ["one_seed"]
+    (item,) = banner_items(runs[:3], PAPER_SHARED)  # plain has 2 seeds, auxiliary only 1
+    assert item.key == "one_seed" and item.text.startswith("Only one seed for auxiliary (resnet18)")
     assert _keys(_paper_runs(arch="resnet8")) == ["arch"]
     assert _keys(_paper_runs(arch="wrn40_2")) == ["arch"]
     short = _paper_runs(config={"recipe": "smoke", "train": {"epochs": 3}})

@@ -117,12 +117,21 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
     seeds: dict[tuple[str, str], set] = {}
     for r in records:
         seeds.setdefault((r.label, r.arch), set()).add(r.seed)
-    most = max((len(s) for s in seeds.values()), default=0)
-    if most <= 1:
+    single = sorted(f"{lab} ({arch})" for (lab, arch), s in seeds.items() if len(s) <= 1)
+    if single and len(single) == len(seeds):
         items.append(
             Item(
                 "one_seed",
                 "One seed per method: differences between methods include seed-to-seed variation "
+                "that this page cannot measure.",
+            )
+        )
+    elif single:
+        shown = ", ".join(single[:4]) + (f" and {len(single) - 4} more" if len(single) > 4 else "")
+        items.append(
+            Item(
+                "one_seed",
+                f"Only one seed for {shown}: their differences include seed-to-seed variation "
                 "that this page cannot measure.",
             )
         )

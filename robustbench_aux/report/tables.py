@@ -128,7 +128,7 @@ def corruption_table(df: pd.DataFrame) -> pd.DataFrame:
     wide = acc.corruption_accuracy(df)
     ident = df.drop_duplicates("run_id").set_index("run_id")[["label", "arch"]]
     out = wide.join(ident).groupby(["label", "arch"]).mean()
-    return out.reset_index()
+    return _in_label_order(out.reset_index())
 
 
 def severity_table(df: pd.DataFrame, corruptions=BENCHMARK_15) -> pd.DataFrame:
@@ -138,7 +138,14 @@ def severity_table(df: pd.DataFrame, corruptions=BENCHMARK_15) -> pd.DataFrame:
     ident = df.drop_duplicates("run_id").set_index("run_id")[["label", "arch"]]
     out = curve.join(ident).groupby(["label", "arch"]).mean()
     out.columns = [f"s{c}" if c else "clean" for c in out.columns]
-    return out.reset_index()
+    return _in_label_order(out.reset_index())
+
+
+def _in_label_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows by architecture, then in the report's method order (plain first), as in every table."""
+    order = {lab: i for i, lab in enumerate(compare.label_order(frame["label"]))}
+    frame = frame.assign(_o=frame["label"].map(order)).sort_values(["arch", "_o"], kind="stable")
+    return frame.drop(columns="_o").reset_index(drop=True)
 
 
 def family_table(df: pd.DataFrame, configs: dict[str, dict]) -> pd.DataFrame:
