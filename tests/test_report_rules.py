@@ -169,6 +169,8 @@ def test_partial_corruption_set_is_named_with_its_count(tmp_path):
     html = build_report(runs, tmp_path / "r").read_text()
     assert "mean acc. 3 of 15 (%)" in html and "mean acc. 15 (%)" not in html
     assert "absolute, 3 of 15 corruptions" in html
+    assert "mean corruption accuracy, 3 of 15 corruptions (%)" in html  # the trade-off axis too
+    assert "mean over 3 of 15 corruptions" in html  # and the severity curves
     claim = pd.read_csv(tmp_path / "r" / "claim.csv")
     assert claim.loc[0, "n_corruptions_15"] == 3
 

@@ -108,7 +108,9 @@ def _bottom_legend(fig, axes, figure: str, height_in: float) -> None:
     _tag_legend(leg, figure)
 
 
-def tradeoff(methods: pd.DataFrame, labels: list[str], styles: dict | None = None) -> str:
+def tradeoff(
+    methods: pd.DataFrame, labels: list[str], styles: dict | None = None, set_name: str = "15"
+) -> str:
     """Clean (x) vs mean_acc_15 (y) per (method, architecture), seed std as error bars, arrows from plain."""
     archs = sorted(methods["arch"].unique())
     styles = styles or method_styles(labels)
@@ -149,7 +151,7 @@ def tradeoff(methods: pd.DataFrame, labels: list[str], styles: dict | None = Non
             ax.margins(0.12)
             ax.set_title(arch)
             ax.set_xlabel("clean accuracy (%)")
-            ax.set_ylabel("mean corruption accuracy, 15 corruptions (%)")
+            ax.set_ylabel(f"mean corruption accuracy, {set_name} corruptions (%)")
         _bottom_legend(fig, axes, "tradeoff", height)
         return to_svg(fig)
 
@@ -250,7 +252,9 @@ def interference_by_severity(mat: pd.DataFrame, arch: str, significant: pd.DataF
         return to_svg(fig)
 
 
-def severity_curves(sev: pd.DataFrame, labels: list[str], styles: dict | None = None) -> str:
+def severity_curves(
+    sev: pd.DataFrame, labels: list[str], styles: dict | None = None, set_name: str = "15"
+) -> str:
     """Accuracy vs severity (clean at 0), mean over the 15 corruptions, one panel per architecture."""
     archs = sorted(sev["arch"].unique())
     styles = styles or method_styles(labels)
@@ -275,7 +279,7 @@ def severity_curves(sev: pd.DataFrame, labels: list[str], styles: dict | None = 
                     )
             ax.set_xticks(xs, ["clean" if x == 0 else str(x) for x in xs])
             ax.set_xlabel("corruption severity")
-            ax.set_ylabel("accuracy (%), mean over the 15 corruptions")
+            ax.set_ylabel(f"accuracy (%), mean over {set_name} corruptions")
             ax.set_title(arch)
         _bottom_legend(fig, axes, "severity", height)
         return to_svg(fig)

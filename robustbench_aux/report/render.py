@@ -19,7 +19,7 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.report import figures, tables
 from robustbench_aux.report.banner import banner_items
-from robustbench_aux.report.formatting import html_table, provenance_rows
+from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
 
 log = logging.getLogger(__name__)
@@ -149,9 +149,9 @@ def build_report(
         "banner": banner_items(records, shared),
         "paper": {"clean": compare.PAPER_DELTA_CLEAN_PTS, "robust": compare.PAPER_ROBUSTNESS},
         "methods": html_table(methods, "methods"),
-        "tradeoff": Markup(figures.tradeoff(methods, labels, styles)),
+        "tradeoff": Markup(figures.tradeoff(methods, labels, styles, set_name(n15, 15))),
         "interference": interference,
-        "severity": Markup(figures.severity_curves(sev, labels, styles)),
+        "severity": Markup(figures.severity_curves(sev, labels, styles, set_name(n15, 15))),
         "bars": (
             Markup(figures.corruption_bars(per_corr, bar_labels, corruptions, styles))
             if corruptions
