@@ -1,6 +1,8 @@
 """``robustbench-aux report``: one self-contained HTML page and CSV tables from evaluated runs.
 
-The page holds the paper's claim vs the runs (both readings), the method x architecture table,
+The page opens with a banner listing every way the runs depart from the paper's setting (generated
+or small CIFAR-C, one seed, other dataset/architecture, fewer epochs, recorded protocol deviations),
+then holds the paper's claim vs the runs (four readings), the method x architecture table,
 the clean-vs-robust trade-off, interference heat maps, seen/unseen families, severity curves,
 per-corruption bars, paired tests vs plain and a provenance box. Runs evaluated on different data
 (dataset, corruption set, preset, published vs generated) are refused.
