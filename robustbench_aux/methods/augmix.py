@@ -2,7 +2,7 @@
 
 Views: the crop/flipped clean image x and two AugMix images of that same crop. An AugMix image is
 ``(1 - m) * x + m * sum_i w_i * chain_i(x)`` with ``width`` chains of ``depth`` random ops
-(``depth = 0``: 1 to 3 ops per chain), w ~ Dirichlet(alpha), m ~ Beta(alpha, alpha). Loss:
+(``depth = 0``: 1 to 3 ops, drawn per image and chain as the official code does), w ~ Dirichlet(alpha), m ~ Beta(alpha, alpha). Loss:
 ``CE(z_clean, y) + jsd_weight * JS(p_clean, p_aug1, p_aug2)``, all three views in one batch with
 ordinary BN, as in the AugMix code. Augmentation runs batched on the device (no DataLoader).
 """
@@ -26,7 +26,7 @@ from robustbench_aux.methods.base import Method, StepOutput
 class AugMixOptions:
     severity: float = 3.0  # op strength out of 10
     width: int = 3  # chains mixed per image
-    depth: int = 0  # ops per chain; 0 = random 1..3 per chain
+    depth: int = 0  # ops per chain; 0 = random 1..3 per image and chain
     alpha: float = 1.0  # Dirichlet and Beta concentration
     jsd_weight: float = 12.0  # lambda of the JS consistency term
     jsd: bool = True  # false: plain CE on one AugMix view (AugMix without the consistency loss)
@@ -74,13 +74,18 @@ class AugMix(Method):
         w, m = self._mixing_weights(x.shape[0], generator, x.device)
         mix = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         for i in range(o.width):
-            depth = o.depth or int(torch.randint(1, 4, (1,), generator=generator, device=x.device).item())
-            chain = x
-            for _ in range(depth):
-                chain = random_chain_step(chain, o.severity, generator)
+            if o.depth:
+                depth = torch.full((x.shape[0],), o.depth, device=x.device)
+            else:
+                depth = torch.randint(1, 4, (x.shape[0],), generator=generator, device=x.device)
+            chain = x.clone()
+            for step in range(int(depth.max())):
+                sel = (depth > step).nonzero().flatten()  # images whose chain has a step `step`
+                chain[sel] = random_chain_step(chain[sel], o.severity, generator)
             mix += w[:, i].view(-1, 1, 1, 1) * chain.float()
         clean = x.float()
-        return ((1 - m).view(-1, 1, 1, 1) * clean + m.view(-1, 1, 1, 1) * mix) / 255.0
+        # a convex combination of pixels in [0, 255]; the clamp removes float32 rounding beyond it
+        return (((1 - m).view(-1, 1, 1, 1) * clean + m.view(-1, 1, 1, 1) * mix) / 255.0).clamp_(0, 1)
 
     def views(self, x, generator):
         base = random_crop_flip(x, generator, self.crop_padding, self.flip)
