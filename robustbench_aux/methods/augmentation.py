@@ -26,7 +26,6 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.base import Method, StepOutput, cross_entropy_per_view, term_name
 
-
 DATA_READINGS = ("enlarged_dataset", "joint_batch")
 
 
