@@ -19,7 +19,7 @@ from robustbench_aux.engine.augment import random_crop_flip
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.augmix_ops import random_chain_step
-from robustbench_aux.methods.base import Method, StepOutput
+from robustbench_aux.methods.base import Method, StepOutput, at_least_fp32
 
 
 @dataclass
@@ -45,7 +45,7 @@ def jensen_shannon(logits: list[torch.Tensor]) -> torch.Tensor:
     The targets enter as log-probabilities (``log_target``): with probabilities, a class whose
     softmax underflows to exactly 0 (logit gaps above ~100, seen early in training at lr 0.1) makes
     the gradient log(0) * 0 = NaN although the loss itself is finite."""
-    log_probs = [F.log_softmax(z.float(), dim=1) for z in logits]
+    log_probs = [F.log_softmax(at_least_fp32(z), dim=1) for z in logits]
     log_mix = torch.clamp(sum(lp.exp() for lp in log_probs) / len(log_probs), 1e-7, 1.0).log()
     terms = [F.kl_div(log_mix, lp, reduction="batchmean", log_target=True) for lp in log_probs]
     return sum(terms) / len(terms)
@@ -97,7 +97,7 @@ class AugMix(Method):
         logits = (
             model(inputs, views=views, heads="primary", selective=False) if views > 1 else [model(inputs)]
         )
-        ce = F.cross_entropy(logits[0].float(), y)
+        ce = F.cross_entropy(at_least_fp32(logits[0]), y)
         terms = {"ce": ce}
         if views > 1:
             terms["jsd"] = self.options.jsd_weight * jensen_shannon(logits)

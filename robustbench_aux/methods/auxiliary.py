@@ -32,7 +32,7 @@ from robustbench_aux.corruptions.training import (
 )
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
-from robustbench_aux.methods.base import Method, StepOutput, cross_entropy_per_view, term_name
+from robustbench_aux.methods.base import Method, StepOutput, at_least_fp32, cross_entropy_per_view, term_name
 
 DISTILL_DIRECTIONS = ("primary_to_aux", "aux_to_primary", "both")
 RUNNING_STATS = ("clean", "all_views")
@@ -97,8 +97,8 @@ class AuxiliaryOptions:
 def soft_cross_entropy(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float):
     """H(softmax(teacher / T), softmax(student / T)), batch mean; the teacher is detached
     (equal to KL(teacher || student) up to the teacher's entropy, a constant for the student)."""
-    target = F.softmax(teacher_logits.detach().float() / temperature, dim=1)
-    return -(target * F.log_softmax(student_logits.float() / temperature, dim=1)).sum(1).mean()
+    target = F.softmax(at_least_fp32(teacher_logits.detach()) / temperature, dim=1)
+    return -(target * F.log_softmax(at_least_fp32(student_logits) / temperature, dim=1)).sum(1).mean()
 
 
 def head_penalty(linears: list[torch.nn.Linear]) -> torch.Tensor:

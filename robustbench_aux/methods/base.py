@@ -120,5 +120,11 @@ class Method:
 
 
 def cross_entropy_per_view(logits: list[torch.Tensor], y: torch.Tensor) -> list[torch.Tensor]:
-    """Mean cross-entropy of each view's logits against the same labels (float32 for stability)."""
-    return [F.cross_entropy(z.float(), y) for z in logits]
+    """Mean cross-entropy of each view's logits against the same labels (at least float32, for
+    stability under bf16 autocast; a float64 model stays float64)."""
+    return [F.cross_entropy(at_least_fp32(z), y) for z in logits]
+
+
+def at_least_fp32(z: torch.Tensor) -> torch.Tensor:
+    """``z`` in float32, or in its own dtype when that is wider (float64)."""
+    return z.to(torch.promote_types(z.dtype, torch.float32))
