@@ -291,3 +291,13 @@ def test_augmix_published_recipe():
     assert lr_at_step(t, 10, 5, steps) > lr_at_step(t, 10, 6, steps)  # decays every step
     shared = _ref("augmix")
     assert shared.source == "auxiliary_training_reference" and shared.train.schedule == "step"
+
+
+def test_tf32_flags_are_set_for_the_run_and_restored():
+    from robustbench_aux.engine.trainer import _tf32
+
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    for allow in (False, True):
+        with _tf32(allow):
+            assert torch.backends.cuda.matmul.allow_tf32 is allow and torch.backends.cudnn.allow_tf32 is allow
+        assert (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) == before
