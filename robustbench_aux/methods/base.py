@@ -5,6 +5,10 @@ The engine calls, per step::
     views = method.views(x_uint8, generator)          # list of (B, 3, H, W) tensors, view 0 = clean
     out = method.loss(model, torch.cat(views as float), len(views), y, epoch)
 
+A method whose ``epoch_multiplier()`` is m > 1 (the enlarged-dataset reading of naive
+augmentation) gets m·n items per epoch; the engine then calls
+``views(x_uint8, generator, kinds=item // n)`` and receives one batch of mixed views.
+
 ``loss`` returns a :class:`StepOutput` whose ``terms`` are the named, already weighted loss terms
 (they sum to ``loss``; the engine logs each and names the one that turns non-finite).
 """
