@@ -84,8 +84,11 @@ def fidelity_table(images: np.ndarray, names: list[str]) -> None:
     n = len(images)
     clean = images.astype(np.float64)
     print(f"# fidelity on {n} images per severity (imagenet preset vs imagecorruptions 1.1.2)")
-    print("| corruption | method | min % ≤1 | max mean abs | max abs | own gap mean/std | ref vs ref | ok |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print(
+        "| corruption | method | min % ≤1 | max mean abs | mean signed, severities 1-5 | max abs "
+        "| own gap mean/std | ref vs ref | ok |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name in names:
         rs = [compare(images, name, s, seed=s) for s in range(1, 6)]
         gap = f"{max(r.mean_gap for r in rs) * 100:.1f}% / {max(r.std_gap for r in rs) * 100:.1f}%"
@@ -102,10 +105,13 @@ def fidelity_table(images: np.ndarray, names: list[str]) -> None:
             ref_gap = f"{max(p[0] for p in pairs) * 100:.1f}% / {max(p[1] for p in pairs) * 100:.1f}%"
         ok = "yes" if all(r.passed for r in rs) else "NO"
         if rs[0].method == "distribution":
-            cells = "– | – | –"
+            cells = "– | – | – | –"
         else:
             agree = min(r.agree_1 for r in rs)
-            cells = f"{agree:.2f} | {max(r.mean_abs for r in rs):.4f} | {max(r.max_abs for r in rs):.0f}"
+            signed = " / ".join(f"{r.mean_signed:+.4f}" for r in rs)
+            cells = (
+                f"{agree:.2f} | {max(r.mean_abs for r in rs):.4f} | {signed} | {max(r.max_abs for r in rs):.0f}"
+            )
         print(f"| {name} | {rs[0].method} | {cells} | {gap} | {ref_gap} | {ok} |", flush=True)
 
 

@@ -4,13 +4,20 @@ A recipe (``robustbench_aux/recipes/<name>.toml`` or any ``.toml`` file) has the
 
     description = "..."            # free text, copied into config.json
     extends = "reference"          # optional: start from another recipe (name or path)
+    source = "..."                 # the protocol the recipe follows (e.g. auxiliary_training_reference)
     [train]   ...                  # TrainConfig fields
     [model]   ...                  # ModelConfig fields
     [method.<method name>] ...     # that method's Options fields (one section per method)
+    [reference.train|model|method] # the source's value of each protocol switch (see deviations)
 
 Resolution order: dataclass defaults < recipe (after its ``extends`` chain) < ``--epochs`` (which
 rescales the recipe's epoch-denominated schedule) < ``--set key=value`` overrides. Every unknown or
 misspelled key is a :class:`UserError` naming the key.
+
+Protocol switches: the ``[reference]`` tables of a recipe name the switches that define its
+source's protocol (noise arithmetic, numerics, view composition, initialisation, last batch...)
+with the source's value. A run records every one of them, resolved for its device, and lists
+those whose value differs as ``deviations`` (:func:`protocol_deviations`).
 ``--set`` keys may be bare (``lr``, ``alpha``, ``corruption``; looked up in the method's options,
 then ``train``, then ``model``) or dotted (``train.lr``, ``method.alpha``, ``model.width``).
 """
@@ -29,7 +36,9 @@ import tomllib
 
 from robustbench_aux.errors import UserError
 
-_TOP_KEYS = ("description", "extends", "status", "train", "model", "method")
+_TOP_KEYS = ("description", "extends", "status", "source", "train", "model", "method", "reference")
+_REFERENCE_SECTIONS = ("train", "model", "method")
+AUX_INITS = ("kaiming_fan_out", "default")
 
 
 @dataclass
@@ -51,8 +60,12 @@ class TrainConfig:
     normalization: str = "dataset"  # dataset | reference | cifar10 | cifar100 (datasets.NORMALIZATION)
     mean: tuple[float, ...] = ()  # explicit per-channel mean/std in [0, 1]; overrides normalization
     std: tuple[float, ...] = ()
-    channels_last: str = "auto"  # auto (on CUDA) | on | off
-    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off
+    schedule: str = "step"  # step (milestones, per epoch) | cosine (per step, AugMix's LambdaLR form)
+    lr_min: float = 0.0  # the cosine schedule's final lr
+    drop_last: bool = False  # drop each epoch's last partial batch (the reference keeps it: 391 steps)
+    channels_last: str = "auto"  # auto (on CUDA) | on | off: memory layout only
+    amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off (fp32, the reference)
+    tf32: bool = False  # allow TF32 matmul/convolutions on CUDA (off = true fp32, the reference)
     compile: bool = False  # torch.compile the model (CUDA)
     sbn_passes: str = "auto"  # selective BN: single | per_view | auto (single on CUDA, per_view on the CPU)
     log_every: int = 50  # steps between log lines when no progress bar is shown
@@ -64,6 +77,7 @@ class ModelConfig:
 
     width: int = 0  # ResNet base width; 0 = the architecture's default (64, resnet8 16, test_tiny 8)
     stem_relu: bool = False  # ResNet stem ReLU; the reference code has none
+    aux_init: str = "kaiming_fan_out"  # auxiliary-head Conv2d init: kaiming_fan_out (reference) | default
 
 
 @dataclass
@@ -80,6 +94,8 @@ class RunConfig:
     options: typing.Any  # the method's Options dataclass instance
     description: str = ""
     recipe_status: str = ""  # e.g. "unverified" for the paper-text preset
+    source: str = ""  # the protocol the recipe follows (its ``source`` key)
+    reference: dict = field(default_factory=dict)  # {"train.amp": "off", ...}: the source's switch values
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -130,12 +146,21 @@ def load_recipe(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict:
     for key in data:
         if key not in _TOP_KEYS:
             raise UserError(_unknown_key(key, _TOP_KEYS, f"recipe {label}"))
-    for key in ("train", "model", "method"):
+    for key in ("train", "model", "method", "reference"):
         if key in data and not isinstance(data[key], dict):
             raise UserError(f"recipe {label}: [{key}] must be a table")
+    for key, section in data.get("reference", {}).items():
+        if key not in _REFERENCE_SECTIONS or not isinstance(section, dict):
+            raise UserError(f"recipe {label}: [reference.{key}] must be one of the tables train, model, method")
     base = load_recipe(data["extends"], _seen + (label,)) if "extends" in data else {}
-    merged = {k: v for k, v in base.items() if k not in ("train", "model", "method")}
-    merged.update({k: v for k, v in data.items() if k not in ("train", "model", "method", "extends")})
+    merged = {k: v for k, v in base.items() if k not in ("train", "model", "method", "reference")}
+    merged.update(
+        {k: v for k, v in data.items() if k not in ("train", "model", "method", "extends", "reference")}
+    )
+    ref_base, ref_new = base.get("reference", {}), data.get("reference", {})
+    merged["reference"] = {
+        sec: {**ref_base.get(sec, {}), **ref_new.get(sec, {})} for sec in _REFERENCE_SECTIONS
+    }
     merged["train"] = {**base.get("train", {}), **data.get("train", {})}
     merged["model"] = {**base.get("model", {}), **data.get("model", {})}
     methods = {m: dict(v) for m, v in base.get("method", {}).items()}
@@ -246,6 +271,67 @@ def _route_override(key: str, sections: dict[str, object]) -> tuple[str, str]:
     return owners[0], key
 
 
+def reference_values(data: dict, sections: dict[str, object]) -> dict:
+    """The recipe's ``[reference]`` tables as ``{"train.amp": value, ...}``, coerced to the field
+    types; a method key another method owns is skipped (that switch does not apply to this run)."""
+    from robustbench_aux.methods import METHODS
+
+    label, out = data["label"], {}
+    for sec in _REFERENCE_SECTIONS:
+        obj = sections[sec]
+        hints = typing.get_type_hints(type(obj))
+        for key, value in data.get("reference", {}).get(sec, {}).items():
+            if key in hints:
+                out[f"{sec}.{key}"] = _coerce(value, hints[key], f"recipe {label} [reference.{sec}].{key}")
+                continue
+            owners = [m for m in METHODS.names() if key in {f.name for f in fields(METHODS.get(m).Options)}]
+            if sec != "method" or not owners:
+                raise UserError(_unknown_key(key, hints, f"recipe {label} [reference.{sec}]"))
+    return out
+
+
+def _jsonable(value):
+    return list(value) if isinstance(value, tuple) else value
+
+
+def protocol_deviations(reference: dict, resolved: dict) -> list[dict]:
+    """``[{"switch", "value", "reference"}]`` for every protocol switch whose resolved value differs
+    from its reference value (``[]`` when the run follows its recipe's source exactly)."""
+    return [
+        {"switch": key, "value": _jsonable(resolved[key]), "reference": _jsonable(ref)}
+        for key, ref in reference.items()
+        if key in resolved and _jsonable(resolved[key]) != _jsonable(ref)
+    ]
+
+
+def resolved_amp(train: TrainConfig, device_type: str) -> str:
+    """``bf16`` or ``off``: what ``amp`` means on ``device_type`` (``auto`` = bf16 on CUDA only)."""
+    return "bf16" if train.amp == "bf16" or (train.amp == "auto" and device_type == "cuda") else "off"
+
+
+def resolved_switches(cfg: RunConfig, device_type: str) -> dict:
+    """Every train/model/method setting as ``{"train.amp": value, ...}``, the device-dependent
+    ``auto`` values (amp, channels_last) resolved for ``device_type``; TF32 exists on CUDA only."""
+    out = {f"train.{f.name}": getattr(cfg.train, f.name) for f in fields(cfg.train)}
+    out.update({f"model.{f.name}": getattr(cfg.model, f.name) for f in fields(cfg.model)})
+    out.update({f"method.{f.name}": getattr(cfg.options, f.name) for f in fields(cfg.options)})
+    out["train.amp"] = resolved_amp(cfg.train, device_type)
+    cl = cfg.train.channels_last
+    out["train.channels_last"] = "on" if cl == "on" or (cl == "auto" and device_type == "cuda") else "off"
+    out["train.tf32"] = bool(cfg.train.tf32 and device_type == "cuda")
+    return out
+
+
+def _check_train(train: TrainConfig) -> None:
+    for name, allowed in (
+        ("amp", ("auto", "bf16", "off")),
+        ("channels_last", ("auto", "on", "off")),
+        ("schedule", ("step", "cosine")),
+    ):
+        if getattr(train, name) not in allowed:
+            raise UserError(f"{name} must be one of {', '.join(allowed)}, got {getattr(train, name)!r}")
+
+
 def scale_schedule(obj, factor: float) -> None:
     """Rescale every field marked ``metadata={"epochs": True}`` (epoch numbers) by ``factor``."""
     for f in fields(obj):
@@ -296,6 +382,9 @@ def resolve_config(
     for key, value in parse_overrides(overrides or []):
         section, name = _route_override(key, sections)
         assign(sections[section], {name: value}, f"--set {section}")
+    _check_train(train)
+    if model.aux_init not in AUX_INITS:
+        raise UserError(f"aux_init must be one of {', '.join(AUX_INITS)}, got {model.aux_init!r}")
     if train.epochs < 1 or train.batch_size < 1:
         raise UserError(f"epochs and batch_size must be positive (got {train.epochs}, {train.batch_size})")
     if not 0 <= train.warmup_epochs <= train.epochs:
@@ -313,4 +402,6 @@ def resolve_config(
         options=options,
         description=str(data.get("description", "")),
         recipe_status=str(data.get("status", "")),
+        source=str(data.get("source", "")),
+        reference=reference_values(data, sections),
     )

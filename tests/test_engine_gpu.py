@@ -34,6 +34,10 @@ def test_cuda_training_with_channels_last_and_bf16(method, tmp_path):
         "2",
         "--device",
         "cuda",
+        "--set",
+        "amp=bf16",  # the speed path; the reference protocol itself is fp32
+        "--set",
+        "tf32=true",
         "--out",
         str(out),
     ]
@@ -43,4 +47,6 @@ def test_cuda_training_with_channels_last_and_bf16(method, tmp_path):
     assert all(math.isfinite(float(r["loss"])) for r in rows)
     model, config = load_classifier(out, device="cuda")
     assert config["device"] == "cuda"
+    switches = {d["switch"] for d in config["deviations"]}
+    assert {"train.amp", "train.tf32"} <= switches and config["protocol"]["train.channels_last"] == "on"
     assert model(torch.rand(4, 3, 32, 32, device="cuda")).shape == (4, 100)

@@ -22,12 +22,12 @@ def test_default_grid_is_priced_run_by_run(capsys):
     assert _estimator().main([]) == 0
     out = capsys.readouterr().out
     rows = [line for line in out.splitlines() if line.startswith("| ") and "-s" in line.split("|")[1]]
-    assert len(rows) == 25
+    assert len(rows) == 26
     plain = next(r for r in rows if r.startswith("| plain-resnet18-s0 "))
     # 210 epochs x 50,000 images / 11,865 img/s + one evaluation of 20.4 s
     assert float(plain.split("|")[5]) == pytest.approx((210 * 50_000 / 11_865 + 20.4) / 3600, abs=0.01)
     assert "scaled from resnet18" in next(r for r in rows if r.startswith("| augmix-resnet50-s0 "))
-    assert "total:" in out and "25 runs" in out
+    assert "total:" in out and "26 runs" in out
 
 
 def test_unpriceable_method_is_an_error(tmp_path):

@@ -74,3 +74,38 @@ def test_motion_layer_on_cuda_matches_the_cpu():
     cpu = motion_blur_layer(x, 15, 5.0, angles, True)
     cuda = motion_blur_layer(x.cuda(), 15, 5.0, angles.cuda(), True).cpu()
     torch.testing.assert_close(cuda, cpu, atol=1e-5, rtol=0)
+
+
+def test_cifar_motion_blur_and_snow_truncate_like_the_png_round_trip(cifar10):
+    """The CIFAR script reads ImageMagick's result back through an 8-bit PNG: floor(q / 257) of the
+    16-bit quantum q. Rounding instead made generated motion blur about half a grey level brighter."""
+    from robustbench_aux.corruptions import PRESETS
+    from robustbench_aux.corruptions.engine import corrupt_float
+
+    x = torch.from_numpy(np.array(cifar10.test_x[:64])).permute(0, 3, 1, 2).float() / 255
+    angle = torch.rand(64, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 90 - 45
+    radius, sigma = PRESETS["cifar"]["motion_blur"][2]
+    ours = corrupt_float(x, "motion_blur", 3, "cifar", draws={"angle": angle})
+    layer = motion_blur_layer(x * 255, int(radius), float(sigma), angle, False)
+    truncated = torch.floor(torch.round(layer * 257) / 257).clamp(0, 255)
+    assert torch.equal(ours, truncated)
+    bias = (torch.round(layer) - ours).mean().item()  # what rounding would have added
+    assert 0.4 < bias < 0.6, bias
+    # a flat image stays at its grey level (the float error of the kernel sum is below the quantum)
+    flat = torch.full((4, 3, 32, 32), 100 / 255)
+    assert (corrupt_float(flat, "motion_blur", 5, "cifar", draws={"angle": angle[:4]}) == 100).all()
+    # snow's blurred layer takes the same step: on a black image the output is the brightened black
+    # ((1 - blend) * 0.5 * 255) plus the layer and its 180-degree rotation, whole grey levels each
+    g = torch.Generator().manual_seed(1)
+    out = corrupt_float(torch.zeros(8, 3, 32, 32), "snow", 3, "cifar", generator=g)
+    layers = out - (1 - PRESETS["cifar"]["snow"][2][6]) * 0.5 * 255
+    assert torch.allclose(layers, layers.round(), atol=1e-3) and layers.max() > 10
+    from robustbench_aux.corruptions.presets import VARIANTS
+    from robustbench_aux.corruptions.weather import snow
+
+    p = PRESETS["cifar"]["snow"][2]
+    x = torch.from_numpy(np.array(cifar10.test_x[:32])).permute(0, 3, 1, 2).float() / 255
+    floor = snow(x, p, VARIANTS["cifar"], torch.Generator().manual_seed(2))
+    rounded = snow(x, p, {**VARIANTS["cifar"], "motion_quantize": "none"}, torch.Generator().manual_seed(2))
+    step = rounded - floor  # 0, 1 or 2 grey levels (the layer and its rotation), never negative
+    assert step.min() > -1e-3 and step.max() < 2 + 1e-3 and step.mean() > 0.1

@@ -141,9 +141,11 @@ def test_per_corruption_run_takes_the_corruption_option(tmp_path, capsys):
     config = json.loads((out / "config.json").read_text())
     assert config["options"]["corruption"] == "rotation" and config["seed"] == 3
     assert config["num_classes"] == 100 and config["data"]["n_train"] == 128
+    assert config["options"]["data_reading"] == "enlarged_dataset"
     with open(out / "metrics.csv") as f:
-        header = next(csv.reader(f))
-    assert {"ce_clean", "ce_rotation", "train_acc", "lr", "images_per_s"} <= set(header)
+        rows = list(csv.DictReader(f))
+    assert {"ce", "train_acc", "lr", "images_per_s", "steps"} <= set(rows[0])
+    assert int(rows[0]["steps"]) == 2 * 128 // 32  # the enlarged dataset: clean + rotated, batch 32
 
 
 def test_per_corruption_with_a_cifar_c_spec_uses_corrupt_batch(tmp_path, monkeypatch):
@@ -175,6 +177,8 @@ def test_per_corruption_with_a_cifar_c_spec_uses_corrupt_batch(tmp_path, monkeyp
         "1",
         "--set",
         "corruption=cifar_c:fog@3",
+        "--set",
+        "data_reading=joint_batch",  # every step corrupts its whole batch once
         "--set",
         "batch_size=32",
         "--out",

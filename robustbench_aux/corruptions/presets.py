@@ -123,8 +123,10 @@ _IMAGENET = {
 #   zoom_crop        "center": the CIFAR script trims the zoomed image symmetrically;
 #                    "topleft": imagecorruptions keeps the top-left corner (and snow keeps the
 #                    oversized layer through its motion blur, cropping afterwards).
-#   motion_round     True: ImageMagick returns 8-bit images rounded to nearest (CIFAR script);
-#                    False: imagecorruptions' numpy blur stays float and is truncated at the end.
+#   motion_quantize  "png_floor": the CIFAR script reads ImageMagick's result back through an 8-bit
+#                    PNG, which truncates its 16-bit quantum (floor(q / 257)); the motion-blurred
+#                    image and snow's blurred layer both take this step. "none": imagecorruptions'
+#                    numpy blur stays float (the image is truncated at the end, snow's layer rounded).
 #   motion_break     True: imagecorruptions stops adding kernel taps once a shift leaves the image.
 #   snow_quantize    True: the CIFAR script stores the snow layer as an 8-bit PNG (truncated) before blurring.
 #   frost_scale      "cifar": textures scaled by 0.2 (cv2 INTER_LINEAR); "imagenet": by 1.1 (INTER_CUBIC)
@@ -135,7 +137,7 @@ _IMAGENET = {
 VARIANTS = {
     "cifar": {
         "zoom_crop": "center",
-        "motion_round": True,
+        "motion_quantize": "png_floor",
         "motion_break": False,
         "snow_quantize": True,
         "frost_scale": "cifar",
@@ -146,7 +148,7 @@ VARIANTS = {
     },
     "imagenet": {
         "zoom_crop": "topleft",
-        "motion_round": False,
+        "motion_quantize": "none",
         "motion_break": True,
         "snow_quantize": False,
         "frost_scale": "imagenet",

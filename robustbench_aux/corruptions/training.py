@@ -36,6 +36,9 @@ from robustbench_aux.registry import Registry
 # The four training corruptions of the reference code, in its order (views 1..4).
 REFERENCE_TRAIN_CORRUPTIONS: tuple[str, ...] = ("blur", "noise", "contrast", "rotation")
 NOISE_IMPLS = ("clipped", "wraparound")
+# how a method builds its rotation view: the reference crops (pad 4) then rotates, without a flip;
+# the alternative treats rotation like the other corruptions (rotate, then crop and flip)
+ROTATION_VIEWS = ("crop_then_rotate", "corrupt_then_crop_flip")
 
 TRAIN_CORRUPTIONS = Registry("training corruption")
 

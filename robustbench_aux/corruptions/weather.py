@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from robustbench_aux.corruptions.blur import motion_blur_layer
+from robustbench_aux.corruptions.blur import motion_blur_layer, png_floor
 from robustbench_aux.corruptions.ops import (
     clipped_zoom_matrix,
     gaussian_blur,
@@ -44,7 +44,10 @@ def snow(x, p, variants, generator, draws=None):
     if variants["snow_quantize"]:  # stored as an 8-bit PNG for ImageMagick
         layer = layer.mul_(255).floor_().div_(255)
     layer = motion_blur_layer(layer, int(radius), float(sigma), angle, variants["motion_break"])
-    layer = layer.mul_(255).round_().div_(255)[..., :h, :w]
+    if variants["motion_quantize"] == "png_floor":  # read back through an 8-bit PNG: truncated
+        layer = png_floor(layer.mul_(255)).div_(255)[..., :h, :w]
+    else:  # imagecorruptions rounds its float layer to 8 bits
+        layer = layer.mul_(255).round_().div_(255)[..., :h, :w]
     # blend·x + (1 − blend)·max(x, 1.5·gray + 0.5), + layer + layer rotated by 180°; in place on
     # one full-size buffer (the chain of temporaries it replaces made snow 1.5x slower on the CPU)
     out = torch.maximum(x, rgb_to_gray(x).mul_(1.5).add_(0.5)).mul_(1 - blend)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -28,6 +29,26 @@ class Run:
 def lr_at_epoch(t: TrainConfig, epoch: int) -> float:
     """Step schedule: ``lr * lr_decay ** (number of milestones <= epoch)`` (0-based epochs)."""
     return t.lr * t.lr_decay ** sum(epoch >= m for m in t.milestones)
+
+
+def lr_at_step(t: TrainConfig, epoch: int, step: int, steps: int, warmup: bool = True) -> float:
+    """The lr of ``step`` (0-based) of ``steps`` in ``epoch``: the step schedule (constant within an
+    epoch) or, for ``schedule = "cosine"``, AugMix's per-step cosine from ``lr`` (first step) towards
+    ``lr_min`` over all ``epochs * steps`` steps; times the warm-up factor."""
+    if t.schedule == "cosine":
+        progress = (epoch * steps + step) / (t.epochs * steps)
+        lr = t.lr_min + (t.lr - t.lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    else:
+        lr = lr_at_epoch(t, epoch)
+    return lr * warmup_factor(t, epoch, step, steps) if warmup else lr
+
+
+def epoch_steps(n: int, batch: int, drop_last: bool, world_size: int = 1) -> int:
+    """Optimizer steps per epoch over ``n`` items: ``n // batch`` when the last partial batch is
+    dropped, else ``ceil(n / batch)`` (the reference: 391 steps on 50,000 images at batch 128).
+    A last batch too small to give every DDP process an image is dropped."""
+    rest = n % batch
+    return n // batch + (0 if drop_last or rest < world_size else 1)
 
 
 def warmup_factor(t: TrainConfig, epoch: int, step: int, steps: int) -> float:
@@ -75,6 +96,8 @@ def model_kwargs_for(cfg: RunConfig, num_classes: int, normalization: dict, meth
         if not is_resnet:
             raise UserError(f"model.width applies to ResNets only, not {cfg.arch!r}")
         kwargs["width"] = cfg.model.width
+    if cfg.model.aux_init != "kaiming_fan_out" and method.model_kwargs().get("num_aux_heads"):
+        kwargs["aux_init"] = cfg.model.aux_init  # only when not the default: older code loads the checkpoint
     if cfg.model.stem_relu:
         if not is_resnet:
             raise UserError(f"model.stem_relu applies to ResNets only, not {cfg.arch!r}")

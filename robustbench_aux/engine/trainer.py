@@ -26,12 +26,12 @@ import torch
 from tqdm import tqdm
 
 from robustbench_aux.checkpoint import load_checkpoint, save_checkpoint
-from robustbench_aux.config import RunConfig
+from robustbench_aux.config import RunConfig, protocol_deviations, resolved_amp, resolved_switches
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.augment import to_float
 from robustbench_aux.engine.run_dir import check_resumable, write_config, write_metrics
-from robustbench_aux.engine.setup import build_run, lr_at_epoch, warmup_factor
+from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step
 from robustbench_aux.errors import UserError
 from robustbench_aux.versioning import code_version
 
@@ -76,9 +76,22 @@ def train(
             raise UserError(
                 f"{out} holds an unfinished run (last.pt); pass --resume to continue it or choose a new --out"
             )
-        return _Trainer(cfg, data_root, out, device, dist, resume).run()
+        with _tf32(cfg.train.tf32 and device.type == "cuda"):
+            return _Trainer(cfg, data_root, out, device, dist, resume).run()
     finally:
         D.shutdown(dist)
+
+
+@contextlib.contextmanager
+def _tf32(allow: bool):
+    """TF32 matmuls and cuDNN convolutions on or off for the run (torch allows TF32 in cuDNN by
+    default: a true fp32 run must switch it off); the previous flags are restored afterwards."""
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = bool(allow)
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
 
 class _Trainer:
@@ -130,6 +143,8 @@ class _Trainer:
 
     def _config_dict(self, normalization: dict) -> dict:
         cfg = self.cfg.to_dict()
+        resolved = resolved_switches(self.cfg, self.device.type)
+        speed = ("train.amp", "train.tf32", "train.channels_last")
         return {
             "run_id": self.out.name,
             **{
@@ -147,6 +162,11 @@ class _Trainer:
             "model_kwargs": self.model_kwargs,
             "world_size": self.dist.world_size,
             "device": self.device.type,
+            "recipe_source": self.cfg.source,
+            # every protocol switch of the recipe's source, resolved for this device, and the ones
+            # that differ from the source's value (a contract: reports show them; [] = none)
+            "protocol": {k: resolved[k] for k in (*self.cfg.reference, *speed) if k in resolved},
+            "deviations": protocol_deviations(self.cfg.reference, resolved),
         }
 
     def _wrap(self, model):
@@ -169,8 +189,7 @@ class _Trainer:
         log.info("resuming %s after epoch %d of %d", self.out, self.start_epoch, self.cfg.train.epochs)
 
     def _autocast(self):
-        amp = self.cfg.train.amp
-        if amp == "bf16" or (amp == "auto" and self.device.type == "cuda"):
+        if resolved_amp(self.cfg.train, self.device.type) == "bf16":
             return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
@@ -238,16 +257,14 @@ class _Trainer:
 
     def _epoch(self, epoch: int) -> dict:
         t, dist = self.cfg.train, self.dist
-        lr = lr_at_epoch(t, epoch)
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
         self.net.train()
         n = len(self.train_y)
-        batch = min(t.batch_size, n - n % dist.world_size)
-        steps = n // batch  # the last partial batch is dropped (equal view chunks, equal DDP slices)
-        local = batch // dist.world_size
-        lo, hi = dist.rank * local, (dist.rank + 1) * local
-        perm = torch.randperm(n, generator=self.generator, device=self.device)
+        # "dataset enlargement" methods train on (k + 1) * n items per epoch: item i is view i // n of image i % n
+        mult = self.method.epoch_multiplier()
+        batch = min(t.batch_size, n * mult - n * mult % dist.world_size)
+        steps = epoch_steps(n * mult, batch, t.drop_last, dist.world_size)
+        lr = lr_at_step(t, epoch, 0, steps, warmup=False)  # the scheduled lr (metrics column)
+        perm = torch.randperm(n * mult, generator=self.generator, device=self.device)
         sums: dict[str, torch.Tensor] = {}
         correct = torch.zeros((), device=self.device)
         start = time.perf_counter()
@@ -257,14 +274,17 @@ class _Trainer:
             leave=False,
             disable=None if dist.is_main else True,
         )
-        warming = warmup_factor(t, epoch, 0, steps) < 1.0
+        seen = 0
         for step in bar:
-            if warming:
-                for group in self.optimizer.param_groups:
-                    group["lr"] = lr * warmup_factor(t, epoch, step, steps)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr_at_step(t, epoch, step, steps)
             idx = perm[step * batch : (step + 1) * batch]
-            views = self.method.views(self.train_x[idx], self.generator)
-            y = self.train_y[idx][lo:hi]
+            # the last batch may be partial: each rank takes its share (sizes differ by at most one)
+            lo, hi = dist.rank * len(idx) // dist.world_size, (dist.rank + 1) * len(idx) // dist.world_size
+            seen += len(idx)
+            kinds = {"kinds": idx // n} if mult > 1 else {}
+            views = self.method.views(self.train_x[idx % n], self.generator, **kinds)
+            y = self.train_y[idx % n][lo:hi]
             # each view to [0, 1] before concatenating: methods may mix uint8 and float views (AugMix),
             # and torch.cat would promote uint8 pixels to float 0..255 unscaled
             inputs = to_float(torch.cat([to_float(v[lo:hi]) for v in views]), self.channels_last)
@@ -289,9 +309,10 @@ class _Trainer:
         row = {"epoch": epoch + 1, "lr": lr}
         # losses: mean over steps and ranks; accuracy over every clean training image seen
         row.update({k: v / (steps * dist.world_size) for k, v in zip(names, totals)})
-        row["train_acc"] = totals[-1] / (steps * batch)
+        row["train_acc"] = totals[-1] / seen
         row.update(self.method.epoch_info(epoch))
-        row["images_per_s"] = steps * batch / seconds
+        row["steps"] = steps
+        row["images_per_s"] = seen / seconds
         row["seconds"] = seconds
         return row
 

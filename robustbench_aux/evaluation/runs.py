@@ -106,6 +106,10 @@ def evaluate_run(
         "normalization_note": "applied inside the model with the statistics stored in its checkpoint",
         "run_data": config.get("data"),
         "run_code_version": config.get("code_version"),
+        # the training run's protocol deviations from its recipe's source (config.json; [] = none)
+        "recipe": config.get("recipe"),
+        "recipe_source": config.get("recipe_source"),
+        "deviations": list(config.get("deviations") or []),
     }
     result = evaluate(
         model,

@@ -1,32 +1,51 @@
 """Corruption augmentation baselines: ``naive_augmentation`` (all training corruptions) and
 ``per_corruption`` (one corruption; one run per corruption gives the interference matrix's rows).
 
-Each step trains one shared head on the clean view and its corrupted views, concatenated into
-one batch through ordinary BN (the corrupted images are simply added to the training data). The
-loss is the mean of the per-view cross-entropies, i.e. the mean over all (k + 1) * B images, so
-the learning rate keeps its meaning per image.
+One shared head, ordinary BN; the corrupted images are "added to the training data", read in one
+of two ways (``data_reading``, METHOD.md):
+
+- ``enlarged_dataset`` (the default): the training set becomes the n clean images plus their k
+  corrupted versions, shuffled together; batch B, (k + 1) x the steps per epoch, plain
+  cross-entropy. Every image, clean or corrupted, gets the per-image update of plain training.
+- ``joint_batch``: each step trains on the clean batch and all its corrupted views concatenated
+  ((k + 1) * B images, the auxiliary method's step) with the mean loss over all of them, so at the
+  same lr each view gets 1 / (k + 1) of the gradient weight a plain step gives it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from robustbench_aux.corruptions.training import NOISE_IMPLS, REFERENCE_TRAIN_CORRUPTIONS, check_spec
+from robustbench_aux.corruptions.training import (
+    NOISE_IMPLS,
+    REFERENCE_TRAIN_CORRUPTIONS,
+    ROTATION_VIEWS,
+    check_spec,
+)
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.base import Method, StepOutput, cross_entropy_per_view, term_name
 
+DATA_READINGS = ("enlarged_dataset", "joint_batch")
+
 
 def _check_common(options) -> None:
-    if options.noise_impl not in NOISE_IMPLS:
-        raise UserError(f"noise_impl must be one of {', '.join(NOISE_IMPLS)}, got {options.noise_impl!r}")
+    for name, allowed in (
+        ("noise_impl", NOISE_IMPLS),
+        ("rotation_view", ROTATION_VIEWS),
+        ("data_reading", DATA_READINGS),
+    ):
+        if getattr(options, name) not in allowed:
+            raise UserError(f"{name} must be one of {', '.join(allowed)}, got {getattr(options, name)!r}")
 
 
 @dataclass
 class NaiveOptions:
     corruptions: tuple[str, ...] = REFERENCE_TRAIN_CORRUPTIONS  # specs: blur, noise, ..., cifar_c:fog@3
-    noise_impl: str = "clipped"  # clipped | wraparound (the reference code's uint8 overflow)
+    noise_impl: str = "wraparound"  # wraparound (the reference code's uint8 overflow) | clipped
     paired_views: bool = False  # all views share one crop/flip (reference: each draws its own)
+    rotation_view: str = "crop_then_rotate"  # reference: crop, rotate, no flip | corrupt_then_crop_flip
+    data_reading: str = "enlarged_dataset"  # enlarged_dataset | joint_batch (module doc)
 
     def validate(self) -> None:
         _check_common(self)
@@ -39,8 +58,10 @@ class NaiveOptions:
 @dataclass
 class PerCorruptionOptions:
     corruption: str = "noise"  # one spec: blur | noise | contrast | rotation | cifar_c:<name>@<1-5>
-    noise_impl: str = "clipped"
+    noise_impl: str = "wraparound"
     paired_views: bool = False
+    rotation_view: str = "crop_then_rotate"
+    data_reading: str = "enlarged_dataset"
 
     def validate(self) -> None:
         _check_common(self)
@@ -48,9 +69,16 @@ class PerCorruptionOptions:
 
 
 class _SharedHeadAugmentation(Method):
-    """Clean view + corrupted views through one head with ordinary BN; mean of per-view CEs."""
+    """Clean view + corrupted views through one head with ordinary BN (see the module doc)."""
+
+    def epoch_multiplier(self) -> int:
+        return len(self.corruption_specs()) + 1 if self.options.data_reading == "enlarged_dataset" else 1
 
     def loss(self, model, inputs, views, y, epoch) -> StepOutput:
+        if views == 1:  # enlarged dataset: one batch of mixed clean and corrupted images
+            logits = model(inputs)
+            (ce,) = cross_entropy_per_view([logits], y)
+            return StepOutput(ce, {"ce": ce.detach()}, logits.detach())
         logits = model(inputs, views=views, heads="primary", selective=False)
         ces = cross_entropy_per_view(logits, y)
         names = ["clean"] + [term_name(s) for s in self.corruption_specs()]

@@ -2,7 +2,7 @@
 
 Views: the crop/flipped clean image x and two AugMix images of that same crop. An AugMix image is
 ``(1 - m) * x + m * sum_i w_i * chain_i(x)`` with ``width`` chains of ``depth`` random ops
-(``depth = 0``: 1 to 3 ops per chain), w ~ Dirichlet(alpha), m ~ Beta(alpha, alpha). Loss:
+(``depth = 0``: 1 to 3 ops, drawn per image and chain as the official code does), w ~ Dirichlet(alpha), m ~ Beta(alpha, alpha). Loss:
 ``CE(z_clean, y) + jsd_weight * JS(p_clean, p_aug1, p_aug2)``, all three views in one batch with
 ordinary BN, as in the AugMix code. Augmentation runs batched on the device (no DataLoader).
 """
@@ -19,14 +19,14 @@ from robustbench_aux.engine.augment import random_crop_flip
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.augmix_ops import random_chain_step
-from robustbench_aux.methods.base import Method, StepOutput
+from robustbench_aux.methods.base import Method, StepOutput, at_least_fp32
 
 
 @dataclass
 class AugMixOptions:
     severity: float = 3.0  # op strength out of 10
     width: int = 3  # chains mixed per image
-    depth: int = 0  # ops per chain; 0 = random 1..3 per chain
+    depth: int = 0  # ops per chain; 0 = random 1..3 per image and chain
     alpha: float = 1.0  # Dirichlet and Beta concentration
     jsd_weight: float = 12.0  # lambda of the JS consistency term
     jsd: bool = True  # false: plain CE on one AugMix view (AugMix without the consistency loss)
@@ -45,7 +45,7 @@ def jensen_shannon(logits: list[torch.Tensor]) -> torch.Tensor:
     The targets enter as log-probabilities (``log_target``): with probabilities, a class whose
     softmax underflows to exactly 0 (logit gaps above ~100, seen early in training at lr 0.1) makes
     the gradient log(0) * 0 = NaN although the loss itself is finite."""
-    log_probs = [F.log_softmax(z.float(), dim=1) for z in logits]
+    log_probs = [F.log_softmax(at_least_fp32(z), dim=1) for z in logits]
     log_mix = torch.clamp(sum(lp.exp() for lp in log_probs) / len(log_probs), 1e-7, 1.0).log()
     terms = [F.kl_div(log_mix, lp, reduction="batchmean", log_target=True) for lp in log_probs]
     return sum(terms) / len(terms)
@@ -74,13 +74,18 @@ class AugMix(Method):
         w, m = self._mixing_weights(x.shape[0], generator, x.device)
         mix = torch.zeros(x.shape, dtype=torch.float32, device=x.device)
         for i in range(o.width):
-            depth = o.depth or int(torch.randint(1, 4, (1,), generator=generator, device=x.device).item())
-            chain = x
-            for _ in range(depth):
-                chain = random_chain_step(chain, o.severity, generator)
+            if o.depth:
+                depth = torch.full((x.shape[0],), o.depth, device=x.device)
+            else:
+                depth = torch.randint(1, 4, (x.shape[0],), generator=generator, device=x.device)
+            chain = x.clone()
+            for step in range(int(depth.max())):
+                sel = (depth > step).nonzero().flatten()  # images whose chain has a step `step`
+                chain[sel] = random_chain_step(chain[sel], o.severity, generator)
             mix += w[:, i].view(-1, 1, 1, 1) * chain.float()
         clean = x.float()
-        return ((1 - m).view(-1, 1, 1, 1) * clean + m.view(-1, 1, 1, 1) * mix) / 255.0
+        # a convex combination of pixels in [0, 255]; the clamp removes float32 rounding beyond it
+        return (((1 - m).view(-1, 1, 1, 1) * clean + m.view(-1, 1, 1, 1) * mix) / 255.0).clamp_(0, 1)
 
     def views(self, x, generator):
         base = random_crop_flip(x, generator, self.crop_padding, self.flip)
@@ -92,7 +97,7 @@ class AugMix(Method):
         logits = (
             model(inputs, views=views, heads="primary", selective=False) if views > 1 else [model(inputs)]
         )
-        ce = F.cross_entropy(logits[0].float(), y)
+        ce = F.cross_entropy(at_least_fp32(logits[0]), y)
         terms = {"ce": ce}
         if views > 1:
             terms["jsd"] = self.options.jsd_weight * jensen_shannon(logits)

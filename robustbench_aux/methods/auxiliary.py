@@ -10,7 +10,9 @@ The reference distils from the primary (teacher, on clean) to each auxiliary hea
 (``distill_direction = "primary_to_aux"``); ``aux_to_primary`` reverses it, ``both`` adds both.
 gamma is ``penalty_weight`` from epoch ``penalty_start_epoch`` (0-based) on, 0 before.
 
-Ablations are switches: no_isd = ``beta = 0``; no_sbn = ``selective_bn = false``; no_penalty =
+Ablations are switches: no_isd = ``beta = 0``; no_sbn = ``selective_bn = false``; no_sbn_per_view =
+``sbn_running_stats = "all_views"`` (per-view batch statistics, running statistics updated by every
+view in turn: the reference with its BN save/restore removed); no_penalty =
 ``penalty = false``; no_attention = ``attention = false``; shared_head = ``shared_head = true``.
 ``variant = "<ablation>"`` names one of them: it sets that switch and labels the run in reports.
 """
@@ -22,17 +24,24 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from robustbench_aux.corruptions.training import NOISE_IMPLS, REFERENCE_TRAIN_CORRUPTIONS, check_spec
+from robustbench_aux.corruptions.training import (
+    NOISE_IMPLS,
+    REFERENCE_TRAIN_CORRUPTIONS,
+    ROTATION_VIEWS,
+    check_spec,
+)
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
-from robustbench_aux.methods.base import Method, StepOutput, cross_entropy_per_view, term_name
+from robustbench_aux.methods.base import Method, StepOutput, at_least_fp32, cross_entropy_per_view, term_name
 
 DISTILL_DIRECTIONS = ("primary_to_aux", "aux_to_primary", "both")
+RUNNING_STATS = ("clean", "all_views")
 # the ablations of METHOD.md as named bundles of switches (the run's label shows the name)
 VARIANTS: dict[str, dict] = {
     "full": {},
     "no_isd": {"beta": 0.0},
     "no_sbn": {"selective_bn": False},
+    "no_sbn_per_view": {"sbn_running_stats": "all_views"},
     "no_penalty": {"penalty": False},
     "no_attention": {"attention": False},
     "shared_head": {"shared_head": True},
@@ -50,10 +59,12 @@ class AuxiliaryOptions:
     penalty_weight: float = 1.0  # gamma once switched on
     penalty_start_epoch: int = field(default=180, metadata={"epochs": True})  # 0-based
     selective_bn: bool = True  # per-view BN statistics, running stats from clean (false = no_sbn)
+    sbn_running_stats: str = "clean"  # clean (SBN) | all_views (no_sbn_per_view: every view updates them)
     attention: bool = True  # attention + bottleneck auxiliary heads (false = pool -> linear)
     shared_head: bool = False  # every view through the primary head (no auxiliary heads)
     paired_views: bool = False  # all views share one crop/flip (reference: each draws its own)
-    noise_impl: str = "clipped"  # clipped | wraparound
+    noise_impl: str = "wraparound"  # wraparound (the reference's uint8 arithmetic) | clipped
+    rotation_view: str = "crop_then_rotate"  # reference: crop, rotate, no flip | corrupt_then_crop_flip
     variant: str = "full"  # a named ablation (VARIANTS): sets its switch, labels the run
 
     def validate(self) -> None:
@@ -66,8 +77,15 @@ class AuxiliaryOptions:
                 f"distill_direction must be one of {', '.join(DISTILL_DIRECTIONS)}, "
                 f"got {self.distill_direction!r}"
             )
-        if self.noise_impl not in NOISE_IMPLS:
-            raise UserError(f"noise_impl must be one of {', '.join(NOISE_IMPLS)}, got {self.noise_impl!r}")
+        for name, allowed in (
+            ("noise_impl", NOISE_IMPLS),
+            ("rotation_view", ROTATION_VIEWS),
+            ("sbn_running_stats", RUNNING_STATS),
+        ):
+            if getattr(self, name) not in allowed:
+                raise UserError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.sbn_running_stats == "all_views" and not self.selective_bn:
+            raise UserError("sbn_running_stats = all_views needs selective_bn = true (per-view batch statistics)")
         if self.temperature <= 0:
             raise UserError(f"temperature must be positive, got {self.temperature}")
         if not self.corruptions:
@@ -79,8 +97,8 @@ class AuxiliaryOptions:
 def soft_cross_entropy(teacher_logits: torch.Tensor, student_logits: torch.Tensor, temperature: float):
     """H(softmax(teacher / T), softmax(student / T)), batch mean; the teacher is detached
     (equal to KL(teacher || student) up to the teacher's entropy, a constant for the student)."""
-    target = F.softmax(teacher_logits.detach().float() / temperature, dim=1)
-    return -(target * F.log_softmax(student_logits.float() / temperature, dim=1)).sum(1).mean()
+    target = F.softmax(at_least_fp32(teacher_logits.detach()) / temperature, dim=1)
+    return -(target * F.log_softmax(at_least_fp32(student_logits) / temperature, dim=1)).sum(1).mean()
 
 
 def head_penalty(linears: list[torch.nn.Linear]) -> torch.Tensor:
@@ -116,7 +134,9 @@ class Auxiliary(Method):
         o = self.options
         net = getattr(model, "module", model)  # the bare model under DDP (for its head layers)
         heads = "primary" if o.shared_head else "per_view"
-        logits = model(inputs, views=views, heads=heads, selective=o.selective_bn)
+        logits = model(
+            inputs, views=views, heads=heads, selective=o.selective_bn, running_stats=o.sbn_running_stats
+        )
         ces = cross_entropy_per_view(logits, y)
         names = [term_name(s) for s in self.corruption_specs()]
         terms = {"ce_primary": ces[0]}

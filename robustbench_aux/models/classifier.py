@@ -27,6 +27,14 @@ def default_normalization(num_classes: int) -> tuple[tuple[float, ...], tuple[fl
     return NORMALIZATION["cifar10" if num_classes == 10 else "cifar100"]
 
 
+def kaiming_fan_out(module: nn.Module) -> None:
+    """Kaiming normal (fan_out, ReLU gain) for every ``nn.Conv2d`` inside ``module``; transposed
+    convolutions are not ``nn.Conv2d`` subclasses and keep PyTorch's default, as in the reference."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+
 class AuxiliaryHead(nn.Module):
     """The auxiliary classifier of METHOD.md.
 
@@ -37,7 +45,7 @@ class AuxiliaryHead(nn.Module):
     primary head.
     """
 
-    def __init__(self, channels: int, num_classes: int, attention: bool = True):
+    def __init__(self, channels: int, num_classes: int, attention: bool = True, init: str = "kaiming_fan_out"):
         super().__init__()
         self.attention = attention
         if attention:
@@ -62,6 +70,10 @@ class AuxiliaryHead(nn.Module):
                 nn.ReLU(inplace=True),
             )
         self.fc = nn.Linear(channels, num_classes)
+        if init == "kaiming_fan_out":  # as the reference initialises its whole model
+            kaiming_fan_out(self)
+        elif init != "default":
+            raise ValueError(f"aux_init must be kaiming_fan_out or default, got {init!r}")
 
     def forward(self, feats: torch.Tensor) -> torch.Tensor:
         if self.attention:
@@ -81,6 +93,7 @@ class CifarClassifier(nn.Module):
         std: Sequence[float] | None = None,
         num_aux_heads: int = 0,
         aux_attention: bool = True,
+        aux_init: str = "kaiming_fan_out",
     ):
         super().__init__()
         if mean is None or std is None:
@@ -102,7 +115,7 @@ class CifarClassifier(nn.Module):
         # "per_view" = one backbone pass per view (the engine picks per device; see TrainConfig.sbn_passes)
         self.sbn_passes = "single"
         self.aux_heads = nn.ModuleList(
-            AuxiliaryHead(feature_channels, num_classes, aux_attention) for _ in range(num_aux_heads)
+            AuxiliaryHead(feature_channels, num_classes, aux_attention, aux_init) for _ in range(num_aux_heads)
         )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -114,14 +127,21 @@ class CifarClassifier(nn.Module):
         return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(feats, 1), 1))
 
     def forward(
-        self, x: torch.Tensor, views: int = 1, heads: str = "primary", selective: bool = False
+        self,
+        x: torch.Tensor,
+        views: int = 1,
+        heads: str = "primary",
+        selective: bool = False,
+        running_stats: str = "clean",
     ) -> torch.Tensor | list[torch.Tensor]:
         """Logits. ``forward(x)``: the primary classifier (what evaluation and export use).
 
         Training with several views: ``x`` is ``views`` equal chunks stacked along dim 0 (chunk 0 =
         clean). Returns one logits tensor per chunk. ``heads="primary"`` sends every chunk through
         the primary head; ``"per_view"`` sends chunk j >= 1 through auxiliary head j. ``selective``
-        normalizes every chunk with its own BN batch statistics (selective BN).
+        normalizes every chunk with its own BN batch statistics (selective BN), the running
+        statistics updated from the clean chunk (``running_stats="clean"``) or from every chunk in
+        view order (``"all_views"``, the no_sbn_per_view ablation).
         """
         if views == 1 and heads == "primary":
             return self.primary_head(self.features(x))
@@ -132,13 +152,16 @@ class CifarClassifier(nn.Module):
                 f"{views} views need {views - 1} auxiliary heads; the model has {len(self.aux_heads)}"
             )
         # only the shared backbone sees all views; each auxiliary head sees its own chunk alone
+        every = running_stats == "all_views"
         if selective and self.sbn_passes == "per_view":
             # same mathematics as one pass (tested); faster on CPUs, where 5 small batches beat 1 large
             feats = torch.cat(
-                multi_pass_reference(self.backbone, list(x.chunk(views)), lambda m, i, v: self.features(v))
+                multi_pass_reference(
+                    self.backbone, list(x.chunk(views)), lambda m, i, v: self.features(v), restore=not every
+                )
             )
         else:
-            with selective_bn(self.backbone, views if selective else 1):
+            with selective_bn(self.backbone, views if selective else 1, every):
                 feats = self.features(x)
         if heads == "primary":
             return list(self.primary_head(feats).chunk(views))

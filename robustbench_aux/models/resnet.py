@@ -102,11 +102,12 @@ def cifar_resnet(
     std=None,
     num_aux_heads: int = 0,
     aux_attention: bool = True,
+    aux_init: str = "kaiming_fan_out",
 ) -> CifarClassifier:
     """A CIFAR ResNet wrapped as a :class:`CifarClassifier` (see its doc for the forward contract)."""
     backbone = ResNetBackbone(block, layers, width=width, stem_relu=stem_relu)
     return CifarClassifier(
-        backbone, backbone.out_channels, num_classes, mean, std, num_aux_heads, aux_attention
+        backbone, backbone.out_channels, num_classes, mean, std, num_aux_heads, aux_attention, aux_init
     )
 
 

@@ -67,11 +67,12 @@ def wide_resnet(
     std=None,
     num_aux_heads: int = 0,
     aux_attention: bool = True,
+    aux_init: str = "kaiming_fan_out",
 ) -> CifarClassifier:
     """A WRN-depth-widen wrapped as a :class:`CifarClassifier`."""
     backbone = WideResNetBackbone(depth, widen)
     return CifarClassifier(
-        backbone, backbone.out_channels, num_classes, mean, std, num_aux_heads, aux_attention
+        backbone, backbone.out_channels, num_classes, mean, std, num_aux_heads, aux_attention, aux_init
     )
 
 
