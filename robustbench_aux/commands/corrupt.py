@@ -16,6 +16,7 @@ from robustbench_aux.corruptions.generate import NOTE, generate_cifar_c
 from robustbench_aux.datasets import CifarCReader, load_dataset
 from robustbench_aux.datasets.loading import ENV_VAR
 from robustbench_aux.errors import UserError
+from robustbench_aux.lock import exclusive
 
 
 def add_parser(sub) -> None:
@@ -77,7 +78,19 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no corruption matches --corruptions {args.corruptions!r} --tags {args.tags!r}")
     data = load_dataset(args.dataset, args.data, n_test=args.n)
     start = time.perf_counter()
-    manifest = generate_cifar_c(
+    with exclusive(args.out, "--out"):  # one writer per output directory
+        manifest = _generate(args, data, names)
+    reader = CifarCReader(args.out, num_classes=data.num_classes)  # what evaluation will read
+    print(
+        f"{args.out}: {len(reader.corruptions)} corruption files x severities {list(reader.severities)} x "
+        f"{reader.n:,} images ({manifest['preset']} preset, seed {manifest['seed']}, {NOTE}) "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+def _generate(args, data, names) -> dict:
+    return generate_cifar_c(
         data.test_x,
         data.test_y,
         args.out,
@@ -91,10 +104,3 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         source=data.describe(),
     )
-    reader = CifarCReader(args.out, num_classes=data.num_classes)  # what evaluation will read
-    print(
-        f"{args.out}: {len(reader.corruptions)} corruption files x severities {list(reader.severities)} x "
-        f"{reader.n:,} images ({manifest['preset']} preset, seed {manifest['seed']}, {NOTE}) "
-        f"in {time.perf_counter() - start:.1f} s"
-    )
-    return 0

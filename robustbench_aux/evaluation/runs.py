@@ -19,6 +19,8 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.api import EvalResult, evaluate
 from robustbench_aux.evaluation.provenance import sha256_file
 from robustbench_aux.evaluation.results import build_summary, read_results, write_results
+from robustbench_aux.lock import exclusive
+from robustbench_aux.paths import component
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,9 @@ def _run_config(path: Path, ckpt_config: dict) -> dict:
             raise UserError(f"{cfg_path} is not valid JSON ({exc}); restore it from the checkpoint") from None
     merged = {**config, **(ckpt_config or {})}
     merged.setdefault("run_id", run_dir.name)  # runs without an id are named after their directory
+    for key in ("run_id", "arch"):  # later file names (export, report): checked where they are read
+        if key in merged:
+            component(merged[key], f"{cfg_path.parent}: config {key}")
     return merged
 
 
@@ -107,27 +112,28 @@ def evaluate_run(
         "run_data": config.get("data"),
         "run_code_version": config.get("code_version"),
     }
-    result = evaluate(
-        model,
-        data,
-        corruptions_dir,
-        n=n,
-        device=dev,
-        out_dir=out_dir,
-        run_info=config,
-        extra_provenance=extra,
-        fingerprint_extra={"checkpoint_sha256": ckpt_sha},
-        **kwargs,
-    )
-    if ref_table is not None:
-        summary = build_summary(
-            result.table,
-            result.correct,
-            provenance=result.summary["provenance"],
-            timing=result.summary["timing"],
-            reference=ref_table,
+    with exclusive(out_dir, "--out"):  # one evaluation writes an evaluation directory at a time
+        result = evaluate(
+            model,
+            data,
+            corruptions_dir,
+            n=n,
+            device=dev,
+            out_dir=out_dir,
+            run_info=config,
+            extra_provenance=extra,
+            fingerprint_extra={"checkpoint_sha256": ckpt_sha},
+            **kwargs,
         )
-        write_results(out_dir, result.table, summary)
-        result.summary = summary
+        if ref_table is not None:
+            summary = build_summary(
+                result.table,
+                result.correct,
+                provenance=result.summary["provenance"],
+                timing=result.summary["timing"],
+                reference=ref_table,
+            )
+            write_results(out_dir, result.table, summary)
+            result.summary = summary
     log.info("wrote %s", out_dir)
     return result

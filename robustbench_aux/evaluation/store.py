@@ -19,6 +19,7 @@ import numpy as np
 from robustbench_aux import atomic
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics.tidy import CLEAN
+from robustbench_aux.paths import component, inside
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +74,7 @@ class BlockStore:
                 f.unlink()
 
     def path(self, corruption: str, severity: int) -> Path:
-        return self.dir / f"{block_name(corruption, severity)}.npy"
+        return inside(self.dir, f"{component(block_name(corruption, severity), 'corruption name')}.npy")
 
     def load(self, corruption: str, severity: int, n: int) -> np.ndarray | None:
         """The stored per-image result of a block, or None if absent or of the wrong length."""

@@ -15,6 +15,7 @@ import pandas as pd
 from robustbench_aux import atomic
 from robustbench_aux.corruptions.catalog import BENCHMARK_15, SEVERITIES
 from robustbench_aux.errors import UserError
+from robustbench_aux.paths import component, inside
 from robustbench_aux.report.runs import RunRecord, load_runs
 
 PAPER = {
@@ -90,7 +91,7 @@ def export_robustbench(
     records = load_runs(run_paths)
     out_dir = Path(out_dir)
     entries = [(r, robustbench_entry(r, allow_partial=allow_partial, **fields)) for r in records]
-    written = [atomic.write_json(out_dir / f"{r.run_id}.json", e) for r, e in entries]
+    written = [atomic.write_json(inside(out_dir, f"{component(r.run_id, 'run id')}.json"), e) for r, e in entries]
     table = unaggregated_table(records)
-    written.append(atomic.write_text(out_dir / UNAGGREGATED, table.to_csv(float_format="%.4f")))
+    written.append(atomic.write_text(inside(out_dir, UNAGGREGATED), table.to_csv(float_format="%.4f")))
     return written

@@ -19,6 +19,7 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image
 from robustbench_aux.metrics.tidy import CLEAN
+from robustbench_aux.paths import component
 
 EVAL = "eval"
 
@@ -91,6 +92,8 @@ def load_run(path: str | Path) -> RunRecord:
     table, summary = read_results(path / EVAL)
     if table["run_id"].nunique() != 1:
         raise UserError(f"{path / EVAL / 'results.csv'} holds several runs; a run's table holds one")
+    for column in ("run_id", "arch"):  # both become file names (<run_id>.json, interference_<arch>.csv)
+        component(str(table[column].iloc[0]), f"{path / EVAL / 'results.csv'}: {column}")
     config = {}
     if (path / "config.json").is_file():
         try:
