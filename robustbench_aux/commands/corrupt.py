@@ -73,6 +73,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             "corrupt needs --dataset and --out (e.g. --dataset cifar100 --out ./data/CIFAR-100-C-generated)"
         )
+    if args.n is not None and args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
+    if not 0 <= args.seed <= 2**32 - 1:
+        raise UserError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     names = select_corruptions(args.corruptions, args.tags, preset=args.preset)
     if not names:
         raise UserError(f"no corruption matches --corruptions {args.corruptions!r} --tags {args.tags!r}")

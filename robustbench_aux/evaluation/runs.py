@@ -49,8 +49,10 @@ def _run_config(path: Path, ckpt_config: dict) -> dict:
     if cfg_path.is_file():
         try:
             config = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # bad JSON or not UTF-8
             raise UserError(f"{cfg_path} is not valid JSON ({exc}); restore it from the checkpoint") from None
+        if not isinstance(config, dict):
+            raise UserError(f"{cfg_path} is not a JSON object; restore it from the checkpoint")
     merged = {**config, **(ckpt_config or {})}
     merged.setdefault("run_id", run_dir.name)  # runs without an id are named after their directory
     for key in ("run_id", "arch"):  # later file names (export, report): checked where they are read

@@ -91,7 +91,10 @@ def export_robustbench(
     records = load_runs(run_paths)
     out_dir = Path(out_dir)
     entries = [(r, robustbench_entry(r, allow_partial=allow_partial, **fields)) for r in records]
-    written = [atomic.write_json(inside(out_dir, f"{component(r.run_id, 'run id')}.json"), e) for r, e in entries]
+    # every target checked before the first write: a refusal leaves the output directory as it was
+    targets = [inside(out_dir, f"{component(r.run_id, 'run id')}.json") for r, _ in entries]
+    unaggregated = inside(out_dir, UNAGGREGATED)
+    written = [atomic.write_json(target, e) for target, (_, e) in zip(targets, entries)]
     table = unaggregated_table(records)
-    written.append(atomic.write_text(inside(out_dir, UNAGGREGATED), table.to_csv(float_format="%.4f")))
+    written.append(atomic.write_text(unaggregated, table.to_csv(float_format="%.4f")))
     return written

@@ -97,9 +97,11 @@ def load_run(path: str | Path) -> RunRecord:
     config = {}
     if (path / "config.json").is_file():
         try:
-            config = json.loads((path / "config.json").read_text())
-        except json.JSONDecodeError as exc:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except ValueError as exc:  # bad JSON or not UTF-8
             raise UserError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
+        if not isinstance(config, dict):
+            raise UserError(f"{path / 'config.json'} is not a JSON object")
     return RunRecord(path, config, summary, table)
 
 
