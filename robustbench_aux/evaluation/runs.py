@@ -109,6 +109,8 @@ def evaluate_run(
     extra = {
         "checkpoint": str(ckpt.resolve()),
         "checkpoint_sha256": ckpt_sha,
+        # last.pt: training has not finished (export refuses it as a complete entry)
+        "checkpoint_finished": ckpt.name != "last.pt",
         "run_normalization": config.get("normalization"),
         "normalization_note": "applied inside the model with the statistics stored in its checkpoint",
         "run_data": config.get("data"),
