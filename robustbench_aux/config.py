@@ -64,6 +64,7 @@ class TrainConfig:
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "at least 1")
         _require(_finite(self.lr) and self.lr > 0, "lr", self.lr, "a positive number")
         _require(_finite(self.momentum) and self.momentum >= 0, "momentum", self.momentum, ">= 0")
+        _require(not self.nesterov or self.momentum > 0, "momentum", self.momentum, "> 0 with nesterov = true")
         _require(_finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
         _require(
             _finite(self.lr_decay) and 0 < self.lr_decay <= 1, "lr_decay", self.lr_decay, "in (0, 1]"

@@ -158,6 +158,7 @@ VALUES = [
     Case("lr_decay-negative", train_argv("new", "--set", "lr_decay=-1"), "lr_decay must be in (0, 1]"),
     Case("lr_decay-above-1", train_argv("new", "--set", "lr_decay=2"), "lr_decay"),
     Case("momentum-negative", train_argv("new", "--set", "momentum=-0.5"), "momentum"),
+    Case("nesterov-without-momentum", train_argv("new", "--set", "nesterov=true", "--set", "momentum=0"), "nesterov"),
     Case("weight_decay-negative", train_argv("new", "--set", "weight_decay=-1e-4"), "weight_decay"),
     Case("batch_size-zero", train_argv("new", "--set", "batch_size=0"), "batch_size"),
     Case("epochs-set-zero", train_argv("new", "--set", "epochs=0"), "epochs"),
@@ -188,6 +189,8 @@ VALUES = [
     Case("grid-defaults-int", ["sweep", "grid.toml"], "defaults must be", _write("grid.toml", "defaults = 5\n")),
     Case("grid-vary-string", ["sweep", "grid.toml"], "vary.corruption", _grid('vary = {corruption = "noise"}\n')),
     Case("grid-vary-table", ["sweep", "grid.toml"], "vary.x", _grid("vary = {x = [{a = 1}]}\n")),
+    Case("grid-n_train-negative", ["sweep", "grid.toml"], "n_train", _grid(replace=("n_train = 64", "n_train = -1990"))),
+    Case("grid-epochs-zero", ["sweep", "grid.toml"], "epochs", _grid(replace=("epochs = 1", "epochs = 0"))),
     Case("grid-epochs-bool", ["sweep", "grid.toml"], "epochs", _grid(replace=("epochs = 1", "epochs = true"))),
     Case("grid-archs-not-list", ["sweep", "grid.toml"], "archs", _grid(replace=('archs = ["test_tiny"]', 'archs = "test_tiny"'))),
 ]

@@ -79,6 +79,9 @@ def _check_keys(table, allowed: dict, where: str) -> None:
     if "seeds" in allowed:
         for v in table.get("seeds", []):
             check_seed(v, f"{where}: seed")
+    for key, low in (("epochs", 1), ("n_train", 0), ("eval_n", 1)):
+        if key in allowed and key in table and table[key] < low:
+            raise UserError(f"{where}: {key!r} must be at least {low}, got {table[key]!r}")
     for key, values in (table.get("vary") or {}).items():
         if not isinstance(values, list) or not values:
             raise UserError(f"{where}: vary.{key} must be a non-empty list of values, got {values!r}")
