@@ -25,9 +25,11 @@ def exclusive(directory: str | os.PathLike, what: str = "directory"):
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise UserError(f"{directory} exists and is not a directory; choose another output {what}")
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / LOCK_NAME
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    locked = False
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -37,8 +39,22 @@ def exclusive(directory: str | os.PathLike, what: str = "directory"):
                 f"another process (pid {holder}) is writing {directory}; wait for it to finish "
                 f"or choose another output {what}"
             ) from None
+        locked = True
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield path
     finally:
+        if locked and created:
+            _remove_if_unused(directory, path)
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _remove_if_unused(directory: Path, path: Path) -> None:
+    """A directory this writer created and left holding only the lock (it failed before writing
+    anything) is removed again, so a refused command leaves no trace."""
+    try:
+        if [p.name for p in directory.iterdir()] == [LOCK_NAME]:
+            path.unlink()  # while still holding the lock
+            directory.rmdir()
+    except OSError:
+        pass

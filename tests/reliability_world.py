@@ -65,15 +65,17 @@ def copy_world(world: Path, tmp_path: Path) -> Path:
 
 
 def snapshot(root: Path, allowed: tuple[str, ...] = ()) -> dict[str, str]:
-    """sha256 of every file under ``root`` except those under ``allowed`` prefixes (and locks)."""
+    """sha256 of every file (and ``"dir"`` for every directory) under ``root``, except those under
+    ``allowed`` prefixes and the writer locks of directories that existed before."""
     out = {}
     for p in sorted(root.rglob("*")):
-        if not p.is_file() or p.name == ".lock":
-            continue
         rel = p.relative_to(root).as_posix()
-        if any(rel == a or rel.startswith(a.rstrip("/") + "/") for a in allowed):
+        if p.name == ".lock" or any(rel == a or rel.startswith(a.rstrip("/") + "/") for a in allowed):
             continue
-        out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
+        if p.is_dir():
+            out[rel] = "dir"
+        elif p.is_file():
+            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
 
