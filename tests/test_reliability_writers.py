@@ -99,7 +99,6 @@ def test_two_concurrent_train_processes(tmp_path, capsys):
     assert config["seed"] == 1 and load_checkpoint(out / "final.pt")["config"]["seed"] == 1
 
 
-@pytest.mark.slow
 def test_lock_is_released_when_the_writer_is_killed(tmp_path, capsys):
     out = tmp_path / "run"
     first = _start_train(out, tmp_path)
