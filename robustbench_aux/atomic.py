@@ -1,6 +1,8 @@
 """Atomic file writes: write to a temporary file in the same directory, then ``os.replace``.
 
 A killed process therefore leaves either the old file or the new one, never a truncated one.
+Its temporary file (``.NAME.<pid>.<random>.tmp``) is removed by the next write of ``NAME`` once
+the process that made it is gone, so killed writes do not accumulate.
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,12 +21,56 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+ORPHAN_AGE_S = 3600.0  # a temporary file without a readable pid counts as orphaned after this
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def remove_orphans(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ``path`` left by killed writes; returns those removed.
+
+    A temporary file ``.NAME.<pid>.<random>[.suffix].tmp`` is an orphan when its process no longer
+    exists; one without a pid (older versions) when it is older than :data:`ORPHAN_AGE_S`.
+    """
+    path = Path(path)
+    removed = []
+    try:
+        candidates = list(path.parent.glob(f".{glob_escape(path.name)}.*.tmp"))
+    except OSError:
+        return removed
+    for tmp in candidates:
+        middle = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
+        try:
+            orphan = not _alive(int(middle)) if middle.isdigit() else (
+                time.time() - tmp.stat().st_mtime > ORPHAN_AGE_S
+            )
+            if orphan:
+                tmp.unlink()
+                removed.append(tmp)
+        except (OSError, ValueError):
+            continue
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = ""):
     """Yield a temporary path beside ``path``; move it over ``path`` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix + ".tmp", dir=path.parent)
+    remove_orphans(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=suffix + ".tmp", dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual permissions
     try:

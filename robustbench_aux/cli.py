@@ -9,6 +9,7 @@ exit status 2.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -35,6 +36,22 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(exc: OSError) -> str:
+    """One line for a failed file operation: what failed, on which path, and what to check."""
+    what = exc.strerror or type(exc).__name__
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    hint = {
+        errno.ENOSPC: "free some space or write elsewhere",
+        errno.EDQUOT: "free some space or write elsewhere",
+        errno.EROFS: "the file system is read-only; write elsewhere",
+        errno.EACCES: "check the permissions or write elsewhere",
+        errno.EPERM: "check the permissions or write elsewhere",
+        errno.ENOTDIR: "a path component is a file, not a directory",
+        errno.EISDIR: "a directory is in the way of a file",
+    }.get(exc.errno, "check the path")
+    return f"{what}{f': {paths}' if paths else ''} ({hint}); files already written are kept".replace("\n", " ")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = get_args_parser()
     args = parser.parse_args(argv)
@@ -50,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return getattr(exc, "exit_status", 2)
+    except OSError as exc:  # an output path that is a file, /dev/null, read-only or full
+        print(f"error: {os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted; finished files are kept, rerun the same command to resume", file=sys.stderr)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field, fields
@@ -70,6 +71,35 @@ class TrainConfig:
     sbn_passes: str = "auto"  # selective BN: single | per_view | auto (single on CUDA, per_view on the CPU)
     log_every: int = 50  # steps between log lines when no progress bar is shown
 
+    def validate(self) -> None:
+        """Each value against its meaning (called by :func:`assign` after every change)."""
+        _require(self.epochs >= 1, "epochs", self.epochs, "at least 1")
+        _require(self.batch_size >= 1, "batch_size", self.batch_size, "at least 1")
+        _require(_finite(self.lr) and self.lr > 0, "lr", self.lr, "a positive number")
+        _require(_finite(self.momentum) and self.momentum >= 0, "momentum", self.momentum, ">= 0")
+        _require(not self.nesterov or self.momentum > 0, "momentum", self.momentum, "> 0 with nesterov = true")
+        _require(_finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
+        _require(
+            _finite(self.lr_decay) and 0 < self.lr_decay <= 1, "lr_decay", self.lr_decay, "in (0, 1]"
+        )
+        _require(_finite(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, ">= 0")
+        _require(all(m >= 0 for m in self.milestones), "milestones", self.milestones, "epoch numbers >= 0")
+        _require(self.n_train >= 0, "n_train", self.n_train, ">= 0 (0 = all images)")
+        _require(self.crop_padding >= 0, "crop_padding", self.crop_padding, ">= 0")
+        _require(self.log_every >= 0, "log_every", self.log_every, ">= 0")
+        _require(
+            all(_finite(m) and 0 <= m <= 1 for m in self.mean), "mean", self.mean, "per-channel values in [0, 1]"
+        )
+        _require(all(_finite(s) and s > 0 for s in self.std), "std", self.std, "positive per-channel values")
+        _require(len(self.mean) in (0, 1, 3), "mean", self.mean, "0, 1 or 3 values")
+        _require(len(self.std) in (0, 1, 3), "std", self.std, "0, 1 or 3 values")
+        for name, allowed in (
+            ("channels_last", ("auto", "on", "off")),
+            ("amp", ("auto", "bf16", "off")),
+            ("sbn_passes", ("auto", "single", "per_view")),
+        ):
+            _require(getattr(self, name) in allowed, name, getattr(self, name), f"one of {', '.join(allowed)}")
+
 
 @dataclass
 class ModelConfig:
@@ -78,6 +108,19 @@ class ModelConfig:
     width: int = 0  # ResNet base width; 0 = the architecture's default (64, resnet8 16, test_tiny 8)
     stem_relu: bool = False  # ResNet stem ReLU; the reference code has none
     aux_init: str = "kaiming_fan_out"  # auxiliary-head Conv2d init: kaiming_fan_out (reference) | default
+
+    def validate(self) -> None:
+        _require(self.width >= 0, "width", self.width, "> 0 (or 0 for the architecture's default)")
+
+
+def _finite(x) -> bool:
+    return math.isfinite(x)
+
+
+def _require(ok: bool, key: str, value, meaning: str) -> None:
+    """A UserError naming ``key`` unless ``ok``."""
+    if not ok:
+        raise UserError(f"{key} must be {meaning}, got {value!r}")
 
 
 @dataclass
@@ -116,13 +159,21 @@ def recipe_names() -> list[str]:
     return sorted(p.name[:-5] for p in _recipe_dir().iterdir() if p.name.endswith(".toml"))
 
 
-def _read_recipe_text(name_or_path: str) -> tuple[str, str]:
-    """(text, label) of a shipped recipe name or a ``.toml`` path."""
+def _read_recipe_text(name_or_path: str, base: Path | None = None) -> tuple[str, str]:
+    """(text, label) of a shipped recipe name or a ``.toml`` path (relative paths are taken
+    relative to ``base``, the directory of the recipe that extends it, else the current one)."""
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise UserError(f"a recipe must be a name or a .toml path, got {name_or_path!r}")
     path = Path(name_or_path)
+    if base is not None and not path.is_absolute() and (base / path).is_file():
+        path = base / path
     if name_or_path.endswith(".toml") or path.is_file():
         if not path.is_file():
             raise UserError(f"recipe file {path} does not exist")
-        return path.read_text(encoding="utf-8"), str(path)
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except UnicodeDecodeError as exc:
+            raise UserError(f"recipe file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     shipped = _recipe_dir() / f"{name_or_path}.toml"
     if not shipped.is_file():
         close = difflib.get_close_matches(name_or_path, recipe_names(), n=1)
@@ -134,9 +185,11 @@ def _read_recipe_text(name_or_path: str) -> tuple[str, str]:
     return shipped.read_text(encoding="utf-8"), name_or_path
 
 
-def load_recipe(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict:
-    """The recipe as a dict with its ``extends`` chain merged in (later sections win per key)."""
-    text, label = _read_recipe_text(name_or_path)
+def load_recipe(name_or_path: str, _seen: tuple[str, ...] = (), _base: Path | None = None) -> dict:
+    """The recipe as a dict with its ``extends`` chain merged in (later sections win per key).
+
+    A relative ``extends`` path is taken relative to the file that holds it."""
+    text, label = _read_recipe_text(name_or_path, _base)
     if label in _seen:
         raise UserError(f"recipe {label} extends itself (chain: {' -> '.join(_seen + (label,))})")
     try:
@@ -152,7 +205,8 @@ def load_recipe(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict:
     for key, section in data.get("reference", {}).items():
         if key not in _REFERENCE_SECTIONS or not isinstance(section, dict):
             raise UserError(f"recipe {label}: [reference.{key}] must be one of the tables train, model, method")
-    base = load_recipe(data["extends"], _seen + (label,)) if "extends" in data else {}
+    here = Path(label).parent if label.endswith(".toml") or Path(label).is_file() else None
+    base = load_recipe(data["extends"], _seen + (label,), here) if "extends" in data else {}
     merged = {k: v for k, v in base.items() if k not in ("train", "model", "method", "reference")}
     merged.update(
         {k: v for k, v in data.items() if k not in ("train", "model", "method", "extends", "reference")}
@@ -385,6 +439,8 @@ def resolve_config(
     _check_train(train)
     if model.aux_init not in AUX_INITS:
         raise UserError(f"aux_init must be one of {', '.join(AUX_INITS)}, got {model.aux_init!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
+        raise UserError(f"seed must be an integer in 0..{2**32 - 1}, got {seed!r}")
     if train.epochs < 1 or train.batch_size < 1:
         raise UserError(f"epochs and batch_size must be positive (got {train.epochs}, {train.batch_size})")
     if not 0 <= train.warmup_epochs <= train.epochs:

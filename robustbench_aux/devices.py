@@ -11,7 +11,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """``None``/``auto`` -> CUDA when available, else the CPU; ``cuda`` without a GPU is a UserError."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise UserError(f"unknown device {str(device)[:60]!r}; use cpu, cuda, cuda:N or auto") from None
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"unsupported device {str(device)!r}; use cpu, cuda, cuda:N or auto")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UserError("--device cuda requested but no CUDA device is available; use --device cpu")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device

@@ -38,13 +38,29 @@ class Drift:
 
 def load_check(spec_path: Path) -> dict:
     try:
-        spec = tomllib.loads(spec_path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"check definition {spec_path} does not exist") from None
+        spec = tomllib.loads(spec_path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, IsADirectoryError):
+        raise UserError(f"check definition {spec_path} does not exist (or is a directory)") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"check definition {spec_path} is not UTF-8 text ({exc.reason})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"check definition {spec_path} is not valid TOML ({exc})") from None
     check = spec.get("check", {})
+    if not isinstance(check, dict):
+        raise UserError(f"{spec_path}: [check] must be a table")
     unknown = set(check) - CHECK_KEYS
     if unknown:
         raise UserError(f"{spec_path} [check]: unknown key(s) {', '.join(sorted(unknown))}")
+    missing = sorted({"dataset", "n_test", "corruptions", "metrics"} - set(check))
+    if missing:
+        raise UserError(f"{spec_path} [check]: missing key(s) {', '.join(missing)}")
+    types = {"dataset": str, "n_test": int, "corruptions": list, "metrics": list, "tolerance": dict,
+             "seed": int, "severities": list}
+    for key, kind in types.items():
+        if key in check and (not isinstance(check[key], kind) or isinstance(check[key], bool)):
+            raise UserError(f"{spec_path} [check]: {key} must be a {kind.__name__}, got {check[key]!r}")
+    if check["n_test"] < 1:
+        raise UserError(f"{spec_path} [check]: n_test must be at least 1, got {check['n_test']}")
     return check
 
 

@@ -101,8 +101,16 @@ def test_final_checkpoint_loads_as_a_plain_classifier(finished_run):
 
 def test_finished_run_is_not_overwritten(finished_run, capsys):
     before = (finished_run / "final.pt").stat().st_mtime_ns
-    assert cli.main(_train_args(finished_run, "auxiliary", "--n-train", "256", "--epochs", "3")) == 0
+    same = _train_args(
+        finished_run, "auxiliary", "--n-train", "256", "--epochs", "3",
+        "--set", "batch_size=32", "--set", "milestones=[1,2]", "--set", "penalty_start_epoch=2",
+    )
+    assert cli.main(same) == 0
     assert "already finished" in capsys.readouterr().out
+    # the same directory with another config is refused, not reported as finished
+    assert cli.main(_train_args(finished_run, "auxiliary", "--n-train", "256", "--epochs", "3")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: already finished:") and "different 'train'" in err and err.count("\n") == 1
     assert (finished_run / "final.pt").stat().st_mtime_ns == before
 
 
@@ -126,7 +134,7 @@ def test_non_finite_loss_stops_naming_step_and_term_and_keeps_last_good_checkpoi
     args = _train_args(
         out, "auxiliary", "--n-train", "128", "--epochs", "2", "--set", "batch_size=32", "--set", "lr=1e12"
     )
-    assert cli.main(args) == 2
+    assert cli.main(args) == 3  # a diverged run: its own exit status, not 2 (bad input)
     err = capsys.readouterr().err
     assert "non-finite loss at epoch" in err and "step" in err and "term '" in err
     assert "last.pt" in err

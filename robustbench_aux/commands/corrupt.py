@@ -16,6 +16,7 @@ from robustbench_aux.corruptions.generate import NOTE, generate_cifar_c
 from robustbench_aux.datasets import CifarCReader, load_dataset
 from robustbench_aux.datasets.loading import ENV_VAR
 from robustbench_aux.errors import UserError
+from robustbench_aux.lock import exclusive
 
 
 def add_parser(sub) -> None:
@@ -72,12 +73,28 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             "corrupt needs --dataset and --out (e.g. --dataset cifar100 --out ./data/CIFAR-100-C-generated)"
         )
+    if args.n is not None and args.n < 1:
+        raise UserError(f"--n must be at least 1, got {args.n}")
+    if not 0 <= args.seed <= 2**32 - 1:
+        raise UserError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     names = select_corruptions(args.corruptions, args.tags, preset=args.preset)
     if not names:
         raise UserError(f"no corruption matches --corruptions {args.corruptions!r} --tags {args.tags!r}")
     data = load_dataset(args.dataset, args.data, n_test=args.n)
     start = time.perf_counter()
-    manifest = generate_cifar_c(
+    with exclusive(args.out, "--out"):  # one writer per output directory
+        manifest = _generate(args, data, names)
+    reader = CifarCReader(args.out, num_classes=data.num_classes)  # what evaluation will read
+    print(
+        f"{args.out}: {len(reader.corruptions)} corruption files x severities {list(reader.severities)} x "
+        f"{reader.n:,} images ({manifest['preset']} preset, seed {manifest['seed']}, {NOTE}) "
+        f"in {time.perf_counter() - start:.1f} s"
+    )
+    return 0
+
+
+def _generate(args, data, names) -> dict:
+    return generate_cifar_c(
         data.test_x,
         data.test_y,
         args.out,
@@ -91,10 +108,3 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         source=data.describe(),
     )
-    reader = CifarCReader(args.out, num_classes=data.num_classes)  # what evaluation will read
-    print(
-        f"{args.out}: {len(reader.corruptions)} corruption files x severities {list(reader.severities)} x "
-        f"{reader.n:,} images ({manifest['preset']} preset, seed {manifest['seed']}, {NOTE}) "
-        f"in {time.perf_counter() - start:.1f} s"
-    )
-    return 0

@@ -89,7 +89,14 @@ def _pct(x) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from robustbench_aux.errors import UserError
     from robustbench_aux.evaluation import evaluate_run
+
+    if args.batch_size is not None and args.batch_size < 1:
+        raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
+    bad = [s for s in args.severities if not 1 <= s <= 5]
+    if bad:
+        raise UserError(f"--severities must be in 1..5, got {bad[0]}")
 
     res = evaluate_run(
         args.run,

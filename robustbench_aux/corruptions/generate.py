@@ -98,9 +98,12 @@ def _load_manifest(path: Path) -> dict:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # bad JSON or not UTF-8
         raise UserError(f"{path} is not valid JSON ({exc}); delete it and the .npy files beside it") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{path} is not a JSON object; delete it and the .npy files beside it")
+    return manifest
 
 
 def generate_cifar_c(

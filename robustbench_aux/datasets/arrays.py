@@ -81,9 +81,12 @@ def read_array_dir(
     classes_path = directory / "classes.json"
     if classes_path.is_file():
         try:
-            classes = [str(c) for c in json.loads(classes_path.read_text())]
-        except (json.JSONDecodeError, TypeError) as exc:
+            classes = json.loads(classes_path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # bad JSON or not UTF-8
             raise UserError(f"{classes_path} is not a JSON list of class names ({exc}); {fix}") from None
+        if not isinstance(classes, list) or not all(isinstance(c, (str, int)) for c in classes):
+            raise UserError(f"{classes_path} is not a JSON list of class names; {fix}")
+        classes = [str(c) for c in classes]
     else:
         k = num_classes or int(max(np.max(train_y), np.max(test_y))) + 1
         classes = [str(i) for i in range(k)]

@@ -107,9 +107,12 @@ class CifarCReader:
         if not path.is_file():
             return {}
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as exc:  # bad JSON or not UTF-8
             raise UserError(f"{path} is not valid JSON ({exc}); {self.fix}") from None
+        if not isinstance(manifest, dict):
+            raise UserError(f"{path} is not a JSON object; {self.fix}")
+        return manifest
 
     def _array(self, corruption: str) -> np.ndarray:
         if corruption not in self._arrays:

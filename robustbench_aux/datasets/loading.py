@@ -111,8 +111,13 @@ def load_dataset(
 ) -> DatasetArrays:
     """Load ``cifar10``, ``cifar100`` (array layout, converting a torchvision copy if needed) or
     ``synthetic<K>`` (K classes, generated; ``n_train``/``n_test`` default 5000/1000)."""
+    for key, value in (("n_train", n_train), ("n_test", n_test)):
+        if value is not None and value < 0:
+            raise UserError(f"{key} must be >= 0 (0 or none = all images), got {value}")
     m = _SYNTHETIC.match(name)
     if m:
+        if int(m.group(1)) < 2:
+            raise UserError(f"dataset {name!r}: a classification dataset needs at least 2 classes")
         data = make_synthetic(int(m.group(1)), n_train or 5000, n_test or 1000, seed=seed)
         return data
     if name not in DATASETS:

@@ -25,14 +25,42 @@ def read_config(out: Path) -> dict:
     """A run directory's ``config.json``; a UserError if it is unreadable."""
     path = out / "config.json"
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
         raise UserError(
-            f"cannot read {path} ({exc}); the run directory is damaged, use a new --out"
+            f"cannot read {path} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
+            "the run directory is damaged, use a new --out"
         ) from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a JSON object; the run directory is damaged, use a new --out")
+    return config
 
 
-def check_resumable(out: Path, config: dict) -> None:
+# files a directory may hold before `train` makes it a run (sweep writes its log first)
+PRE_RUN_FILES = ("sweep.log", ".lock")
+
+
+def check_out_dir(out: Path) -> None:
+    """Refuse an ``--out`` that is a file, or a non-empty directory that is not a run directory
+    (``train`` would overwrite its ``config.json``/``metrics.csv``)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a directory; choose a new --out")
+    if not out.is_dir() or (out / "config.json").is_file():
+        return
+    others = sorted(
+        p.name
+        for p in out.iterdir()
+        if p.name not in PRE_RUN_FILES and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+    )
+    if others:
+        raise UserError(
+            f"--out {out} is a non-empty directory that is not a run directory (it holds "
+            f"{', '.join(others[:3])}{' ...' if len(others) > 3 else ''} and no config.json); "
+            "choose an empty or new --out"
+        )
+
+
+def check_resumable(out: Path, config: dict, action: str = "--resume") -> None:
     """A UserError naming the first differing setting if ``out`` holds a different run."""
     old = read_config(out)
     for key in IDENTITY_KEYS:
@@ -42,9 +70,10 @@ def check_resumable(out: Path, config: dict) -> None:
             now = {k: v for k, v in now.items() if k not in SPEED_ONLY_TRAIN_KEYS}
         if key in old and _jsonable(before) != _jsonable(now):
             raise UserError(
-                f"--resume: {out} was trained with a different {key!r} "
+                f"{action}: {out} was trained with a different {key!r} "
                 f"({before!r} vs now {now!r}); "
-                "resume with the same settings or choose a new --out"
+                f"{'resume with the same settings' if action == '--resume' else 'use the same settings'} "
+                "or choose a new --out"
             )
 
 

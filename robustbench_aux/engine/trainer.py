@@ -25,14 +25,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robustbench_aux.checkpoint import load_checkpoint, save_checkpoint
+from robustbench_aux import lock as run_lock
+from robustbench_aux.checkpoint import load_checkpoint, nonfinite_tensors, save_checkpoint
 from robustbench_aux.config import RunConfig, protocol_deviations, resolved_amp, resolved_switches
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.augment import to_float
-from robustbench_aux.engine.run_dir import check_resumable, write_config, write_metrics
+from robustbench_aux.engine.run_dir import check_out_dir, check_resumable, write_config, write_metrics
 from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import NonFiniteError, UserError
 from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,9 @@ class TrainResult:
     is_main: bool = True  # False on DDP ranks other than 0 (they print nothing)
 
 
-class NonFiniteLoss(UserError):
-    """A loss term became NaN or infinite (the run stops; last.pt keeps the last good epoch)."""
+class NonFiniteLoss(NonFiniteError):
+    """A loss term or the model state became NaN or infinite (the run stops with exit status 3;
+    last.pt keeps the last epoch whose parameters and buffers were all finite)."""
 
 
 def train(
@@ -69,15 +71,19 @@ def train(
         device = torch.device("cuda", dist.local_rank)
         torch.cuda.set_device(device)
     try:
-        if (out / "final.pt").is_file():
-            log.info("%s already holds a finished run (final.pt); nothing to do", out)
-            return TrainResult(out, "already finished", 0, [], dist.is_main)
-        if (out / "last.pt").is_file() and not resume:
-            raise UserError(
-                f"{out} holds an unfinished run (last.pt); pass --resume to continue it or choose a new --out"
-            )
-        with _tf32(cfg.train.tf32 and device.type == "cuda"):
-            return _Trainer(cfg, data_root, out, device, dist, resume).run()
+        check_out_dir(out)
+        # one writer per run directory (rank 0 writes; the lock is released however the process ends)
+        with run_lock.exclusive(out, "--out") if dist.is_main else contextlib.nullcontext():
+            if (out / "final.pt").is_file():
+                check_resumable(out, cfg.to_dict(), action="already finished")
+                log.info("%s already holds a finished run (final.pt); nothing to do", out)
+                return TrainResult(out, "already finished", 0, [], dist.is_main)
+            if (out / "last.pt").is_file() and not resume:
+                raise UserError(
+                    f"{out} holds an unfinished run (last.pt); pass --resume to continue it or choose a new --out"
+                )
+            with _tf32(cfg.train.tf32 and device.type == "cuda"):
+                return _Trainer(cfg, data_root, out, device, dist, resume).run()
     finally:
         D.shutdown(dist)
 
@@ -180,12 +186,26 @@ class _Trainer:
 
     def _restore(self) -> None:
         check_resumable(self.out, self.config)
-        ckpt = load_checkpoint(self.out / "last.pt", map_location=self.device)
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.generator.set_state(ckpt["generator"].cpu())
-        self.start_epoch = int(ckpt["epoch"])
-        self.rows = list(ckpt["metrics"])
+        path = self.out / "last.pt"
+        ckpt = load_checkpoint(path, map_location=self.device)
+        missing = [k for k in ("optimizer", "generator", "epoch", "metrics") if k not in ckpt]
+        if missing:
+            raise UserError(f"{path} cannot be resumed: it lacks {', '.join(missing)}; choose a new --out")
+        bad = nonfinite_tensors(ckpt["state_dict"])
+        if bad:
+            raise UserError(f"{path} holds NaN/inf tensors (e.g. {bad[0]}); it cannot be resumed, choose a new --out")
+        try:
+            self.model.load_state_dict(ckpt["state_dict"])
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.generator.set_state(ckpt["generator"].cpu())
+            self.start_epoch = int(ckpt["epoch"])
+            self.rows = list(ckpt["metrics"])
+        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[-1].strip()[:160]
+            raise UserError(
+                f"{path} does not match this run's model or optimizer ({type(exc).__name__}: {first}); "
+                "choose a new --out"
+            ) from None
         log.info("resuming %s after epoch %d of %d", self.out, self.start_epoch, self.cfg.train.epochs)
 
     def _autocast(self):
@@ -213,6 +233,23 @@ class _Trainer:
             **extra,
         )
 
+    def _check_state(self, name: str, epoch: int) -> None:
+        """Before writing ``name``: stop if a parameter or buffer is NaN/inf (last.pt keeps the last
+        finite epoch; save_checkpoint would refuse the write anyway)."""
+        bad = nonfinite_tensors(self.model.state_dict())
+        if self.dist.enabled:  # every rank stops together
+            flag = torch.tensor(float(bool(bad)), device=self.device)
+            D.all_reduce_sum(flag, self.dist)
+            bad = bad or (["another rank's model"] if flag.item() else [])
+        if bad:
+            kept = self.rows[-1]["epoch"] if self.rows else 0
+            raise NonFiniteLoss(
+                f"the model state became NaN or infinite in epoch {epoch} ({len(bad)} tensor(s), e.g. "
+                f"{', '.join(bad[:3])}); training stopped without writing {name}, "
+                f"{self.out / 'last.pt'} keeps the last finite epoch ({kept}); lower the learning rate "
+                "(--set lr=...) or warm it up (--set warmup_epochs=1)"
+            )
+
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> TrainResult:
@@ -238,6 +275,7 @@ class _Trainer:
         )
         for epoch in range(self.start_epoch, t.epochs):
             row = self._epoch(epoch)
+            self._check_state("last.pt", epoch + 1)
             self.rows.append(row)
             self._save("last.pt", epoch + 1)
             if self.dist.is_main:
@@ -251,6 +289,7 @@ class _Trainer:
                 row["lr"],
                 row["images_per_s"],
             )
+        self._check_state("final.pt", t.epochs)
         self._save("final.pt", t.epochs)
         D.barrier(self.dist)
         return TrainResult(self.out, "trained", t.epochs - self.start_epoch, self.rows, self.dist.is_main)

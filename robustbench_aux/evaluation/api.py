@@ -130,8 +130,9 @@ def evaluate(
         n_c = reader.n if n is None else min(n, reader.n)
         match = bool(np.array_equal(reader.labels[: min(n_c, len(y_test))], y_test[: min(n_c, len(y_test))]))
         if not match:
-            log.warning(
-                "CIFAR-C labels differ from the clean test labels: paired per-image statistics are off"
+            raise UserError(
+                f"{reader.directory / 'labels.npy'} differs from the clean test labels of this dataset "
+                "(image i of every block must be test image i); it belongs to another dataset or order"
             )
         c_prov = {
             **reader.describe(),

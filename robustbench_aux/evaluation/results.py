@@ -124,7 +124,9 @@ def read_results(eval_dir: str | Path) -> tuple[pd.DataFrame, dict]:
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{csv} is not a readable CSV ({exc}); re-run the evaluation") from None
     try:
-        summary = json.loads(js.read_text())
-    except json.JSONDecodeError as exc:
+        summary = json.loads(js.read_text(encoding="utf-8"))
+    except ValueError as exc:  # bad JSON or not UTF-8
         raise UserError(f"{js} is not valid JSON ({exc}); re-run the evaluation") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{js} is not a JSON object; re-run the evaluation")
     return check_table(table, str(csv)), summary

@@ -19,6 +19,8 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.api import EvalResult, evaluate
 from robustbench_aux.evaluation.provenance import sha256_file
 from robustbench_aux.evaluation.results import build_summary, read_results, write_results
+from robustbench_aux.lock import exclusive
+from robustbench_aux.paths import component
 
 log = logging.getLogger(__name__)
 
@@ -47,10 +49,15 @@ def _run_config(path: Path, ckpt_config: dict) -> dict:
     if cfg_path.is_file():
         try:
             config = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError as exc:
+        except ValueError as exc:  # bad JSON or not UTF-8
             raise UserError(f"{cfg_path} is not valid JSON ({exc}); restore it from the checkpoint") from None
+        if not isinstance(config, dict):
+            raise UserError(f"{cfg_path} is not a JSON object; restore it from the checkpoint")
     merged = {**config, **(ckpt_config or {})}
     merged.setdefault("run_id", run_dir.name)  # runs without an id are named after their directory
+    for key in ("run_id", "arch"):  # later file names (export, report): checked where they are read
+        if key in merged:
+            component(merged[key], f"{cfg_path.parent}: config {key}")
     return merged
 
 
@@ -102,6 +109,8 @@ def evaluate_run(
     extra = {
         "checkpoint": str(ckpt.resolve()),
         "checkpoint_sha256": ckpt_sha,
+        # last.pt: training has not finished (export refuses it as a complete entry)
+        "checkpoint_finished": ckpt.name != "last.pt",
         "run_normalization": config.get("normalization"),
         "normalization_note": "applied inside the model with the statistics stored in its checkpoint",
         "run_data": config.get("data"),
@@ -111,27 +120,28 @@ def evaluate_run(
         "recipe_source": config.get("recipe_source"),
         "deviations": list(config.get("deviations") or []),
     }
-    result = evaluate(
-        model,
-        data,
-        corruptions_dir,
-        n=n,
-        device=dev,
-        out_dir=out_dir,
-        run_info=config,
-        extra_provenance=extra,
-        fingerprint_extra={"checkpoint_sha256": ckpt_sha},
-        **kwargs,
-    )
-    if ref_table is not None:
-        summary = build_summary(
-            result.table,
-            result.correct,
-            provenance=result.summary["provenance"],
-            timing=result.summary["timing"],
-            reference=ref_table,
+    with exclusive(out_dir, "--out"):  # one evaluation writes an evaluation directory at a time
+        result = evaluate(
+            model,
+            data,
+            corruptions_dir,
+            n=n,
+            device=dev,
+            out_dir=out_dir,
+            run_info=config,
+            extra_provenance=extra,
+            fingerprint_extra={"checkpoint_sha256": ckpt_sha},
+            **kwargs,
         )
-        write_results(out_dir, result.table, summary)
-        result.summary = summary
+        if ref_table is not None:
+            summary = build_summary(
+                result.table,
+                result.correct,
+                provenance=result.summary["provenance"],
+                timing=result.summary["timing"],
+                reference=ref_table,
+            )
+            write_results(out_dir, result.table, summary)
+            result.summary = summary
     log.info("wrote %s", out_dir)
     return result

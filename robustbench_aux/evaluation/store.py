@@ -19,6 +19,7 @@ import numpy as np
 from robustbench_aux import atomic
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics.tidy import CLEAN
+from robustbench_aux.paths import component, inside
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ class BlockStore:
         progress = self.out_dir / PROGRESS
         if progress.is_file():
             try:
-                previous = json.loads(progress.read_text())
-            except json.JSONDecodeError:
+                previous = json.loads(progress.read_text(encoding="utf-8"))
+            except ValueError:  # bad JSON or not UTF-8: treated as another evaluation's
+                previous = {}
+            if not isinstance(previous, dict) or not isinstance(previous.get("fingerprint", {}), dict):
                 previous = {}
             if previous.get("digest") != self.digest:
                 if not restart:
@@ -73,7 +76,7 @@ class BlockStore:
                 f.unlink()
 
     def path(self, corruption: str, severity: int) -> Path:
-        return self.dir / f"{block_name(corruption, severity)}.npy"
+        return inside(self.dir, f"{component(block_name(corruption, severity), 'corruption name')}.npy")
 
     def load(self, corruption: str, severity: int, n: int) -> np.ndarray | None:
         """The stored per-image result of a block, or None if absent or of the wrong length."""
@@ -111,5 +114,17 @@ def load_per_image(eval_dir: str | Path) -> dict[tuple[str, int], np.ndarray]:
             key = (name, int(sev))
         else:
             continue
-        out[key] = np.load(f, allow_pickle=False)
+        try:
+            arr = np.load(f, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:120]
+            raise UserError(
+                f"{f} is unreadable ({first}); rerun `robustbench-aux evaluate` on its run to recompute it"
+            ) from None
+        if arr.ndim != 1 or arr.dtype != np.bool_:
+            raise UserError(
+                f"{f} holds {arr.dtype} {arr.shape}, expected one bool per image; "
+                "rerun `robustbench-aux evaluate` on its run to recompute it"
+            )
+        out[key] = arr
     return out

@@ -15,6 +15,7 @@ import pandas as pd
 from robustbench_aux import atomic
 from robustbench_aux.corruptions.catalog import BENCHMARK_15, SEVERITIES
 from robustbench_aux.errors import UserError
+from robustbench_aux.paths import component, inside
 from robustbench_aux.report.runs import RunRecord, load_runs
 
 PAPER = {
@@ -33,7 +34,17 @@ ARCH_NAMES = {
 UNAGGREGATED = "unaggregated_results.csv"
 
 
-def _complete(r: RunRecord, allow_partial: bool) -> pd.DataFrame:
+def _unfinished(r: RunRecord) -> bool:
+    """Evaluated from ``last.pt``: training had not finished."""
+    return (r.summary.get("provenance") or {}).get("checkpoint_finished") is False
+
+
+def _complete(r: RunRecord, allow_partial: bool) -> tuple[pd.DataFrame, list[str]]:
+    if _unfinished(r) and not allow_partial:
+        raise UserError(
+            f"run {r.run_id} was evaluated from an unfinished checkpoint (last.pt); finish its training "
+            "and evaluate it again, or pass --allow-partial (the entry is then marked partial)"
+        )
     t = r.table[r.table["corruption"].isin(BENCHMARK_15)]
     have = set(zip(t["corruption"], t["severity"], strict=True))
     missing = [f"{c}/{s}" for c in BENCHMARK_15 for s in SEVERITIES if (c, s) not in have]
@@ -43,12 +54,12 @@ def _complete(r: RunRecord, allow_partial: bool) -> pd.DataFrame:
             f"(e.g. {', '.join(missing[:3])}); "
             "RobustBench's corruptions_acc averages all 15 x 5: evaluate them, or pass --allow-partial"
         )
-    return t
+    return t, missing
 
 
 def robustbench_entry(r: RunRecord, *, allow_partial: bool = False, **fields) -> dict:
     """One run as a RobustBench leaderboard JSON entry (``fields`` override link, name, authors, venue)."""
-    t = _complete(r, allow_partial)
+    t, missing = _complete(r, allow_partial)
     clean = float(r.table.loc[r.table["corruption"] == "clean", "acc"].iloc[0])
     corr = float(t["acc"].mean())  # equal n per block: the mean over blocks is the mean over images
     is_paper_method = r.label.split("[")[0] == "auxiliary"
@@ -70,6 +81,12 @@ def robustbench_entry(r: RunRecord, *, allow_partial: bool = False, **fields) ->
         f"{cp.get('provenance', 'unknown')} ({cp.get('preset', '?')} preset)",
     }
     entry.update({k: v for k, v in fields.items() if v is not None})
+    reasons = ([f"{len(missing)} of 75 benchmark blocks missing"] if missing else []) + (
+        ["unfinished training (last.pt)"] if _unfinished(r) else []
+    )
+    if reasons:  # only with --allow-partial: never a leaderboard entry without the mark
+        entry["partial"] = True
+        entry["footnote"] += f"; PARTIAL: {', '.join(reasons)}"
     return entry
 
 
@@ -90,7 +107,10 @@ def export_robustbench(
     records = load_runs(run_paths)
     out_dir = Path(out_dir)
     entries = [(r, robustbench_entry(r, allow_partial=allow_partial, **fields)) for r in records]
-    written = [atomic.write_json(out_dir / f"{r.run_id}.json", e) for r, e in entries]
+    # every target checked before the first write: a refusal leaves the output directory as it was
+    targets = [inside(out_dir, f"{component(r.run_id, 'run id')}.json") for r, _ in entries]
+    unaggregated = inside(out_dir, UNAGGREGATED)
+    written = [atomic.write_json(target, e) for target, (_, e) in zip(targets, entries)]
     table = unaggregated_table(records)
-    written.append(atomic.write_text(out_dir / UNAGGREGATED, table.to_csv(float_format="%.4f")))
+    written.append(atomic.write_text(unaggregated, table.to_csv(float_format="%.4f")))
     return written

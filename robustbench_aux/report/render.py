@@ -17,6 +17,7 @@ from robustbench_aux import __version__, atomic
 from robustbench_aux.corruptions.catalog import ALL_19
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
+from robustbench_aux.paths import inside
 from robustbench_aux.report import figures, tables
 from robustbench_aux.report.banner import banner_items
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
@@ -41,7 +42,7 @@ def _env() -> Environment:
 def _write_csv(
     out_dir: Path, name: str, frame: pd.DataFrame, written: list[str], index: bool = False
 ) -> None:
-    atomic.write_text(out_dir / name, frame.to_csv(index=index, float_format="%.6f"))
+    atomic.write_text(inside(out_dir, name), frame.to_csv(index=index, float_format="%.6f"))
     written.append(name)
 
 
@@ -165,6 +166,6 @@ def build_report(
         "csv_files": written,
     }
     html = _env().get_template("report.html.j2").render(**context)
-    index = atomic.write_text(out_dir / "index.html", html)
+    index = atomic.write_text(inside(out_dir, "index.html"), html)
     log.info("wrote %s and %d CSV files", index, len(written))
     return index

@@ -19,6 +19,7 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image
 from robustbench_aux.metrics.tidy import CLEAN
+from robustbench_aux.paths import component
 
 EVAL = "eval"
 
@@ -32,6 +33,7 @@ class RunRecord:
     summary: dict
     table: pd.DataFrame
     _per_image: dict | None = field(default=None, repr=False)
+    eval_dir: Path | None = None  # where results.csv is (default: <path>/eval)
 
     @property
     def run_id(self) -> str:
@@ -52,7 +54,7 @@ class RunRecord:
     def per_image(self) -> dict[tuple[str, int], np.ndarray]:
         """Per-image correctness of every block (empty when the run was evaluated without it)."""
         if self._per_image is None:
-            self._per_image = load_per_image(self.path / EVAL)
+            self._per_image = load_per_image(self.eval_dir or self.path / EVAL)
         return self._per_image
 
     @property
@@ -84,20 +86,27 @@ def expand_run_paths(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def load_run(path: str | Path) -> RunRecord:
-    """Read one evaluated run (``path`` may be the run directory or its ``eval`` directory)."""
+    """Read one evaluated run: ``path`` is the run directory, or an evaluation directory (its
+    ``eval/`` or any ``evaluate --out DIR``)."""
     path = Path(path)
-    if path.name == EVAL and (path / "results.csv").is_file():
-        path = path.parent
-    table, summary = read_results(path / EVAL)
+    eval_dir = path / EVAL
+    if (path / "results.csv").is_file() and not (eval_dir / "results.csv").is_file():
+        eval_dir = path
+        path = path.parent if path.name == EVAL else path
+    table, summary = read_results(eval_dir)
     if table["run_id"].nunique() != 1:
-        raise UserError(f"{path / EVAL / 'results.csv'} holds several runs; a run's table holds one")
+        raise UserError(f"{eval_dir / 'results.csv'} holds several runs; a run's table holds one")
+    for column in ("run_id", "arch"):  # both become file names (<run_id>.json, interference_<arch>.csv)
+        component(str(table[column].iloc[0]), f"{eval_dir / 'results.csv'}: {column}")
     config = {}
     if (path / "config.json").is_file():
         try:
-            config = json.loads((path / "config.json").read_text())
-        except json.JSONDecodeError as exc:
+            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+        except ValueError as exc:  # bad JSON or not UTF-8
             raise UserError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
-    return RunRecord(path, config, summary, table)
+        if not isinstance(config, dict):
+            raise UserError(f"{path / 'config.json'} is not a JSON object")
+    return RunRecord(path, config, summary, table, eval_dir=eval_dir)
 
 
 def load_runs(paths: Iterable[str | Path]) -> list[RunRecord]:

@@ -15,7 +15,9 @@ A grid is TOML with one ``[defaults]`` table and any number of ``[[runs]]`` bloc
     seeds = [0, 1, 2]
     vary = { corruption = ["noise", "blur"] }   # optional: one run per value, passed as --set key=value
 
-Relative paths are taken relative to the current directory. Unknown keys are errors naming the key.
+Relative paths are taken relative to the current directory. Unknown keys and values of the wrong
+type (``seeds = ["abc"]``, ``vary = {corruption = "noise"}``) are errors naming the key; a run id
+(method, ``vary`` values, arch, seed joined by ``-``) must be a plain directory name inside ``out``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from pathlib import Path
 import tomllib
 
 from robustbench_aux.errors import UserError
+from robustbench_aux.paths import component, inside
+
+MAX_SEED = 2**32 - 1  # the range every seeded generator (torch, numpy) accepts
 
 DEFAULT_KEYS = {
     "dataset": str, "data": str, "recipe": str, "out": str, "corruptions": str, "device": str,
@@ -57,12 +62,39 @@ class Sweep:
     jobs: list[Job]
 
 
-def _check_keys(table: dict, allowed: dict, where: str) -> None:
+def _check_keys(table, allowed: dict, where: str) -> None:
+    if not isinstance(table, dict):
+        raise UserError(f"{where} must be a table, got {table!r}")
     for key, value in table.items():
         if key not in allowed:
             raise UserError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
-        if not isinstance(value, allowed[key]):
-            raise UserError(f"{where}: {key!r} must be a {allowed[key].__name__}, got {value!r}")
+        kind = allowed[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise UserError(f"{where}: {key!r} must be a {kind.__name__}, got {value!r}")
+    for key in ("methods", "archs"):
+        for v in table.get(key, []) if key in allowed else []:
+            if not isinstance(v, str):
+                raise UserError(f"{where}: {key!r} must list names (strings), got {v!r}")
+            component(v, f"{where}: {key[:-1]}")
+    if "seeds" in allowed:
+        for v in table.get("seeds", []):
+            check_seed(v, f"{where}: seed")
+    for key, low in (("epochs", 1), ("n_train", 0), ("eval_n", 1)):
+        if key in allowed and key in table and table[key] < low:
+            raise UserError(f"{where}: {key!r} must be at least {low}, got {table[key]!r}")
+    for key, values in (table.get("vary") or {}).items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{where}: vary.{key} must be a non-empty list of values, got {values!r}")
+        for v in values:
+            if not isinstance(v, (str, int, float, bool)):
+                raise UserError(f"{where}: vary.{key} values must be strings, numbers or booleans, got {v!r}")
+
+
+def check_seed(value, what: str = "seed") -> int:
+    """``value`` as a seed: an integer in 0..2**32-1 (a UserError otherwise)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_SEED:
+        raise UserError(f"{what} must be an integer in 0..{MAX_SEED}, got {value!r}")
+    return value
 
 
 def _set_args(options: dict) -> list[str]:
@@ -79,8 +111,8 @@ def _run_id(method: str, variant: dict, arch: str, seed: int) -> str:
 
 def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, fixed: dict) -> Job:
     """The train (and, with ``corruptions``, evaluate) steps of one run."""
-    name = _run_id(method, variant, arch, seed)
-    run_dir = Path(defaults.get("out", "runs")) / name
+    name = component(_run_id(method, variant, arch, seed), "run id (from the grid's method, vary values, arch)")
+    run_dir = inside(defaults.get("out", "runs"), name)
     train = [
         "train", "--method", method, "--arch", arch, "--seed", str(seed), "--out", str(run_dir),
         "--recipe", defaults.get("recipe", "reference"), "--dataset", defaults.get("dataset", "cifar100"),
@@ -101,6 +133,9 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
 
 def expand(defaults: dict, blocks: list[dict], *, methods=None, archs=None, seeds=None) -> list[Job]:
     """All jobs of the grid. ``archs``/``seeds`` replace every block's lists, ``methods`` filters them."""
+    if not isinstance(blocks, list):
+        raise UserError("the grid's runs must be [[runs]] blocks (an array of tables), not one [runs] table")
+    _check_keys({"methods": methods or [], "archs": archs or [], "seeds": seeds or []}, RUN_KEYS, "filters")
     jobs: dict[str, Job] = {}
     for i, block in enumerate(blocks):
         _check_keys(block, RUN_KEYS, f"[[runs]] block {i + 1}")
@@ -123,14 +158,20 @@ def load_sweep(path: str | Path, *, overrides: dict | None = None, **filters) ->
     """Read a grid file; ``overrides`` replace ``[defaults]`` entries; ``filters`` go to :func:`expand`."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text())
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"grid file {path} does not exist") from None
+    except IsADirectoryError:
+        raise UserError(f"grid file {path} is a directory") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML ({exc})") from None
     for key in doc:
         if key not in ("defaults", "runs"):
             raise UserError(f"{path}: unknown top-level key {key!r} (allowed: defaults, runs)")
+    if not isinstance(doc.get("defaults", {}), dict):
+        raise UserError(f"{path}: defaults must be a [defaults] table, got {doc['defaults']!r}")
     defaults = {**doc.get("defaults", {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
     _check_keys(defaults, DEFAULT_KEYS, f"{path} [defaults]")
     jobs = expand(defaults, doc.get("runs", []), **filters)
