@@ -19,6 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--grid", required=True, help="grid TOML file (baselines/grids/cifar100.toml, demo.toml)")
     p.add_argument("--report", required=True, help="report directory (index.html and CSV tables)")
     p.add_argument("--no-download", action="store_true", help="never download the dataset")
+    p.add_argument("--download-c", action="store_true",
+                   help="download the published CIFAR-C (data download-c) when it is not under the data "
+                   "root; generate it only if that fails (no network)")
     p.add_argument("--generate-n", type=int,
                    help="when CIFAR-C must be generated: only the first N test images (default: all)")
     p.add_argument("--workers", type=int, default=1, help="parallel runs on the CPU (default 1)")
@@ -41,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         filters={"methods": args.methods, "archs": args.archs, "seeds": args.seeds},
         overrides=overrides, workers=args.workers, gpus=visible_gpus(),
         hint=f"; {args.hint}" if args.hint else "", corruptions=Path(corruptions) if corruptions else None,
+        download_c=args.download_c,
     )
     index = run_pipeline(pipeline)
     print(f"report: {index}")
