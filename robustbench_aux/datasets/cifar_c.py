@@ -56,7 +56,10 @@ class CifarCReader:
                 f"--data {self.directory.parent}` (Zenodo record 3555552 for CIFAR-100-C, 2535967 for CIFAR-10-C)"
             )
         else:
-            self.fix = f"regenerate it with `robustbench-aux corrupt --out {self.directory}`"
+            self.fix = (
+                "re-download it (`robustbench-aux data download-c`: Zenodo record 3555552 for CIFAR-100-C, "
+                f"2535967 for CIFAR-10-C) or regenerate it with `robustbench-aux corrupt --out {self.directory}`"
+            )
         if not self.directory.is_dir():
             raise UserError(f"CIFAR-C directory {self.directory} does not exist; {self.fix}")
         self.corruptions = [c for c in ALL_19 if (self.directory / f"{c}.npy").is_file()]
