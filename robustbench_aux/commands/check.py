@@ -13,13 +13,14 @@ from pathlib import Path
 
 from robustbench_aux.datasets import resolve_data_root
 from robustbench_aux.regression import run_check
+from robustbench_aux.shipped import CI_SPEC
 
-DEFAULT_SPEC = Path(__file__).resolve().parents[2] / "baselines" / "ci" / "check.toml"
+DEFAULT_SPEC = CI_SPEC  # shipped inside the package: works from an installed wheel
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("check", help="CI regression check on small fixed runs", description=__doc__)
-    p.add_argument("--spec", default=str(DEFAULT_SPEC), help="check definition (default: baselines/ci/check.toml)")
+    p.add_argument("--spec", default=str(DEFAULT_SPEC), help="check definition (default: the shipped baselines/ci/check.toml)")
     p.add_argument("--data", help="data root holding cifar10/ (default: $ROBUSTBENCH_AUX_DATA, then ./data)")
     p.add_argument("--work", help="work directory for the runs (default: a temporary directory)")
     p.add_argument("--update", action="store_true", help="store the measured metrics as the expected values")
