@@ -41,7 +41,7 @@ def add_parser(sub) -> None:
         "for CIFAR-100-C) into <data root>/CIFAR-10-C or CIFAR-100-C. An interrupted download resumes "
         "when rerun; a bad MD5 or a full disk is an error and leaves no half-extracted folder.",
     )
-    dl.add_argument("--dataset", required=True, choices=sorted(CIFAR_C_DIRS))
+    dl.add_argument("--dataset", required=True, choices=sorted(CIFAR_C_DIRS), help="whose CIFAR-C to download")
     dl.add_argument("--data", help=f"data root (default: ${ENV_VAR}, then ./data)")
     dl.add_argument("--url", help="download from this URL instead (a mirror)")
     dl.add_argument("--md5", help="expected MD5 of the archive at --url (default: the published one)")
