@@ -63,10 +63,11 @@ demo: install
 	  --generate-n $(or $(GENERATE_N),500) $(knobs) \
 	  --hint "offline? run the demo on a local copy: make demo DATASET=cifar10 DATA=<dir holding cifar10/>"
 
-# the full reproduction (a GPU machine): report in reports/$(DATASET)/index.html
+# the full reproduction (a GPU machine): report in reports/$(DATASET)/index.html; downloads the
+# published CIFAR-C when the network allows, generates it otherwise
 reproduce-cifar100: install
 	@$(BIN)/robustbench-aux reproduce --grid baselines/grids/cifar100.toml --out runs/$(DATASET) \
-	  --report reports/$(DATASET) $(if $(GENERATE_N),--generate-n $(GENERATE_N)) $(knobs)
+	  --report reports/$(DATASET) --download-c $(if $(GENERATE_N),--generate-n $(GENERATE_N)) $(knobs)
 
 # CI regression check on small fixed runs (baselines/ci/)
 check: install

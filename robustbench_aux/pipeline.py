@@ -1,6 +1,7 @@
 """The end-to-end pipeline behind ``make reproduce-cifar100`` and ``make demo``.
 
-prepare the dataset -> find the published CIFAR-C (else generate it with the ``cifar`` preset)
+prepare the dataset -> find the published CIFAR-C (else, with ``download_c``, download it; else
+generate it with the ``cifar`` preset)
 -> train and evaluate the grid (skipping finished runs, resuming interrupted ones) -> report.
 
 Every step runs as a ``robustbench-aux`` command that is printed before it runs, so a log of the
@@ -43,6 +44,7 @@ class Pipeline:
     seed: int = 0
     hint: str = ""  # appended to a missing-dataset error (the demo names its offline fallback)
     corruptions: Path | None = None  # a given CIFAR-C directory (skips the search and generation)
+    download_c: bool = False  # try the published CIFAR-C download before generating (make reproduce-cifar100)
 
 
 def run_cli(argv: list[str], echo=print) -> None:
@@ -100,6 +102,12 @@ def corruption_dir(p: Pipeline, echo=print) -> Path:
                 return published
         except UserError as exc:
             echo(f"not using {published}: {exc}")
+    elif p.download_c and p.dataset in CIFAR_C_NAMES:
+        try:
+            run_cli(["data", "download-c", "--dataset", p.dataset, "--data", str(p.data)], echo)
+            return published
+        except UserError as exc:
+            echo(f"the published {CIFAR_C_NAMES[p.dataset]} could not be downloaded ({exc}); generating it")
     generated = p.out / f"{CIFAR_C_NAMES.get(p.dataset, p.dataset + '-C')}-generated"
     device = p.overrides.get("device") or ("cuda" if p.gpus else None)  # generate on the GPU when there is one
     argv = corrupt_argv(p.dataset, p.data, generated, seed=p.seed, n=p.generate_n, device=device)

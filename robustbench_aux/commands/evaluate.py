@@ -1,9 +1,14 @@
-"""``robustbench-aux evaluate``: clean and CIFAR-C accuracy of a run directory or checkpoint.
+"""``robustbench-aux evaluate``: clean and CIFAR-C accuracy of a run, a checkpoint or any model.
 
 Evaluates the clean test set of the run's dataset and every (corruption, severity) block of the
 CIFAR-C directory, batched on the device, and writes ``<run>/eval/results.csv`` (tidy long table)
 and ``<run>/eval/summary.json``. Finished blocks are kept in ``<run>/eval/per_image/``: rerunning
 the same command after a kill continues where it stopped.
+
+Any other model: ``--model PKG.MODULE:FACTORY`` (with ``--weights FILE``, ``--model-arg KEY=VALUE``),
+``--model FILE.pt2`` (torch.export) or ``FILE.pt`` (TorchScript), or ``--model
+robustbench:cifar100/<name>`` (needs the robustbench package), with ``--dataset``; it is written
+like a run into ``--out`` (default runs/external/<name>): config.json plus eval/.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import argparse
 
 from robustbench_aux.datasets.loading import ENV_VAR
+from robustbench_aux.errors import UserError
 
 
 def _names(text: str) -> list[str]:
@@ -33,7 +39,28 @@ def add_parser(sub) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("run", help="run directory (holding final.pt or last.pt) or a checkpoint file")
+    p.add_argument("run", nargs="?", help="run directory (holding final.pt or last.pt) or a checkpoint file")
+    g = p.add_argument_group("any other model (instead of RUN)")
+    g.add_argument(
+        "--model",
+        metavar="SPEC",
+        help="PKG.MODULE:FACTORY (e.g. torchvision.models:resnet18), FILE.pt2 (torch.export), "
+        "FILE.pt (TorchScript) or robustbench:<cifar10|cifar100>/<name>",
+    )
+    g.add_argument("--weights", metavar="FILE", help="state dict loaded into the factory's model (strict)")
+    g.add_argument(
+        "--model-arg", action="append", default=[], metavar="KEY=VALUE",
+        help="keyword argument of the factory (repeatable), e.g. num_classes=10",
+    )
+    g.add_argument(
+        "--normalize",
+        metavar="MEAN,STD|none",
+        default="none",
+        help="input statistics the model expects: none (images in [0, 1], the default), cifar10, cifar100, "
+        "imagenet, or six numbers MEAN_R,MEAN_G,MEAN_B,STD_R,STD_G,STD_B",
+    )
+    g.add_argument("--dataset", help="test set of the model: cifar10, cifar100 or synthetic<K> (needed with --model)")
+    g.add_argument("--name", help="run id of the model's results (default: the factory or file name)")
     p.add_argument(
         "--corruptions",
         metavar="DIR",
@@ -88,6 +115,30 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.2f} %"
 
 
+MODEL_ONLY = ("weights", "model_arg", "dataset", "name")
+
+
+def _evaluate_model(args: argparse.Namespace, common: dict):
+    from robustbench_aux.evaluation.external import evaluate_external, parse_model_args, parse_normalization
+
+    if args.reference:
+        raise UserError("--reference goes with a run of this suite, not with --model")
+    if not args.dataset:
+        raise UserError("--model needs --dataset (cifar10, cifar100 or synthetic<K>): the test set to use")
+    return evaluate_external(
+        args.model,
+        args.dataset,
+        args.corruptions,
+        out=args.out,
+        name=args.name,
+        weights=args.weights,
+        model_args=parse_model_args(args.model_arg),
+        normalization=parse_normalization(args.normalize),
+        data_root=args.data,
+        **common,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from robustbench_aux.errors import UserError
     from robustbench_aux.evaluation import evaluate_run
@@ -98,14 +149,9 @@ def run(args: argparse.Namespace) -> int:
     if bad:
         raise UserError(f"--severities must be in 1..5, got {bad[0]}")
 
-    res = evaluate_run(
-        args.run,
-        args.corruptions,
-        data_root=args.data,
+    common = dict(
         n=args.n,
         device=args.device,
-        out=args.out,
-        reference=args.reference,
         batch_size=args.batch_size,
         precision=args.precision,
         corruptions=args.corruption_names,
@@ -113,9 +159,21 @@ def run(args: argparse.Namespace) -> int:
         restart=args.restart,
         verify=not args.no_verify,
     )
+    if (args.run is None) == (args.model is None):
+        raise UserError("give either a RUN (directory or checkpoint) or --model SPEC, not both or neither")
+    if args.model is not None:
+        res = _evaluate_model(args, common)
+    else:
+        given = [f"--{k.replace('_', '-')}" for k in MODEL_ONLY if getattr(args, k)]
+        if given or args.normalize not in ("none", None):
+            raise UserError(f"{', '.join(given) or '--normalize'} go(es) with --model, not with a RUN")
+        res = evaluate_run(
+            args.run, args.corruptions, data_root=args.data, out=args.out, reference=args.reference, **common
+        )
     s = res.summary
     c = s["provenance"]["corruptions"]
-    print(f"{s['run_id']}  ({s['label']}, {s['arch']}, seed {s['seed']}, {s['dataset']})")
+    seed = f"seed {s['seed']}, " if s["seed"] >= 0 else ""
+    print(f"{s['run_id']}  ({s['label']}, {s['arch']}, {seed}{s['dataset']})")
     print(f"  clean_acc    {_pct(s['clean_acc'])}  (n={s['n_clean']})")
     if c.get("provenance"):
         print(f"  mean_acc_15  {_pct(s['mean_acc_15'])}  ({s['n_corruptions_15']}/15 corruptions present)")

@@ -1,8 +1,13 @@
 """``robustbench-aux export --format robustbench``: runs in RobustBench's leaderboard JSON shape.
 
-Writes ``<run_id>.json`` per run (link, name, authors, architecture, clean_acc and corruptions_acc
-as percent strings, as RobustBench stores them) and ``unaggregated_results.csv`` (per corruption
-and severity, fractions) into the output directory.
+Writes ``<Name><Year><Word>.json`` per run (link, name, authors, architecture, clean_acc and
+corruptions_acc as percent strings, as RobustBench stores them) and ``unaggregated_results.csv``
+(per corruption and severity, fractions) into the output directory. Runs of a published method are
+labelled as reproductions (Zhang2020Auxiliary_Repro_ResNet18); this suite's baselines and models
+evaluated with ``evaluate --model`` are named RobustbenchAux<Year><Method>_<Arch>.
+
+Refused unless --allow-nonstandard (which marks the entry): generated CIFAR-C, fewer than 10,000
+images per block, datasets other than cifar10 / cifar100.
 """
 
 from __future__ import annotations
@@ -25,9 +30,16 @@ def add_parser(sub) -> None:
         action="store_true",
         help="export runs that lack some of the 15 x 5 benchmark blocks (mean over those present)",
     )
-    p.add_argument("--name", help="model name field (default: the paper's title for auxiliary runs)")
+    p.add_argument(
+        "--allow-nonstandard",
+        action="store_true",
+        help="export runs RobustBench would not accept (generated CIFAR-C, < 10,000 images per block, other "
+        "datasets); the entry gets a 'nonstandard' list and a NON-STANDARD footnote",
+    )
+    p.add_argument("--model-id", help="file name of a single exported run, <Name><Year><Word> (e.g. Smith2024Robust)")
+    p.add_argument("--name", help="model name field (default: the paper's title plus 'reproduction' for auxiliary runs)")
     p.add_argument("--link", help="link field")
-    p.add_argument("--authors", help="authors field")
+    p.add_argument("--authors", help="authors field: who trained the model (default: empty)")
     p.add_argument("--venue", help="venue field")
     p.set_defaults(func=run)
 
@@ -39,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         args.runs,
         args.out,
         allow_partial=args.allow_partial,
+        allow_nonstandard=args.allow_nonstandard,
+        model_id=args.model_id,
         name=args.name,
         link=args.link,
         authors=args.authors,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from robustbench_aux.shipped import resolve_grid
 from robustbench_aux.sweep import load_sweep
 
 
@@ -32,7 +33,7 @@ def add_sweep_filters(p: argparse.ArgumentParser) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="run a grid of trainings + evaluations (local or Slurm)", description=__doc__)
-    p.add_argument("grid", help="grid TOML file (see baselines/grids/)")
+    p.add_argument("grid", help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)")
     p.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
                    help="local subprocesses (default), a Slurm job array, or submitit's local executor")
     p.add_argument("--workers", type=int, default=1, help="parallel jobs on the CPU (local executor)")
@@ -59,7 +60,7 @@ def visible_gpus() -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     sweep = load_sweep(
-        args.grid, overrides=overrides_from(args), methods=args.methods, archs=args.archs, seeds=args.seeds
+        resolve_grid(args.grid), overrides=overrides_from(args), methods=args.methods, archs=args.archs, seeds=args.seeds
     )
     print(f"{len(sweep.jobs)} run(s) in {args.grid}")
     if args.dry_run:

@@ -71,7 +71,7 @@ def load_imagecorruptions():
             package = importlib.import_module("imagecorruptions")
         except ImportError as exc:
             raise UserError(
-                f"cannot import imagecorruptions ({exc}); pip install imagecorruptions==1.1.2"
+                f"cannot import imagecorruptions ({exc}); pip install 'robustbench-aux[fidelity]' (or imagecorruptions==1.1.2)"
             ) from None
         finally:
             if standin is not None and sys.modules.get("pkg_resources") is standin:

@@ -22,6 +22,8 @@ from robustbench_aux.datasets.npy import check_images, check_labels, load_npy
 from robustbench_aux.errors import UserError
 
 MANIFEST = "manifest.json"
+# the published folder names (Zenodo archives) -> dataset
+PUBLISHED_DIRS = {"CIFAR-10-C": "cifar10", "CIFAR-100-C": "cifar100"}
 
 
 @dataclass
@@ -47,10 +49,17 @@ class CifarCReader:
         num_classes: int | None = None,
     ):
         self.directory = Path(directory)
-        self.fix = (
-            "re-download it (Zenodo record 3555552 for CIFAR-100-C, 2535967 for CIFAR-10-C) or regenerate "
-            f"it with `robustbench-aux corrupt --out {self.directory}`"
-        )
+        if self.directory.name in PUBLISHED_DIRS:
+            # a published folder name: never suggest generating data under it
+            self.fix = (
+                f"re-download it with `robustbench-aux data download-c --dataset {PUBLISHED_DIRS[self.directory.name]} "
+                f"--data {self.directory.parent}` (Zenodo record 3555552 for CIFAR-100-C, 2535967 for CIFAR-10-C)"
+            )
+        else:
+            self.fix = (
+                "re-download it (`robustbench-aux data download-c`: Zenodo record 3555552 for CIFAR-100-C, "
+                f"2535967 for CIFAR-10-C) or regenerate it with `robustbench-aux corrupt --out {self.directory}`"
+            )
         if not self.directory.is_dir():
             raise UserError(f"CIFAR-C directory {self.directory} does not exist; {self.fix}")
         self.corruptions = [c for c in ALL_19 if (self.directory / f"{c}.npy").is_file()]

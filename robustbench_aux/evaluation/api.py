@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,30 @@ def _blocks(reader: CifarCReader | None, corruptions, severities) -> list[tuple[
     return blocks + [(c, int(s)) for c in wanted for s in severities]
 
 
+def _to_eval(model: torch.nn.Module) -> bool:
+    """Put ``model`` in eval mode, warning if it was training; True if it was (to restore it after).
+
+    A ``torch.export`` program cannot switch modes (its mode was fixed when it was exported): kept as is.
+    """
+    if not model.training:
+        return False
+    try:
+        model.eval()
+    except NotImplementedError:
+        return False
+    warnings.warn(
+        f"{type(model).__name__} was in training mode; it is evaluated in eval mode (BatchNorm running "
+        "statistics, no dropout) and put back in training mode afterwards",
+        UserWarning,
+        stacklevel=3,
+    )
+    return True
+
+
+def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    return model.model if isinstance(model, Normalized) else model
+
+
 def evaluate(
     model: torch.nn.Module,
     dataset: str | DatasetArrays | tuple = "cifar100",
@@ -140,7 +165,9 @@ def evaluate(
             "verified_sha256": checked,
             "labels_match_test_set": match,
         }
-    model = (Normalized(model, *normalization) if normalization is not None else model).to(device).eval()
+    was_training = _to_eval(model)
+    # (no .eval() on the wrapper: a torch.export program would refuse the mode switch; see _to_eval)
+    model = (Normalized(model, *normalization) if normalization is not None else model).to(device)
     k_out = output_classes(model, device, int(x_test.shape[1]))
     if len(y_test) and int(y_test.max()) >= k_out:
         raise UserError(f"test labels reach {int(y_test.max())} but the model outputs {k_out} classes")
@@ -207,4 +234,6 @@ def evaluate(
     summary = build_summary(table, correct, provenance=provenance, timing=timing)
     if out_dir is not None:
         write_results(out_dir, table, summary)
+    if was_training:
+        _unwrap(model).train()  # hand the model back in the mode it came in
     return EvalResult(table, summary, correct, Path(out_dir) if out_dir is not None else None)

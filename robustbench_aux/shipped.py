@@ -1,0 +1,31 @@
+"""Files shipped inside the package (so they work from an installed wheel, not only a checkout).
+
+``robustbench_aux/baselines/grids/*.toml`` (the reproduction and demo grids) and
+``robustbench_aux/baselines/ci/`` (the CI regression check). In a source checkout, ``baselines/grids``
+and ``baselines/ci`` are links to them, so both paths work there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from robustbench_aux.errors import UserError
+
+BASELINES = Path(__file__).resolve().parent / "baselines"
+GRIDS = BASELINES / "grids"
+CI_SPEC = BASELINES / "ci" / "check.toml"
+
+
+def grid_names() -> list[str]:
+    return sorted(p.stem for p in GRIDS.glob("*.toml"))
+
+
+def resolve_grid(grid: str | Path) -> Path:
+    """A grid file path as given, or the name of a shipped grid (``cifar100``, ``demo``)."""
+    path = Path(grid)
+    if path.is_file():
+        return path
+    shipped = GRIDS / f"{path.name.removesuffix('.toml')}.toml"
+    if shipped.is_file() and (len(path.parts) == 1 or path.parent.as_posix().endswith("baselines/grids")):
+        return shipped
+    raise UserError(f"grid {grid} does not exist; give a TOML file or a shipped grid name ({', '.join(grid_names())})")
