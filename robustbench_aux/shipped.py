@@ -28,4 +28,6 @@ def resolve_grid(grid: str | Path) -> Path:
     shipped = GRIDS / f"{path.name.removesuffix('.toml')}.toml"
     if shipped.is_file() and (len(path.parts) == 1 or path.parent.as_posix().endswith("baselines/grids")):
         return shipped
+    if path.is_dir():
+        raise UserError(f"grid {grid} is a directory; give a TOML file or a shipped grid name ({', '.join(grid_names())})")
     raise UserError(f"grid {grid} does not exist; give a TOML file or a shipped grid name ({', '.join(grid_names())})")

@@ -146,7 +146,7 @@ def _resume_without(key):
 def _symlink_out(w: Path) -> None:
     (w / "exp").mkdir()
     (w / "outside.txt").write_text("keep me\n")
-    (w / "exp" / f"{RUN}.json").symlink_to(w / "outside.txt")
+    (w / "exp" / "unaggregated_results.csv").symlink_to(w / "outside.txt")
 
 
 # ----------------------------------------------------------------------------- bad values
@@ -230,7 +230,7 @@ FILES = [
          "class names", _array_layout('[{"a": 1}]')),
     Case("per-image-corrupt", ["report", "evruns", "-o", "rep"], "per_image", _write(f"evruns/{RUN}/eval/per_image/clean.npy", b"garbage"),
          allowed=("rep",)),
-    Case("summary-json-list", ["export", "evruns", "-o", "exp"], "not a json object", _write(f"evruns/{RUN}/eval/summary.json", "[]")),
+    Case("summary-json-list", ["export", "evruns", "-o", "exp", "--allow-nonstandard"], "not a json object", _write(f"evruns/{RUN}/eval/summary.json", "[]")),
     Case("check-spec-bad-type", ["check", "--spec", "spec.toml", "--data", "."], "must be a str",
          _write("spec.toml", '[check]\ndataset = 5\nn_test = 10\ncorruptions = []\nmetrics = []\n')),
     Case("check-spec-not-toml", ["check", "--spec", "spec.toml", "--data", "."], "not valid toml", _write("spec.toml", "[check\n")),
@@ -254,8 +254,8 @@ PATHS = [
     Case("eval-out-dev-null", [*EVAL, "--out", "/dev/null"], "not a directory"),
     Case("corrupt-out-is-file", [*CORRUPT, "--out", "grid.toml"], "not a directory"),
     Case("report-out-is-file", ["report", "evruns", "-o", "grid.toml"], "not a directory"),
-    Case("export-out-is-file", ["export", "evruns", "-o", "grid.toml"], "file exists"),
-    Case("export-out-dev-null", ["export", "evruns", "-o", "/dev/null"], "/dev/null"),
+    Case("export-out-is-file", ["export", "evruns", "-o", "grid.toml", "--allow-nonstandard"], "file exists"),
+    Case("export-out-dev-null", ["export", "evruns", "-o", "/dev/null", "--allow-nonstandard"], "/dev/null"),
     Case("sweep-grid-missing", ["sweep", "nope.toml"], "does not exist"),
     Case("sweep-grid-is-dir", ["sweep", "cc"], "directory"),
     Case("recipe-missing", train_argv("new", "--recipe", "nope.toml"), "does not exist"),
@@ -279,14 +279,14 @@ TRAVERSAL = [
     Case("grid-arch", ["sweep", "grid.toml"], "cannot be used in a file name",
          _grid(replace=('archs = ["test_tiny"]', 'archs = ["../../x"]'))),
     Case("sweep-archs-flag", ["sweep", "grid.toml", "--archs", "../../x"], "cannot be used in a file name"),
-    Case("export-run-id", ["export", "evruns", "-o", "exp"], "cannot be used in a file name",
+    Case("export-run-id", ["export", "evruns", "-o", "exp", "--allow-nonstandard"], "cannot be used in a file name",
          _results_column("run_id", "../../../x")),
-    Case("export-run-id-absolute", ["export", "evruns", "-o", "exp"], "cannot be used in a file name",
+    Case("export-run-id-absolute", ["export", "evruns", "-o", "exp", "--allow-nonstandard"], "cannot be used in a file name",
          _results_column("run_id", "/tmp/x")),
     Case("report-arch", ["report", "evruns", "-o", "rep"], "cannot be used in a file name",
          _results_column("arch", "../../../x")),
     Case("evaluate-checkpoint-run-id", EVAL, "cannot be used in a file name", _config_run_id("../../../../x")),
-    Case("export-symlink-out", ["export", "evruns", "-o", "exp"], "outside the output directory", _symlink_out),
+    Case("export-symlink-out", ["export", "evruns", "-o", "exp", "--allow-nonstandard"], "outside the output directory", _symlink_out),
 ]
 
 
@@ -307,5 +307,5 @@ def test_world_is_sound(world, tmp_path, capsys, monkeypatch):
     assert json.loads((world / "run" / "config.json").read_text())["run_id"] == "run"
     from robustbench_aux import cli
 
-    assert cli.main(["export", "evruns", "-o", str(tmp_path / "exp"), "--allow-partial"]) == 0
+    assert cli.main(["export", "evruns", "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"]) == 0
     assert cli.main([*EVAL_C, "--out", str(tmp_path / "ev")]) == 0

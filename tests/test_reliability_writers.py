@@ -199,7 +199,7 @@ DISK_CASES = {
     "corrupt": ["corrupt", "--dataset", "synthetic10", "--corruptions", "gaussian_noise", "--n", "20",
                 "--workers", "1", "--out", "{m}/cc"],
     "report": ["report", "evruns", "-o", "{m}/rep"],
-    "export": ["export", "evruns", "-o", "{m}/exp"],
+    "export": ["export", "evruns", "-o", "{m}/exp", "--allow-nonstandard"],
 }
 
 
@@ -263,8 +263,9 @@ def test_evaluate_out_dir_is_usable_by_report_and_export(world, tmp_path, capsys
                      "--n", "40", "--out", str(ev)]) == 0
     assert cli.main(["report", str(ev), "-o", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "index.html").is_file()
-    assert cli.main(["export", str(ev), "-o", str(tmp_path / "exp"), "--allow-partial"]) == 0
-    entry = json.loads((tmp_path / "exp" / "run.json").read_text())
+    assert cli.main(["export", str(ev), "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"]) == 0
+    (exported,) = (tmp_path / "exp").glob("*.json")
+    entry = json.loads(exported.read_text())
     assert entry["partial"] is True and "partial" in entry["footnote"].lower()
 
 
@@ -275,10 +276,11 @@ def test_unfinished_run_is_marked_and_not_exported_as_complete(world, tmp_path, 
     summary = json.loads((w / "run" / "eval" / "summary.json").read_text())
     assert summary["provenance"]["checkpoint_finished"] is False
     capsys.readouterr()
-    assert cli.main(["export", str(w / "run"), "-o", str(tmp_path / "exp")]) == 2
+    assert cli.main(["export", str(w / "run"), "-o", str(tmp_path / "exp"), "--allow-nonstandard"]) == 2
     assert "unfinished" in _one_error(capsys)
-    assert cli.main(["export", str(w / "run"), "-o", str(tmp_path / "exp"), "--allow-partial"]) == 0
-    entry = json.loads((tmp_path / "exp" / "run.json").read_text())
+    assert cli.main(["export", str(w / "run"), "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"]) == 0
+    (exported,) = (tmp_path / "exp").glob("*.json")
+    entry = json.loads(exported.read_text())
     assert entry["partial"] is True and "unfinished" in entry["footnote"]
 
 
