@@ -164,6 +164,8 @@ def test_published_numbers_only_beside_published_protocol_runs(tmp_path):
     assert anchor["delta_clean_acc_pts"].iloc[0] == pytest.approx(
         100 * (anchor["clean_acc_mean"].iloc[0] - 0.7628)
     )
+    # 3 of the 15 corruptions evaluated: the published 15-corruption mean gets no difference
+    assert anchor["n_corruptions_15"].iloc[0] == 3 and anchor["delta_mean_acc_15_pts"].isna().all()
     start = html.index('id="published-anchor"')
     section = html[start : html.index("</section>", start)]
     assert html.count(PUBLISHED_CLEAN) == 1 and PUBLISHED_CLEAN in section
@@ -172,3 +174,33 @@ def test_published_numbers_only_beside_published_protocol_runs(tmp_path):
     assert training_protocol({"method": "augmix", "recipe": "reference"}).startswith(
         "reference: shared schedule"
     )
+
+
+def test_anchor_rows_only_for_published_protocol_of_an_anchored_architecture():
+    from robustbench_aux.report.tables import published_anchor_table
+
+    def row(label, arch, n15=15):
+        return {
+            "label": label,
+            "arch": arch,
+            "n_seeds": 1,
+            "n_corruptions_15": n15,
+            "clean_acc_mean": 0.75,
+            "clean_acc_std": float("nan"),
+            "mean_acc_15_mean": 0.62,
+            "mean_acc_15_std": float("nan"),
+        }
+
+    methods = pd.DataFrame(
+        [
+            row("augmix", "wrn40_2"),
+            row("augmix[published protocol]", "wrn40_2"),
+            row("augmix[published protocol]", "resnet18"),  # no published numbers for it
+            row("auxiliary", "wrn40_2"),
+        ]
+    )
+    anchor = published_anchor_table(methods, "cifar100")
+    assert list(zip(anchor["label"], anchor["arch"])) == [("augmix[published protocol]", "wrn40_2")]
+    assert anchor["delta_clean_acc_pts"].iloc[0] == pytest.approx(75 - 76.28)
+    assert anchor["delta_mean_acc_15_pts"].iloc[0] == pytest.approx(62 - 64.11)
+    assert published_anchor_table(methods, "cifar10").empty  # published numbers are CIFAR-100's

@@ -149,18 +149,22 @@ PUBLISHED_AUGMIX_SOURCE = "AugMix (Hendrycks et al., ICLR 2020), WRN-40-2, as li
 def published_anchor_table(methods: pd.DataFrame, dataset: str) -> pd.DataFrame:
     """Rows of ``methods`` labelled ``augmix[published protocol]`` whose (dataset, architecture) has
     published AugMix numbers, with those numbers and the measured minus published difference
-    (points). Empty when there is no such run; no other method ever gets a row."""
+    (points). The corruption difference needs all 15 benchmark corruptions (the published figure
+    averages them all): with fewer it is NaN. Empty when there is no such run; no other method ever
+    gets a row."""
     rows = []
     for _, r in methods.iterrows():
         published = PUBLISHED_AUGMIX.get((str(dataset), str(r["arch"])))
         if r["label"] != AUGMIX_PUBLISHED_LABEL or published is None:
             continue
-        row = {"label": r["label"], "arch": r["arch"], "n_seeds": int(r["n_seeds"])}
+        n15 = int(r.get("n_corruptions_15", len(BENCHMARK_15)))
+        row = {"label": r["label"], "arch": r["arch"], "n_seeds": int(r["n_seeds"]), "n_corruptions_15": n15}
         for key, value in published.items():
             row[f"{key}_mean"] = r[f"{key}_mean"]
             row[f"{key}_std"] = r[f"{key}_std"]
             row[f"published_{key}"] = value
-            row[f"delta_{key}_pts"] = 100 * (r[f"{key}_mean"] - value)
+            complete = key == "clean_acc" or n15 >= len(BENCHMARK_15)
+            row[f"delta_{key}_pts"] = 100 * (r[f"{key}_mean"] - value) if complete else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
 
