@@ -161,14 +161,17 @@ def write_cifar_c(
 
 
 # ----------------------------------------------------------------------------- report fixtures
-ARCH_CLEAN = {"resnet18": 0.76, "resnet50": 0.78}
+ARCH_CLEAN = {"resnet18": 0.76, "resnet50": 0.78, "wrn40_2": 0.75}
 # clean-accuracy shift (points/100) and robustness gain per method label, by training family
 CLEAN_SHIFT = {
     "plain": 0.0,
     "naive_augmentation": -0.020,
     "auxiliary": 0.022,
     "auxiliary[no_sbn]": -0.005,
+    "auxiliary[no_sbn_per_view]": 0.003,
+    "naive_augmentation[joint_batch]": -0.024,
     "augmix": 0.012,
+    "augmix[published protocol]": 0.021,
     "per_corruption[noise]": -0.010,
     "per_corruption[blur]": -0.004,
     "per_corruption[contrast]": -0.006,
@@ -190,7 +193,10 @@ GAIN = {  # robustness gain on a corruption family (fraction), and a penalty on 
     "naive_augmentation": ({"noise": 0.12, "blur": 0.08, "contrast": 0.06}, 0.0),
     "auxiliary": ({"noise": 0.14, "blur": 0.10, "contrast": 0.08}, 0.02),
     "auxiliary[no_sbn]": ({"noise": 0.10, "blur": 0.07, "contrast": 0.05}, 0.0),
+    "auxiliary[no_sbn_per_view]": ({"noise": 0.12, "blur": 0.08, "contrast": 0.07}, 0.01),
+    "naive_augmentation[joint_batch]": ({"noise": 0.11, "blur": 0.09, "contrast": 0.05}, 0.0),
     "augmix": ({"noise": 0.06, "blur": 0.09, "contrast": 0.05}, 0.05),
+    "augmix[published protocol]": ({"noise": 0.07, "blur": 0.10, "contrast": 0.06}, 0.06),
     "per_corruption[noise]": ({"noise": 0.18, "contrast": -0.06}, -0.01),
     "per_corruption[blur]": ({"blur": 0.12, "noise": -0.03}, 0.0),
     "per_corruption[contrast]": ({"contrast": 0.10}, 0.0),
@@ -217,26 +223,40 @@ def _per_image(acc: float, n: int, block_seed: int) -> np.ndarray:
 
 
 def fixture_config(label: str, arch: str, seed: int, dataset: str = "cifar100") -> dict:
-    """The config.json of a fixture run of ``label`` (method plus corruption/variant keys)."""
+    """The config.json of a fixture run of ``label`` (method plus corruption/variant keys).
+
+    ``naive_augmentation[joint_batch]`` / ``per_corruption[noise,joint_batch]`` record that data
+    reading (the plain ``naive_augmentation`` / ``per_corruption[...]`` the default one, as training
+    writes it under ``options``); ``augmix[published protocol]`` is a run of the
+    ``augmix_published`` recipe (100 epochs), every other run has the reference recipe's source.
+    """
     method, _, inner = label.partition("[")
+    parts = [p for p in inner.rstrip("]").split(",") if p]
+    published = "published protocol" in parts
     config = {
-        "run_id": f"{label.replace('[', '-').rstrip(']')}-{arch}-s{seed}",
+        "run_id": f"{label.replace('[', '-').rstrip(']').replace(' ', '_').replace(',', '-')}-{arch}-s{seed}",
         "method": method,
         "arch": arch,
         "dataset": dataset,
         "num_classes": 100,
         "seed": seed,
-        "recipe": "fixture",
-        "train": {"epochs": 210},  # the reference schedule's length: no "fewer epochs" banner item
+        "recipe": "augmix_published" if published else "fixture",
+        "recipe_source": "augmix_published" if published else "auxiliary_training_reference",
+        # the recipe's reference length: no "fewer epochs" banner item
+        "train": {"epochs": 100 if published else 210},
         "normalization": {"mean": [0.5071, 0.4865, 0.4409], "std": [0.2673, 0.2564, 0.2762]},
         "data": {"dataset": dataset, "copy": "fixture (made-up numbers)"},
         "code_version": "fixture",
     }
-    inner = inner.rstrip("]")
+    parts = [p for p in parts if p != "published protocol"]
+    if method in ("naive_augmentation", "per_corruption"):
+        reading = "joint_batch" if "joint_batch" in parts else "enlarged_dataset"
+        config["options"] = {"data_reading": reading}
+        parts = [p for p in parts if p != "joint_batch"]
     if method == "per_corruption":
-        config["corruption"] = inner
-    elif inner:
-        config["variant"] = inner
+        config["corruption"] = parts[0]
+    elif parts:
+        config["variant"] = parts[0]
     return config
 
 
@@ -284,13 +304,16 @@ def write_fixture_run(
 FIXTURE_LABELS = (
     "plain",
     "naive_augmentation",
+    "naive_augmentation[joint_batch]",
     "per_corruption[noise]",
     "per_corruption[blur]",
     "per_corruption[contrast]",
     "per_corruption[rotation]",
     "auxiliary",
     "auxiliary[no_sbn]",
+    "auxiliary[no_sbn_per_view]",
     "augmix",
+    "augmix[published protocol]",
 )
 
 
@@ -335,7 +358,7 @@ SECTIONS = (
 
 
 def build_fixture_report(tmp_path_factory) -> dict:
-    """Fixture runs (9 labels x 2 architectures x 2 seeds, 19 corruptions, n=100) and their report.
+    """Fixture runs (12 labels x 2 architectures x 2 seeds, 19 corruptions, n=100) and their report.
 
     Built once per test session and shared by the test modules that wrap it in a fixture.
     """

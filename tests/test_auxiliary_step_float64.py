@@ -1,9 +1,10 @@
-"""One full auxiliary-training step in float64, recomputed independently from METHOD.md's equations.
+"""One full auxiliary-training step in float64, recomputed independently from the equations of docs/training.md
+("Auxiliary training, defined").
 
-The independent side below is written from the spec, not from the model code: a functional CIFAR
+The independent side below is written from those equations, not from the model code: a functional CIFAR
 ResNet (3x3 stem conv -> BN without ReLU; basic blocks; global average pool -> linear), batch
 normalization written out (batch mean, biased batch variance, eps 1e-5) and applied per view chunk
-(selective BN), the attention + bottleneck auxiliary head of the METHOD.md table, and
+(selective BN), the attention + bottleneck auxiliary head described there, and
 
     L = CE(z0, y) + sum_j alpha * CE(zj, y) + sum_j beta * H(softmax(z0 / T).detach(), softmax(zj / T))
       + gamma * sum_j (||W0 - Wj||_F^2 + ||b0 - bj||^2)
@@ -90,7 +91,7 @@ def cross_entropy(z, y):
 
 
 def independent_loss(p, views, y, mean, std):
-    """METHOD.md's loss for views[0] (clean) and views[1..K] (one per auxiliary head)."""
+    """The documented loss for views[0] (clean) and views[1..K] (one per auxiliary head)."""
     logits = []
     for j, v in enumerate(views):  # selective BN: each view normalized with its own statistics
         feats = backbone((v - mean) / std, p)
@@ -134,7 +135,7 @@ def test_full_auxiliary_step_matches_the_equations_in_float64(sbn_passes):
     ref_grads = torch.autograd.grad(loss, [params[n] for n in names])
 
     assert out.loss.dtype == torch.float64
-    # the spec asks for 1e-6; float64 throughout (no float32 step inside the loss) gives far better
+    # the project asks for 1e-6; float64 throughout (no float32 step inside the loss) gives far better
     assert out.loss.item() == pytest.approx(loss.item(), rel=1e-10, abs=0)
     for name, ours, ref in zip(names, grads, ref_grads):
         scale = ref.abs().max().item()

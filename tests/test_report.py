@@ -7,7 +7,7 @@ import re
 
 import pandas as pd
 import pytest
-from fixtures_runs import SECTIONS, build_fixture_report, fixture_accuracy, write_fixture_run
+from fixtures_runs import FIXTURE_LABELS, SECTIONS, build_fixture_report, fixture_accuracy, write_fixture_run
 
 from robustbench_aux.cli import main
 from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15, SEVERITIES
@@ -100,7 +100,7 @@ def test_interference_csv_exact(fixture_report):
     assert mat.loc["per_corruption[noise]", "contrast"] < 0 < got  # helps its family, hurts contrast
     assert (mat.loc["plain"] == 0).all()
     sev = pd.read_csv(fixture_report["out"] / "interference_by_severity_resnet18.csv")
-    assert len(sev) == 9 * 5 and set(sev["severity"]) == set(SEVERITIES)
+    assert len(sev) == len(FIXTURE_LABELS) * 5 and set(sev["severity"]) == set(SEVERITIES)
 
 
 def test_methods_table_seeds(fixture_report):

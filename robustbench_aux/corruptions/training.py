@@ -1,6 +1,6 @@
 """Train-time corruptions: batched, device-side transforms with per-sample random parameters.
 
-The reference training corruptions of Auxiliary Training (METHOD.md), re-implemented for whole
+The reference training corruptions of Auxiliary Training (docs/training.md), re-implemented for whole
 batches of uint8 images (B, 3, H, W) on any device:
 
 - ``blur``      Gaussian blur, radius (= sigma) 1.0 px, edge pixels replicated (PIL's GaussianBlur);

@@ -2,7 +2,7 @@
 ``per_corruption`` (one corruption; one run per corruption gives the interference matrix's rows).
 
 One shared head, ordinary BN; the corrupted images are "added to the training data", read in one
-of two ways (``data_reading``, METHOD.md):
+of two ways (``data_reading``, docs/training.md):
 
 - ``enlarged_dataset`` (the default): the training set becomes the n clean images plus their k
   corrupted versions, shuffled together; batch B, (k + 1) x the steps per epoch, plain

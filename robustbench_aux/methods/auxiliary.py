@@ -1,4 +1,4 @@
-"""``auxiliary``: Auxiliary Training (Zhang et al., CVPR 2020) with every switch of METHOD.md.
+"""``auxiliary``: Auxiliary Training (Zhang et al., CVPR 2020) with every switch of docs/training.md.
 
 Per step, with views v0 (clean) and vj = tj(x) (j = 1..k), logits z0 = g0(f(v0)), zj = gj(f(vj))::
 
@@ -36,7 +36,7 @@ from robustbench_aux.methods.base import Method, StepOutput, at_least_fp32, cros
 
 DISTILL_DIRECTIONS = ("primary_to_aux", "aux_to_primary", "both")
 RUNNING_STATS = ("clean", "all_views")
-# the ablations of METHOD.md as named bundles of switches (the run's label shows the name)
+# the ablations (docs/training.md) as named bundles of switches (the run's label shows the name)
 VARIANTS: dict[str, dict] = {
     "full": {},
     "no_isd": {"beta": 0.0},

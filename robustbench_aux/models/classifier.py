@@ -36,7 +36,7 @@ def kaiming_fan_out(module: nn.Module) -> None:
 
 
 class AuxiliaryHead(nn.Module):
-    """The auxiliary classifier of METHOD.md.
+    """The auxiliary classifier of docs/training.md ("Auxiliary training, defined").
 
     ``attention=True``: attention (conv3x3 -> BN -> ReLU -> transposed conv3x3 -> BN -> sigmoid,
     multiplied with the features), then a bottleneck (1x1 C->C/2 -> BN -> ReLU -> 3x3 without

@@ -34,7 +34,7 @@ STYLE = {
     "grid.alpha": 0.3,
     "axes.titleweight": "bold",
 }
-MARKERS = "osD^v<>PXh*p"
+MARKERS = "osD^v<>PXh*pdH8"
 # colour-blind-aware palette (Okabe-Ito first, then tab10 tones); plain training is always black
 PLAIN_STYLE = ("#000000", "o")
 PALETTE = (
@@ -50,6 +50,10 @@ PALETTE = (
     "#17BECF",
     "#9467BD",
     "#F0E442",
+    "#117733",
+    "#882255",
+    "#44AA99",
+    "#999933",
 )
 MAX_WIDTH_IN = 11.4  # 821 pt = 1094 px: fits the page's content column without scaling down
 

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from robustbench_aux.corruptions.catalog import ALL_19
+from robustbench_aux.metrics.tidy import DATA_READING_METHODS, data_reading, is_augmix_published
 from robustbench_aux.report.banner import deviation_text, deviations, reference_epochs, run_epochs
 
 
@@ -130,6 +131,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
         return [
             ("method", lambda r: (r["label"], "label")),
             ("architecture", lambda r: r["arch"]),
+            ("training (recipe; data reading / protocol)", lambda r: (r.get("training") or "–", "wrap")),
             ("seeds (n)", lambda r: f"{r['seeds']} ({int(r['n_seeds'])})"),
             ("clean acc. (%)", agg("clean_acc")),
             (f"mean acc. {n15} (%)", agg("mean_acc_15")),
@@ -137,6 +139,18 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             (f"mCE, {n15} (%)", agg("mce")),
             ("normalized mCE vs plain (%)", ratio("mce_norm")),
             ("relative mCE vs plain (%)", ratio("mce_rel")),
+        ]
+    if kind == "published":
+        return [
+            ("method", lambda r: (r["label"], "label")),
+            ("architecture", lambda r: r["arch"]),
+            ("seeds", lambda r: str(int(r["n_seeds"]))),
+            ("clean acc. (%), measured", lambda r: pm(r["clean_acc_mean"], r["clean_acc_std"])),
+            ("published", lambda r: pct(r["published_clean_acc"])),
+            ("Δ (points)", lambda r: pm(r["delta_clean_acc_pts"], None, 1, 2, True)),
+            (f"mean acc. {n15} (%), measured", lambda r: pm(r["mean_acc_15_mean"], r["mean_acc_15_std"])),
+            ("published", lambda r: pct(r["published_mean_acc_15"])),
+            ("Δ (points)", lambda r: pm(r["delta_mean_acc_15_pts"], None, 1, 2, True)),
         ]
     if kind == "per_corruption":
         cols = [c for c in ALL_19 if c in frame.columns]
@@ -198,6 +212,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             ("run", lambda r: (r["run_id"], "mono")),
             ("method", lambda r: (r["label"], "label")),
             ("arch.", lambda r: r["arch"]),
+            ("training", lambda r: (r.get("training") or "–", "wrap")),
             ("seed", lambda r: str(r["seed"])),
             (
                 "clean acc. (%) [95 % CI]",
@@ -244,6 +259,36 @@ def _deviation_summary(records) -> str:
     if not per:
         return "none recorded"
     return "; ".join(f"{t} [{len(ids)} of {len(records)} runs]" for t, ids in sorted(per.items()))
+
+
+def _count_summary(records, keep, value) -> str:
+    per: dict[str, int] = {}
+    kept = [r for r in records if keep(r.config)]
+    for r in kept:
+        per[value(r.config)] = per.get(value(r.config), 0) + 1
+    if not kept:
+        return "no such run"
+    return "; ".join(f"{v} [{n} of {len(kept)} runs]" for v, n in sorted(per.items()))
+
+
+def _data_reading_summary(records) -> str:
+    return _count_summary(
+        records,
+        lambda c: str(c.get("method")) in DATA_READING_METHODS,
+        lambda c: data_reading(c) or "not recorded",
+    )
+
+
+def _augmix_summary(records) -> str:
+    return _count_summary(
+        records,
+        lambda c: str(c.get("method")) == "augmix",
+        lambda c: (
+            "AugMix's published protocol (augmix_published)"
+            if is_augmix_published(c)
+            else f"shared schedule (recipe {c.get('recipe', '?')})"
+        ),
+    )
 
 
 def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
@@ -301,6 +346,8 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
             ),
         ),
         ("protocol deviations", _deviation_summary(records)),
+        ("data reading (naive / per-corruption runs)", _data_reading_summary(records)),
+        ("AugMix protocol", _augmix_summary(records)),
         ("code versions (evaluation)", distinct(lambda r: by[r.run_id].get("code_version"))),
         ("code versions (training)", distinct(lambda r: r.config.get("code_version"))),
         ("torch", distinct(lambda r: by[r.run_id].get("torch"))),

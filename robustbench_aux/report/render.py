@@ -72,6 +72,7 @@ def build_report(
     sev = tables.severity_table(df)
     fam = tables.family_table(df, configs)
     sig = tables.significance_table(records)
+    published = tables.published_anchor_table(methods, str(shared["dataset"]))
     for name, frame in (
         ("runs.csv", runs),
         ("methods.csv", methods),
@@ -83,6 +84,8 @@ def build_report(
         ("results_long.csv", df),
     ):
         _write_csv(out_dir, name, frame, written)
+    if not published.empty:
+        _write_csv(out_dir, "augmix_published_anchor.csv", published, written)
 
     if not tables.has_plain(df):
         notes.append(
@@ -150,6 +153,9 @@ def build_report(
         "banner": banner_items(records, shared),
         "paper": {"clean": compare.PAPER_DELTA_CLEAN_PTS, "robust": compare.PAPER_ROBUSTNESS},
         "methods": html_table(methods, "methods"),
+        "published": html_table(published, "published") if not published.empty else None,
+        "published_source": tables.PUBLISHED_AUGMIX_SOURCE,
+        "generated_data": shared["corruption provenance (published/generated)"] != "published",
         "tradeoff": Markup(figures.tradeoff(methods, labels, styles, set_name(n15, 15))),
         "interference": interference,
         "severity": Markup(figures.severity_curves(sev, labels, styles, set_name(n15, 15))),

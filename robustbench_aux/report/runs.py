@@ -18,7 +18,7 @@ import pandas as pd
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image
-from robustbench_aux.metrics.tidy import CLEAN
+from robustbench_aux.metrics.tidy import CLEAN, method_label
 from robustbench_aux.paths import component
 
 EVAL = "eval"
@@ -106,6 +106,10 @@ def load_run(path: str | Path) -> RunRecord:
             raise UserError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
         if not isinstance(config, dict):
             raise UserError(f"{path / 'config.json'} is not a JSON object")
+    if config.get("method"):
+        # the label is derived from the config again, so runs evaluated before a labelling rule
+        # existed (data reading, AugMix's published protocol) are still told apart
+        table = table.assign(label=method_label(config))
     return RunRecord(path, config, summary, table, eval_dir=eval_dir)
 
 

@@ -12,7 +12,13 @@ import pandas as pd
 from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15
 from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
-from robustbench_aux.metrics.tidy import CLEAN
+from robustbench_aux.metrics.tidy import (
+    AUGMIX_PUBLISHED_LABEL,
+    CLEAN,
+    DATA_READING_METHODS,
+    data_reading,
+    is_augmix_published,
+)
 from robustbench_aux.metrics.uncertainty import (
     aggregate_seeds,
     holm,
@@ -66,11 +72,28 @@ def normalized_figures(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run_id")
 
 
+def training_protocol(config: dict) -> str:
+    """How a run was trained, as the report shows it: its recipe, AugMix's protocol (shared schedule
+    or published), and for naive / per-corruption augmentation which ``data_reading`` ran."""
+    recipe = str(config.get("recipe") or "recipe not recorded")
+    method = str(config.get("method"))
+    if method == "augmix":
+        if is_augmix_published(config):
+            return f"{recipe}: AugMix's published protocol"
+        return f"{recipe}: shared schedule (not AugMix's published protocol)"
+    if method in DATA_READING_METHODS:
+        return f"{recipe}; data reading: {data_reading(config) or 'not recorded'}"
+    return recipe
+
+
 def run_table(records: list[RunRecord], df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: accuracies, mCE figures and 95 % bootstrap intervals from its summary."""
+    """One row per run: accuracies, mCE figures and 95 % bootstrap intervals from its summary, and
+    how it was trained (``training``, :func:`training_protocol`)."""
     frame = compare.run_frame(df).set_index("run_id")
     frame = frame.join(normalized_figures(df))
+    frame["training"] = ""
     for r in records:
+        frame.loc[r.run_id, "training"] = training_protocol(r.config)
         boot = r.summary.get("bootstrap_95") or {}
         for key in ("clean_acc", "mean_acc_15"):
             ci = boot.get(key) or {}
@@ -83,13 +106,19 @@ def run_table(records: list[RunRecord], df: pd.DataFrame) -> pd.DataFrame:
 
 def method_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (method label, architecture): clean, mean_acc_15/19, mCE, normalized and relative mCE,
-    seeds, and the fewest corruptions that entered each seed's mean (``*_n`` columns)."""
+    seeds, the fewest corruptions that entered each seed's mean (``*_n`` columns) and how its runs
+    were trained (``training``: the distinct :func:`training_protocol` texts, ``" | "``-joined)."""
     values = ["clean_acc", "mean_acc_15", "mean_acc_19", "mce", "mce_norm", "mce_rel"]
     table = aggregate_seeds(runs, values)
     g = runs.groupby(["label", "arch"], sort=False)
     extra = pd.concat(
         {
             "seeds": g["seed"].apply(lambda s: ",".join(map(str, sorted(s)))),
+            **(
+                {"training": g["training"].apply(lambda s: " | ".join(sorted(set(s))))}
+                if "training" in runs.columns
+                else {}
+            ),
             **{
                 k: g[k].min()
                 for k in ("n_corruptions_15", "n_corruptions_19", "mce_norm_n", "mce_rel_n")
@@ -107,6 +136,37 @@ def method_table(runs: pd.DataFrame) -> pd.DataFrame:
     order = {lab: i for i, lab in enumerate(compare.label_order(table["label"]))}
     table = table.assign(_o=table["label"].map(order)).sort_values(["arch", "_o"]).drop(columns="_o")
     return table.reset_index(drop=True)
+
+
+# AugMix's published numbers (Hendrycks et al., ICLR 2020; RobustBench's CIFAR-100-C leaderboard
+# entry of the WRN-40-2 AugMix model): clean accuracy and mean accuracy over the 15 benchmark
+# corruptions x 5 severities. Shown only beside runs of the augmix_published recipe of that
+# (dataset, architecture): a shared-schedule AugMix is never put next to them.
+PUBLISHED_AUGMIX = {("cifar100", "wrn40_2"): {"clean_acc": 0.7628, "mean_acc_15": 0.6411}}
+PUBLISHED_AUGMIX_SOURCE = "AugMix (Hendrycks et al., ICLR 2020), WRN-40-2, as listed by RobustBench"
+
+
+def published_anchor_table(methods: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Rows of ``methods`` labelled ``augmix[published protocol]`` whose (dataset, architecture) has
+    published AugMix numbers, with those numbers and the measured minus published difference
+    (points). The corruption difference needs all 15 benchmark corruptions (the published figure
+    averages them all): with fewer it is NaN. Empty when there is no such run; no other method ever
+    gets a row."""
+    rows = []
+    for _, r in methods.iterrows():
+        published = PUBLISHED_AUGMIX.get((str(dataset), str(r["arch"])))
+        if r["label"] != AUGMIX_PUBLISHED_LABEL or published is None:
+            continue
+        n15 = int(r.get("n_corruptions_15", len(BENCHMARK_15)))
+        row = {"label": r["label"], "arch": r["arch"], "n_seeds": int(r["n_seeds"]), "n_corruptions_15": n15}
+        for key, value in published.items():
+            row[f"{key}_mean"] = r[f"{key}_mean"]
+            row[f"{key}_std"] = r[f"{key}_std"]
+            row[f"published_{key}"] = value
+            complete = key == "clean_acc" or n15 >= len(BENCHMARK_15)
+            row[f"delta_{key}_pts"] = 100 * (r[f"{key}_mean"] - value) if complete else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def claim_table(df: pd.DataFrame, label: str = "auxiliary") -> pd.DataFrame:
