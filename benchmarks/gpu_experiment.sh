@@ -47,11 +47,12 @@ work="$(mktemp -d)"
 logs="$work/logs"; mkdir -p "$logs"
 trap 'rm -rf "$work"' EXIT
 if (( tiny )); then
-  dev=cpu; arch=test_tiny; n_train=256; probe_n=64; eval_n=100; max_epochs=2; budget=${budget:-600}
-  per_gpu=${per_gpu:-2}; reserve=150; precision=fp32
+  # stage limits x4 and a long budget: ~30 small processes on a (possibly shared) CPU
+  dev=cpu; arch=test_tiny; n_train=256; probe_n=64; eval_n=100; max_epochs=2; budget=${budget:-2400}
+  per_gpu=${per_gpu:-2}; reserve=600; precision=fp32; scale=4
 else
   dev=cuda; arch=resnet18; n_train=50000; probe_n=10000; eval_n=""; max_epochs=210; budget=${budget:-540}
-  per_gpu=${per_gpu:-10}; reserve=110; precision=bf16
+  per_gpu=${per_gpu:-10}; reserve=110; precision=bf16; scale=1
 fi
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 py=${PYTHON:-python3}
@@ -63,7 +64,7 @@ summary() { echo "$*" >> "$out/summary.md"; }
 failed=""
 
 stage() {  # stage NAME LIMIT CMD...: output in logs/NAME.txt; returns the command's exit status
-  local name=$1 limit=$2; shift 2
+  local name=$1 limit=$(( $2 * scale )); shift 2
   if [ -n "$failed" ]; then summary "| $name | skipped (after $failed failed) | |"; return 1; fi
   local left=$(( budget + 60 - $(elapsed) ))
   (( limit > left )) && limit=$left
@@ -138,9 +139,10 @@ stage generate 150 "${rba[@]}" "${gen[@]}"
 
 grid="$work/grid.toml"
 if (( tiny )); then sed '/^set = /d' benchmarks/gpu_experiment.toml > "$grid"; else cp benchmarks/gpu_experiment.toml "$grid"; fi
-sweep=(sweep "$grid" --archs "$arch" --dataset cifar10 --data "$work/data" --device "$dev" --per-gpu "$per_gpu")
+# one intra-op thread per training process: K of them share the host's cores
+sweep=(env OMP_NUM_THREADS=1 "${rba[@]}" sweep "$grid" --archs "$arch" --dataset cifar10 --data "$work/data" --device "$dev" --per-gpu "$per_gpu")
 order=$("${rba[@]}" sweep "$grid" --archs "$arch" --dry-run 2>/dev/null | awk '/ train /{for(i=1;i<=NF;i++) if($i=="--out") print $(i+1)}' | xargs -r -n1 basename | paste -sd, -)
-stage probe 150 "${rba[@]}" "${sweep[@]}" --epochs 1 --n-train "$probe_n" --out "$work/probe"
+stage probe 150 "${sweep[@]}" --epochs 1 --n-train "$probe_n" --out "$work/probe"
 (( tiny )) && train_flags=(--n-train "$n_train") || train_flags=()
 
 # --- plan: seconds left for training = budget - elapsed - reserve (evaluation, report, slack)
@@ -152,7 +154,7 @@ epochs=$(sed -n 's/^EPOCHS=//p' "$logs/plan.txt" 2>/dev/null)
 methods=$(sed -n 's/^METHODS=//p' "$logs/plan.txt" 2>/dev/null)
 [ -z "$failed" ] && log "plan: $epochs epochs, methods $methods, $per_gpu at once, $seconds s for training"
 
-stage train $(( seconds + 90 )) "${rba[@]}" "${sweep[@]}" --epochs "${epochs:-1}" --methods "${methods:-plain}" \
+stage train $(( (seconds + 90) / scale )) "${sweep[@]}" --epochs "${epochs:-1}" --methods "${methods:-plain}" \
   "${train_flags[@]}" --out "$work/runs"
 packing=$(grep -m1 '^packing:' "$logs/train.txt" 2>/dev/null | sed 's/^packing: //')
 
