@@ -68,8 +68,9 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float(10 * np.log10(255**2 / mse))
 
 
-def pack_webp(data_root: str, out: Path, *, quality: int, n_train: int | None, workers: int) -> Path:
-    d = load_dataset("cifar10", data_root, n_train=n_train)
+def pack_webp(data_root: str, out: Path, *, quality: int, n_train: int | None, n_test: int | None,
+              workers: int) -> Path:
+    d = load_dataset("cifar10", data_root, n_train=n_train, n_test=n_test)
     target = out / "cifar10-webp"
     target.mkdir(parents=True, exist_ok=True)
     manifest = {"source": str(data_root), "train_quality": quality, "test": "lossless"}
@@ -110,7 +111,7 @@ def main(argv=None) -> None:
     p.add_argument("dest", nargs="?", help="with --unpack: the data root to write cifar10/ into")
     p.add_argument("--data", default="../shared/data")
     p.add_argument("--n-train", type=int, default=None, help="training images (default: 6000; --webp: all)")
-    p.add_argument("--n-test", type=int, default=10000)
+    p.add_argument("--n-test", type=int, default=10000, help="test images (default 10,000: all)")
     p.add_argument("--webp", action="store_true", help="pack the whole copy as WebP (train lossy, test lossless)")
     p.add_argument("--quality", type=int, default=95, help="WebP quality of the training images (default 95)")
     p.add_argument("--workers", type=int, default=2)
@@ -122,7 +123,8 @@ def main(argv=None) -> None:
         target = unpack_webp(Path(a.out), Path(a.dest))
         print(f"decoded {target}")
     elif a.webp:
-        target = pack_webp(a.data, Path(a.out), quality=a.quality, n_train=a.n_train, workers=a.workers)
+        target = pack_webp(a.data, Path(a.out), quality=a.quality, n_train=a.n_train, n_test=a.n_test,
+                           workers=a.workers)
         manifest = json.loads((target / "manifest.json").read_text())
         mb = sum(f.stat().st_size for f in target.iterdir()) / 2**20
         print(f"wrote {target} ({mb:.1f} MiB): train PSNR {manifest['train']['psnr_db']} dB, "
