@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The first real-scale experiment, in one run of at most 9 minutes on one H200:
+# The first real-scale experiment, in one run of about 9 minutes on one H200 (--budget 520 s; a stage
+# can overrun it by at most 60 s):
 #   ResNet-18 on the full CIFAR-10 copy (50,000 training images): plain, naive augmentation,
 #   auxiliary, auxiliary without the penalty (and AugMix if it fits), 2 seeds each, all packed on
 #   the GPU, for as many epochs as fit (the reference schedule scaled, the same for every method);
@@ -12,6 +13,7 @@
 #   data      DIR/cifar10-webp (python benchmarks/make_device_data.py .device-data --webp, 49 MiB, travels
 #             with the tree) decoded into a work folder, or DIR/cifar10 in the array layout used as is
 #   generate  robustbench-aux corrupt --preset cifar of the whole test set on the device
+#   mps       whether a CUDA MPS daemon starts and serves a client (else: plain concurrent processes)
 #   probe     the grid (benchmarks/gpu_experiment.toml) for one epoch of PROBE images, packed: rates
 #   plan      benchmarks/gpu_experiment.py plan: the most epochs that end within the budget
 #   train     robustbench-aux sweep --epochs E --per-gpu K (CUDA MPS when it starts)
@@ -20,7 +22,7 @@
 # OUT_DIR receives at most 6 files: README.md, summary.md (stage table), experiment.json (plan and
 # probe rates), report.tar.gz (gpu-cifar10/: the report, README.md), logs.tar.gz (stage logs, each
 # run's config/metrics/eval summary) and gpu.txt.
-# --tiny: the same stages at toy size on the CPU (test_tiny, 256 images, 100 test images, at most
+# --tiny: the same stages at toy size on the CPU (test_tiny, 256 images, 40 test images, at most
 # 2 epochs), which tests/test_gpu_experiment.py runs end to end.
 set -uo pipefail
 cmdline="bash benchmarks/gpu_experiment.sh $*"
@@ -48,11 +50,12 @@ logs="$work/logs"; mkdir -p "$logs"
 trap 'rm -rf "$work"' EXIT
 if (( tiny )); then
   # stage limits x4 and a long budget: ~30 small processes on a (possibly shared) CPU
-  dev=cpu; arch=test_tiny; n_train=256; probe_n=64; eval_n=100; max_epochs=2; budget=${budget:-2400}
-  per_gpu=${per_gpu:-2}; reserve=600; precision=fp32; scale=4
+  dev=cpu; arch=test_tiny; n_train=256; probe_n=64; eval_n=40; max_epochs=2; budget=${budget:-2400}
+  per_gpu=${per_gpu:-2}; reserve=600; precision=fp32; scale=4; train_precision="fp32 (the reference numerics)"
 else
-  dev=cuda; arch=resnet18; n_train=50000; probe_n=10000; eval_n=""; max_epochs=210; budget=${budget:-540}
+  dev=cuda; arch=resnet18; n_train=50000; probe_n=10000; eval_n=""; max_epochs=210; budget=${budget:-520}
   per_gpu=${per_gpu:-10}; reserve=110; precision=bf16; scale=1
+  train_precision="bf16 autocast (a deviation: the reference trains in fp32)"
 fi
 export PYTHONUNBUFFERED=1 TQDM_DISABLE=1 PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
 py=${PYTHON:-python3}
@@ -139,8 +142,19 @@ stage generate 150 "${rba[@]}" "${gen[@]}"
 
 grid="$work/grid.toml"
 if (( tiny )); then sed '/^set = /d' benchmarks/gpu_experiment.toml > "$grid"; else cp benchmarks/gpu_experiment.toml "$grid"; fi
+# CUDA MPS: tried once here (a daemon that hangs would otherwise cost both sweeps their wait)
+mps=(--mps off)
+if [ "$dev" = cuda ] && (( per_gpu > 1 )); then
+  stage mps 90 "$py" -c "from robustbench_aux.sweep.mps import start_mps
+m, why = start_mps()
+print('MPS works' if m else 'no MPS: ' + why)
+m and m.stop()"
+  grep -q '^MPS works' "$logs/mps.txt" 2>/dev/null && mps=(--mps auto)
+  [ "$failed" = mps ] && failed=""  # without MPS the runs share the GPU as plain processes
+fi
 # one intra-op thread per training process: K of them share the host's cores
-sweep=(env OMP_NUM_THREADS=1 "${rba[@]}" sweep "$grid" --archs "$arch" --dataset cifar10 --data "$work/data" --device "$dev" --per-gpu "$per_gpu")
+sweep=(env OMP_NUM_THREADS=1 "${rba[@]}" sweep "$grid" --archs "$arch" --dataset cifar10 --data "$work/data"
+       --device "$dev" --per-gpu "$per_gpu" "${mps[@]}")
 order=$("${rba[@]}" sweep "$grid" --archs "$arch" --dry-run 2>/dev/null | awk '/ train /{for(i=1;i<=NF;i++) if($i=="--out") print $(i+1)}' | xargs -r -n1 basename | paste -sd, -)
 stage probe 150 "${sweep[@]}" --epochs 1 --n-train "$probe_n" --out "$work/probe"
 (( tiny )) && train_flags=(--n-train "$n_train") || train_flags=()
@@ -166,7 +180,7 @@ stage evaluate 150 xargs -a "$work/evaluate.list" -P "$per_gpu" -I{} "${rba[@]}"
 
 title="ResNet-18 on CIFAR-10 (JPEG-q75 copy) / generated CIFAR-10-C, ${epochs:-?} epochs"
 (( tiny )) && title="TOY RUN (--tiny, CPU, test_tiny): not a result; ${epochs:-?} epochs"
-note="$(head -1 "$out/gpu.txt"); $cmdline; ${epochs:-?} epochs per run; bf16 autocast training (a deviation: the reference trains fp32)"
+note="$(head -1 "$out/gpu.txt"); $cmdline; ${epochs:-?} epochs per run; training in ${train_precision}"
 stage report 120 "${rba[@]}" report "$work/runs" -o "$work/report/gpu-cifar10" --title "$title" --note "$note"
 
 cat > "$work/notes.md" <<EOF
@@ -178,7 +192,7 @@ cat > "$work/notes.md" <<EOF
   decays three times): accuracies are below a full run's, and the methods' ranking after a short
   schedule need not hold after a long one.
 - Two seeds per method: the spread is a range of two values, not an interval.
-- Training used bf16 autocast (the reference: fp32); the evaluation used ${precision}.
+- Training used ${train_precision}; the evaluation used ${precision}.
 - CIFAR-10-C is generated by this suite's corruption engine, not the published files.
 EOF
 if [ -z "$failed" ]; then

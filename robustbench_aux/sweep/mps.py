@@ -49,7 +49,7 @@ def _control(command: str, env: dict[str, str], timeout: float = 30) -> subproce
     )
 
 
-def start_mps(probe: str = PROBE, probe_timeout: float = 120) -> tuple[Mps | None, str]:
+def start_mps(probe: str = PROBE, probe_timeout: float = 45) -> tuple[Mps | None, str]:
     """Start a private MPS control daemon and check it serves a CUDA client.
 
     Returns ``(Mps, "")`` when it works, else ``(None, reason)`` with nothing left running.
