@@ -159,10 +159,11 @@ order=$("${rba[@]}" sweep "$grid" --archs "$arch" --dry-run 2>/dev/null | awk '/
 stage probe 150 "${sweep[@]}" --epochs 1 --n-train "$probe_n" --out "$work/probe"
 (( tiny )) && train_flags=(--n-train "$n_train") || train_flags=()
 
-# --- plan: seconds left for training = budget - elapsed - reserve (evaluation, report, slack)
+# --- plan: seconds left for training = budget - elapsed - reserve (evaluation, report, slack); the
+# epochs are planned on 85 % of it (the probe's rates are estimates), the stage may use all of it + 90 s
 seconds=$(( budget - $(elapsed) - reserve ))
 stage plan 60 "$py" benchmarks/gpu_experiment.py plan --probe "$work/probe" --probe-log "$logs/probe.txt" \
-  --probe-images "$probe_n" --train-images "$n_train" --seconds "$seconds" --per-gpu "$per_gpu" \
+  --probe-images "$probe_n" --train-images "$n_train" --seconds "$(( seconds * 85 / 100 ))" --per-gpu "$per_gpu" \
   --max-epochs "$max_epochs" --optional augmix --order "$order" --out "$work/plan.json"
 epochs=$(sed -n 's/^EPOCHS=//p' "$logs/plan.txt" 2>/dev/null)
 methods=$(sed -n 's/^METHODS=//p' "$logs/plan.txt" 2>/dev/null)
