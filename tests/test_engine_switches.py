@@ -65,3 +65,28 @@ def test_sgd_kernel_switch_is_checked_and_foreach_matches_the_loop(tmp_path, cap
     b = load_checkpoint(tmp_path / "for_loop" / "final.pt")["state_dict"]
     assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
     assert json.loads((tmp_path / "foreach" / "config.json").read_text())["train"]["optimizer_impl"] == "foreach"
+
+
+def test_interrupt_after_an_epoch_then_resume_continues_the_same_stream(tmp_path, monkeypatch):
+    """The stop-and-resume pattern of the GPU test for the captured step, on the CPU (exact there):
+    an interrupt right after epoch 1's metrics, then --resume, ends where an uninterrupted run ends."""
+    from robustbench_aux.engine import trainer
+
+    common = ("--n-train", "64", "--epochs", "2", "--set", "batch_size=16")
+    assert _train(tmp_path / "full", "auxiliary", *common) == 0
+    real = trainer.write_metrics
+
+    def stop_after_one(path, rows):
+        real(path, rows)
+        if len(rows) == 1:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer, "write_metrics", stop_after_one)
+    assert _train(tmp_path / "cut", "auxiliary", *common) == 130
+    monkeypatch.setattr(trainer, "write_metrics", real)
+    assert not (tmp_path / "cut" / "final.pt").exists()
+    assert _train(tmp_path / "cut", "auxiliary", *common, "--resume") == 0
+    a, b = load_checkpoint(tmp_path / "full" / "last.pt"), load_checkpoint(tmp_path / "cut" / "last.pt")
+    assert torch.equal(a["generator"], b["generator"])
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert _rows(tmp_path / "full") == _rows(tmp_path / "cut")
