@@ -13,7 +13,8 @@
 #   packing   benchmarks/engine_speed.py packing: aggregate images/s of K = 1, 2, 4, 8 auxiliary
 #             runs at once (CUDA MPS when it starts); packing.json feeds estimate_grid_time.py
 #   pytest_gpu  the gpu-marked tests (the captured step against the eager one among them)
-#   EXTRA=1 adds the older micro-benchmarks (train_step.py, corruptions.py, evaluate.py).
+#   EXTRA=1 adds the older micro-benchmarks (train_step.py, corruptions.py, evaluate.py);
+#   ONLY="steps packing" runs only the named stages (for a short second run on a warm machine).
 # OUT_DIR receives at most 6 files: summary.md (stage table and the measured tables), gpu.txt,
 # steps.json, packing.json, run.tar.gz (the training run's small files) and logs.tar.gz (every
 # stage's output).
@@ -58,6 +59,7 @@ summary() { echo "$*" >> "$out/summary.md"; }
 
 stage() {  # stage NAME LIMIT CMD...: output in logs/NAME.txt; never stops the script
   local name=$1 limit=$(( $2 * scale )); shift 2
+  if [ -n "${ONLY:-}" ] && [ "$name" != data ] && [[ " $ONLY " != *" $name "* ]]; then return 0; fi
   local left=$(( budget - $(elapsed) ))
   if (( left < 20 )); then log "skip $name (budget spent)"; summary "| $name | skipped: budget spent | |"; return 1; fi
   (( limit > left )) && limit=$left
