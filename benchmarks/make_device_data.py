@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import shutil
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -52,6 +53,18 @@ def _decode(blob: np.ndarray, offsets: np.ndarray) -> np.ndarray:
         for i in range(len(offsets) - 1)
     ]
     return np.stack(images).astype(np.uint8)
+
+
+def _decode_parallel(blob: np.ndarray, offsets: np.ndarray, workers: int) -> np.ndarray:
+    """:func:`_decode` in chunks of 2,000 images over ``workers`` processes."""
+    bounds = list(range(0, len(offsets) - 1, 2000)) + [len(offsets) - 1]
+    chunks = [(blob[offsets[a]:offsets[b]], offsets[a:b + 1] - offsets[a]) for a, b in zip(bounds, bounds[1:])]
+    with ProcessPoolExecutor(workers) as pool:
+        return np.concatenate(list(pool.map(_decode_star, chunks)))
+
+
+def _decode_star(args) -> np.ndarray:
+    return _decode(*args)
 
 
 def _pack(x: np.ndarray, quality: int | None, workers: int) -> tuple[np.ndarray, np.ndarray]:
@@ -92,12 +105,13 @@ def pack_webp(data_root: str, out: Path, *, quality: int, n_train: int | None, n
     return target
 
 
-def unpack_webp(pack: Path, data_root: Path) -> Path:
+def unpack_webp(pack: Path, data_root: Path, workers: int = 0) -> Path:
     if not (pack / "manifest.json").is_file():
         raise SystemExit(f"error: {pack} is not a WebP pack (no manifest.json); make one with --webp")
     arrays = {}
     for stem in ("train", "test"):
-        arrays[f"{stem}_x"] = _decode(np.load(pack / f"{stem}_x.webp.npy"), np.load(pack / f"{stem}_x.offsets.npy"))
+        arrays[f"{stem}_x"] = _decode_parallel(np.load(pack / f"{stem}_x.webp.npy"),
+                                               np.load(pack / f"{stem}_x.offsets.npy"), workers or os.cpu_count() or 1)
         arrays[f"{stem}_y"] = np.load(pack / f"{stem}_y.npy")
     classes = json.loads((pack / "classes.json").read_text())
     target = write_array_dir(data_root / "cifar10", DatasetArrays(name="cifar10", classes=classes, source=f"WebP pack {pack}", **arrays))
@@ -114,17 +128,17 @@ def main(argv=None) -> None:
     p.add_argument("--n-test", type=int, default=10000, help="test images (default 10,000: all)")
     p.add_argument("--webp", action="store_true", help="pack the whole copy as WebP (train lossy, test lossless)")
     p.add_argument("--quality", type=int, default=95, help="WebP quality of the training images (default 95)")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=0, help="processes (default: packing 2, unpacking all cores)")
     p.add_argument("--unpack", action="store_true", help="decode the pack OUT into DEST/cifar10/")
     a = p.parse_args(argv)
     if a.unpack:
         if not a.dest:
             raise SystemExit("error: --unpack needs PACK and DEST")
-        target = unpack_webp(Path(a.out), Path(a.dest))
+        target = unpack_webp(Path(a.out), Path(a.dest), a.workers)
         print(f"decoded {target}")
     elif a.webp:
         target = pack_webp(a.data, Path(a.out), quality=a.quality, n_train=a.n_train, n_test=a.n_test,
-                           workers=a.workers)
+                           workers=a.workers or 2)
         manifest = json.loads((target / "manifest.json").read_text())
         mb = sum(f.stat().st_size for f in target.iterdir()) / 2**20
         print(f"wrote {target} ({mb:.1f} MiB): train PSNR {manifest['train']['psnr_db']} dB, "
