@@ -28,8 +28,7 @@ def method_label(config: Mapping) -> str:
     """The displayed method name: ``method`` plus its training corruption or variant in brackets.
 
     ``per_corruption`` with ``corruption="noise"`` -> ``per_corruption[noise]``; an ``auxiliary`` run
-    with ``variant="no_sbn"`` -> ``auxiliary[no_sbn]``; plain stays ``plain``. A run trained with
-    bf16 autocast (``train.amp`` bf16, or auto on CUDA) carries ``bf16``: ``auxiliary[no_sbn,bf16]``.
+    with ``variant="no_sbn"`` -> ``auxiliary[no_sbn]``; plain stays ``plain``.
     """
     method = str(config.get("method", "unknown"))
     # training writes method options under "options"; flat configs (fixtures, foreign runs) also work
@@ -39,9 +38,6 @@ def method_label(config: Mapping) -> str:
         parts.append(str(options[CORRUPTION_KEY]))
     if options.get(VARIANT_KEY) not in (None, "", "full"):
         parts.append(str(options[VARIANT_KEY]))
-    amp = (config.get("train") or {}).get("amp")
-    if amp == "bf16" or (amp == "auto" and config.get("device") == "cuda"):
-        parts.append("bf16")  # trained in bf16 autocast: a deviation from the reference's fp32
     return f"{method}[{','.join(parts)}]" if parts else method
 
 
