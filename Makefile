@@ -26,11 +26,13 @@ EVAL_N     ?=
 GENERATE_N ?=
 DEVICE     ?=
 WORKERS    ?= 1
+PER_GPU    ?=
+GPUS       ?=
 EXTRA      ?=
 knobs = --dataset $(DATASET) --data $(DATA) --workers $(WORKERS) \
 	$(if $(ARCHS),--archs $(ARCHS)) $(if $(METHODS),--methods $(METHODS)) $(if $(SEEDS),--seeds $(SEEDS)) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(N_TRAIN),--n-train $(N_TRAIN)) $(if $(EVAL_N),--eval-n $(EVAL_N)) \
-	$(if $(DEVICE),--device $(DEVICE)) $(EXTRA)
+	$(if $(DEVICE),--device $(DEVICE)) $(if $(PER_GPU),--per-gpu $(PER_GPU)) $(if $(GPUS),--gpus $(GPUS)) $(EXTRA)
 
 .PHONY: install test test-all lint browser demo reproduce-cifar100 check clean-venv
 

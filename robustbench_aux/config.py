@@ -68,6 +68,9 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off (fp32, the reference)
     tf32: bool = False  # allow TF32 matmul/convolutions on CUDA (off = true fp32, the reference)
     compile: bool = False  # torch.compile the model (CUDA)
+    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
+    optimizer_impl: str = "default"  # SGD kernels: default (torch's choice) | foreach | fused (CUDA) | for_loop
+    finite_check: str = "epoch"  # non-finite losses: found on the device, read once per epoch (epoch) or every step
     sbn_passes: str = "auto"  # selective BN: single | per_view | auto (single on CUDA, per_view on the CPU)
     log_every: int = 50  # steps between log lines when no progress bar is shown
 

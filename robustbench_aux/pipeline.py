@@ -41,6 +41,8 @@ class Pipeline:
     overrides: dict = field(default_factory=dict)  # [defaults] overrides (epochs, device, n_train, eval_n)
     workers: int = 1
     gpus: list[int] = field(default_factory=list)
+    per_gpu: int = 1  # runs at once on each GPU (packing; on the CPU: runs at once)
+    mps: str = "auto"  # packed GPUs through CUDA MPS when possible (auto) or never (off)
     seed: int = 0
     hint: str = ""  # appended to a missing-dataset error (the demo names its offline fallback)
     corruptions: Path | None = None  # a given CIFAR-C directory (skips the search and generation)
@@ -123,7 +125,7 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
                  "corruptions": str(cdir)}
     sweep = load_sweep(p.grid, overrides=overrides, **p.filters)
     echo(f"training and evaluating {len(sweep.jobs)} run(s) from {p.grid}")
-    outcomes = run_local(sweep.jobs, workers=p.workers, gpus=p.gpus, echo=echo)
+    outcomes = run_local(sweep.jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)
     failed = [o.job.name for o in outcomes if o.state == "failed"]
     finished = [str(o.job.run_dir) for o in outcomes if o.state != "failed"]
     if not finished:

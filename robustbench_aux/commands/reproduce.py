@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustbench_aux.commands.sweep import add_sweep_filters, visible_gpus
+from robustbench_aux.commands.sweep import add_packing_options, add_sweep_filters, visible_gpus
 from robustbench_aux.pipeline import Pipeline, run_pipeline
 from robustbench_aux.shipped import resolve_grid
 
@@ -27,6 +27,7 @@ def add_parser(sub) -> None:
                    help="when CIFAR-C must be generated: only the first N test images (default: all)")
     p.add_argument("--workers", type=int, default=1, help="parallel runs on the CPU (default 1)")
     p.add_argument("--hint", default="", help="text appended to a missing-dataset error (used by make demo)")
+    add_packing_options(p)
     add_sweep_filters(p)
     p.set_defaults(func=run)
 
@@ -43,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
         grid=resolve_grid(args.grid), dataset=dataset, data=data, out=out, report=Path(args.report),
         download=not args.no_download, generate_n=args.generate_n,
         filters={"methods": args.methods, "archs": args.archs, "seeds": args.seeds},
-        overrides=overrides, workers=args.workers, gpus=visible_gpus(),
+        overrides=overrides, workers=args.workers, gpus=args.gpus or visible_gpus(),
+        per_gpu=args.per_gpu, mps=args.mps,
         hint=f"; {args.hint}" if args.hint else "", corruptions=Path(corruptions) if corruptions else None,
         download_c=args.download_c,
     )

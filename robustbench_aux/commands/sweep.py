@@ -31,13 +31,22 @@ def add_sweep_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-n", type=int, help="evaluate on the first N images per corruption block")
 
 
+def add_packing_options(p: argparse.ArgumentParser) -> None:
+    """Where local runs go: which GPUs, how many runs at once on each (shared with ``reproduce``)."""
+    p.add_argument("--gpus", type=_csv(int), help="GPU ids for the local executor (default: all visible)")
+    p.add_argument("--per-gpu", type=int, default=1, metavar="K",
+                   help="runs at once on each GPU (packing; on the CPU: K runs at once); default 1")
+    p.add_argument("--mps", choices=("auto", "off"), default="auto",
+                   help="packed GPUs: use CUDA MPS when its daemon starts (auto, default) or never (off)")
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("sweep", help="run a grid of trainings + evaluations (local or Slurm)", description=__doc__)
     p.add_argument("grid", help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)")
     p.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
                    help="local subprocesses (default), a Slurm job array, or submitit's local executor")
     p.add_argument("--workers", type=int, default=1, help="parallel jobs on the CPU (local executor)")
-    p.add_argument("--gpus", type=_csv(int), help="GPU ids for the local executor (default: all visible)")
+    add_packing_options(p)
     p.add_argument("--dry-run", action="store_true", help="print the commands without running them")
     p.add_argument("--slurm-folder", default="runs/slurm", help="submitit log folder")
     p.add_argument("--slurm-partition", help="Slurm partition")
@@ -71,7 +80,8 @@ def run(args: argparse.Namespace) -> int:
     if args.executor == "local":
         from robustbench_aux.sweep.local import run_local
 
-        outcomes = run_local(sweep.jobs, workers=args.workers, gpus=args.gpus or visible_gpus())
+        outcomes = run_local(sweep.jobs, workers=args.workers, gpus=args.gpus or visible_gpus(),
+                             per_gpu=args.per_gpu, mps=args.mps)
         failed = [o for o in outcomes if o.state == "failed"]
         print(f"summary: {len(outcomes) - len(failed)} done, {len(failed)} failed")
         for o in failed:

@@ -13,7 +13,10 @@ from robustbench_aux.errors import UserError
 # config keys that must match for --resume to continue a run
 IDENTITY_KEYS = ("method", "arch", "dataset", "seed", "train", "model", "options")
 # train settings that change speed or logging only: a resume may change them (e.g. on another device)
-SPEED_ONLY_TRAIN_KEYS = ("log_every", "compile", "amp", "tf32", "channels_last", "sbn_passes")
+SPEED_ONLY_TRAIN_KEYS = (
+    "log_every", "compile", "amp", "tf32", "channels_last", "sbn_passes", "compile_mode", "optimizer_impl",
+    "finite_check",
+)
 
 
 def write_config(out: Path, config: dict) -> None:

@@ -38,6 +38,8 @@ from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 
 @dataclass
 class TrainResult:
@@ -130,7 +132,12 @@ class _Trainer:
             momentum=t.momentum,
             weight_decay=t.weight_decay,
             nesterov=t.nesterov,
+            **self._sgd_kernels(t.optimizer_impl, device),
         )
+        if t.finite_check not in ("epoch", "step"):
+            raise UserError(f"finite_check must be epoch or step, got {t.finite_check!r}")
+        if t.compile_mode not in COMPILE_MODES:
+            raise UserError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {t.compile_mode!r}")
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
         self.start_epoch, self.rows = 0, []
@@ -146,6 +153,19 @@ class _Trainer:
         self.train_y = torch.from_numpy(np.asarray(self.data.train_y, np.int64)).to(device)
 
     # ------------------------------------------------------------------ setup helpers
+
+    @staticmethod
+    def _sgd_kernels(impl: str, device: torch.device) -> dict:
+        """SGD keyword arguments for ``train.optimizer_impl`` (the same update, other kernels)."""
+        if impl == "default":
+            return {}
+        if impl == "fused":
+            if device.type != "cuda":
+                raise UserError("optimizer_impl=fused needs a CUDA device; use default or foreach")
+            return {"fused": True}
+        if impl in ("foreach", "for_loop"):
+            return {"foreach": impl == "foreach"}
+        raise UserError(f"optimizer_impl must be default, foreach, fused or for_loop, got {impl!r}")
 
     def _config_dict(self, normalization: dict) -> dict:
         cfg = self.cfg.to_dict()
@@ -181,7 +201,8 @@ class _Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
         if self.cfg.train.compile:
-            net = torch.compile(net)
+            mode = self.cfg.train.compile_mode
+            net = torch.compile(net, mode=None if mode == "default" else mode)
         return net
 
     def _restore(self) -> None:
@@ -296,6 +317,7 @@ class _Trainer:
 
     def _epoch(self, epoch: int) -> dict:
         t, dist = self.cfg.train, self.dist
+        self._epoch_index = epoch
         self.net.train()
         n = len(self.train_y)
         # "dataset enlargement" methods train on (k + 1) * n items per epoch: item i is view i // n of image i % n
@@ -314,7 +336,11 @@ class _Trainer:
             disable=None if dist.is_main else True,
         )
         seen = 0
+        graphs = t.compile and t.compile_mode == "reduce-overhead"
+        self._bad = None  # the first non-finite step of this epoch, kept on the device (finite_check=epoch)
         for step in bar:
+            if graphs:
+                torch.compiler.cudagraph_mark_step_begin()
             for group in self.optimizer.param_groups:
                 group["lr"] = lr_at_step(t, epoch, step, steps)
             idx = perm[step * batch : (step + 1) * batch]
@@ -329,7 +355,10 @@ class _Trainer:
             inputs = to_float(torch.cat([to_float(v[lo:hi]) for v in views]), self.channels_last)
             with self._autocast():
                 result = self.method.loss(self.net, inputs, len(views), y, epoch)
-            self._check_finite(result, epoch, step)
+            if t.finite_check == "step":
+                self._check_finite(result, epoch, step)
+            else:
+                self._note_finite(result, step)
             self.optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             self.optimizer.step()
@@ -340,6 +369,8 @@ class _Trainer:
                 correct += (result.logits.argmax(1) == y).sum()
             if bar.disable and dist.is_main and t.log_every and (step + 1) % t.log_every == 0:
                 log.info("epoch %d step %d/%d loss %.4f", epoch + 1, step + 1, steps, result.loss.item())
+        if self._bad is not None:
+            self._raise_first_bad(epoch)
         seconds = time.perf_counter() - start
         names = list(sums)
         totals = torch.stack([sums[k] for k in names] + [correct.float()])
@@ -355,21 +386,58 @@ class _Trainer:
         row["seconds"] = seconds
         return row
 
-    def _check_finite(self, result, epoch: int, step: int) -> None:
-        """Stop with a UserError naming the step and the first non-finite loss term."""
+    @staticmethod
+    def _loss_values(result) -> tuple[list[str], torch.Tensor]:
         names = list(result.terms) + ["loss"]
         values = torch.stack(
             [v.detach().float() for v in result.terms.values()] + [result.loss.detach().float()]
         )
+        return names, values
+
+    def _note_finite(self, result, step: int) -> None:
+        """Record the first step with a non-finite loss term without reading anything to the host
+        (no synchronisation inside the epoch); :meth:`_raise_first_bad` reads it once at the end.
+        Training after a non-finite step changes nothing written: the epoch then stops before any
+        checkpoint, with the message the per-step check would have given."""
+        names, values = self._loss_values(result)
+        if self._bad is None or self._bad[0] != names:
+            if self._bad is not None:  # the loss terms changed shape: settle what is pending first
+                self._raise_first_bad(self._epoch_index)
+            self._bad = (names, torch.full((), -1, dtype=torch.long, device=values.device), torch.zeros_like(values))
+        _, first, saved = self._bad
+        new = (~torch.isfinite(values)).any() & (first < 0)
+        first.copy_(torch.where(new, torch.full_like(first, step), first))
+        saved.copy_(torch.where(new, values, saved))
+
+    def _raise_first_bad(self, epoch: int) -> None:
+        names, first, saved = self._bad
+        bad = (first >= 0).float()
+        if self.dist.enabled:
+            D.all_reduce_sum(bad, self.dist)  # every rank stops together
+        if not bad.item():
+            return
+        step = int(first.item())
+        if step < 0:  # another rank saw it
+            raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1} on another process; training stopped "
+                                f"and {self.out / 'last.pt'} keeps the last good epoch")
+        values = saved.tolist()
+        i = next(j for j, v in enumerate(values) if not np.isfinite(v))
+        self._non_finite(epoch, step, names[i], values[i])
+
+    def _non_finite(self, epoch: int, step: int, name: str, value: float) -> None:
+        raise NonFiniteLoss(
+            f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {name!r} = {value}; "
+            f"training stopped and {self.out / 'last.pt'} keeps the last good epoch "
+            f"({self.rows[-1]['epoch'] if self.rows else 0}); lower the learning rate (--set lr=...) "
+            "or warm it up (--set warmup_epochs=1)"
+        )
+
+    def _check_finite(self, result, epoch: int, step: int) -> None:
+        """Stop with a UserError naming the step and the first non-finite loss term."""
+        names, values = self._loss_values(result)
         bad = (~torch.isfinite(values)).float()
         if self.dist.enabled:
             D.all_reduce_sum(bad, self.dist)  # every rank stops together
         if bad.any().item():
             i = int(bad.nonzero()[0])
-            value = values[i].item()
-            raise NonFiniteLoss(
-                f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {names[i]!r} = {value}; "
-                f"training stopped and {self.out / 'last.pt'} keeps the last good epoch "
-                f"({self.rows[-1]['epoch'] if self.rows else 0}); lower the learning rate (--set lr=...) "
-                "or warm it up (--set warmup_epochs=1)"
-            )
+            self._non_finite(epoch, step, names[i], values[i].item())

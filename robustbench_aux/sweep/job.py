@@ -41,11 +41,12 @@ def job_state(job: Job) -> str:
     return "queued"
 
 
-def run_job(job: Job, *, env: dict | None = None, echo=print) -> int:
+def run_job(job: Job, *, env: dict | None = None, echo=print, note: str = "") -> int:
     """Run the job's unfinished steps; returns the first non-zero exit code, or 0.
 
     The output of every step is appended to ``<run_dir>/sweep.log``; ``echo`` receives each command
-    line before it runs (so a sweep prints every command it runs, ready to paste).
+    line before it runs (so a sweep prints every command it runs, ready to paste). ``note`` (how
+    the job shares its device, when packed) goes into the log as a ``#`` line before each command.
     """
     job.run_dir.mkdir(parents=True, exist_ok=True)
     logfile = job.run_dir / "sweep.log"
@@ -58,6 +59,8 @@ def run_job(job: Job, *, env: dict | None = None, echo=print) -> int:
         cmd = command_line(argv)
         echo(f"[{job.name}] robustbench-aux {shlex.join(argv)}")
         with open(logfile, "a") as out:
+            if note:
+                out.write(f"# {note}\n")
             out.write(f"$ {shlex.join(cmd)}\n")
             out.flush()
             rc = subprocess.call(
