@@ -41,7 +41,7 @@ def test_epoch_finite_check_stops_with_the_per_step_message_and_keeps_last_good(
     common = ("--n-train", "128", "--epochs", "2", "--set", "batch_size=32", "--set", "lr=1e12")
     errors = {}
     for check in ("step", "epoch"):
-        assert _train(tmp_path / check, "auxiliary", *common, "--set", f"finite_check={check}") == 2
+        assert _train(tmp_path / check, "auxiliary", *common, "--set", f"finite_check={check}") == 3  # diverged
         errors[check] = capsys.readouterr().err.replace(str(tmp_path / check), "RUN")
         assert not (tmp_path / check / "final.pt").exists()
     assert "non-finite loss at epoch" in errors["epoch"] and "step" in errors["epoch"]

@@ -35,7 +35,7 @@ def test_default_grid_is_priced_run_by_run(capsys):
 def test_unmeasured_precision_is_said_not_guessed(tmp_path, capsys):
     assert _estimator().main(["--precision", "fp32"]) == 0
     out = capsys.readouterr().out
-    assert "total: 0.0 GPU-hours for 0 runs" in out and "without 25 unmeasured run(s)" in out
+    assert "total: 0.0 GPU-hours for 0 runs" in out and "without 26 unmeasured run(s)" in out
     grid = tmp_path / "grid.toml"
     grid.write_text('[defaults]\nrecipe = "reference"\nset = { amp = "bf16" }\n[[runs]]\nmethods = ["plain"]\n'
                     'archs = ["resnet18"]\nseeds = [0]\n[[runs]]\nmethods = ["plain"]\narchs = ["resnet18"]\n'
@@ -51,7 +51,7 @@ def test_unpriceable_method_is_an_error(tmp_path):
     rates = tmp_path / "rates.json"
     rates.write_text(json.dumps({"device": "x", "date": "d", "train_images_per_s": {"resnet18": {"plain": 1.0}}}))
     with pytest.raises(SystemExit, match="no measured or scalable throughput for auxiliary"):
-        _estimator().main(["--throughput", str(rates)])
+        _estimator().main(["--throughput", str(rates), "--precision", "bf16"])
 
 
 def test_packing_factor_is_read_from_measurements_or_says_unmeasured(tmp_path, capsys):
