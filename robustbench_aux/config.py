@@ -35,7 +35,7 @@ from pathlib import Path
 
 import tomllib
 
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, require_choices
 
 _TOP_KEYS = ("description", "extends", "status", "source", "train", "model", "method", "reference")
 _REFERENCE_SECTIONS = ("train", "model", "method")
@@ -380,13 +380,9 @@ def resolved_switches(cfg: RunConfig, device_type: str) -> dict:
 
 
 def _check_train(train: TrainConfig) -> None:
-    for name, allowed in (
-        ("amp", ("auto", "bf16", "off")),
-        ("channels_last", ("auto", "on", "off")),
-        ("schedule", ("step", "cosine")),
-    ):
-        if getattr(train, name) not in allowed:
-            raise UserError(f"{name} must be one of {', '.join(allowed)}, got {getattr(train, name)!r}")
+    require_choices(
+        train, {"amp": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"), "schedule": ("step", "cosine")}
+    )
 
 
 def scale_schedule(obj, factor: float) -> None:
@@ -440,8 +436,7 @@ def resolve_config(
         section, name = _route_override(key, sections)
         assign(sections[section], {name: value}, f"--set {section}")
     _check_train(train)
-    if model.aux_init not in AUX_INITS:
-        raise UserError(f"aux_init must be one of {', '.join(AUX_INITS)}, got {model.aux_init!r}")
+    require_choices(model, {"aux_init": AUX_INITS})
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
         raise UserError(f"seed must be an integer in 0..{2**32 - 1}, got {seed!r}")
     if train.epochs < 1 or train.batch_size < 1:

@@ -15,3 +15,12 @@ class NonFiniteError(UserError):
     so scripts and sweeps can tell a diverged run from a mistyped command."""
 
     exit_status = 3
+
+
+def require_choices(obj, choices: dict) -> None:
+    """A UserError naming the first attribute of ``obj`` whose value is not among its allowed values
+    (``choices`` maps attribute name -> the allowed values)."""
+    for name, allowed in choices.items():
+        value = getattr(obj, name)
+        if value not in allowed:
+            raise UserError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")

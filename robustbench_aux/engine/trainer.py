@@ -33,7 +33,7 @@ from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.augment import to_float
 from robustbench_aux.engine.run_dir import check_out_dir, check_resumable, write_config, write_metrics
 from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step
-from robustbench_aux.errors import NonFiniteError, UserError
+from robustbench_aux.errors import NonFiniteError, UserError, require_choices
 from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
@@ -134,10 +134,7 @@ class _Trainer:
             nesterov=t.nesterov,
             **self._sgd_kernels(t.optimizer_impl, device),
         )
-        if t.finite_check not in ("epoch", "step"):
-            raise UserError(f"finite_check must be epoch or step, got {t.finite_check!r}")
-        if t.compile_mode not in COMPILE_MODES:
-            raise UserError(f"compile_mode must be one of {', '.join(COMPILE_MODES)}, got {t.compile_mode!r}")
+        require_choices(t, {"finite_check": ("epoch", "step"), "compile_mode": COMPILE_MODES})
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(cfg.seed)
         self.start_epoch, self.rows = 0, []

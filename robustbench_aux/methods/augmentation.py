@@ -22,7 +22,7 @@ from robustbench_aux.corruptions.training import (
     ROTATION_VIEWS,
     check_spec,
 )
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, require_choices
 from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.base import Method, StepOutput, cross_entropy_per_view, term_name
 
@@ -30,13 +30,9 @@ DATA_READINGS = ("enlarged_dataset", "joint_batch")
 
 
 def _check_common(options) -> None:
-    for name, allowed in (
-        ("noise_impl", NOISE_IMPLS),
-        ("rotation_view", ROTATION_VIEWS),
-        ("data_reading", DATA_READINGS),
-    ):
-        if getattr(options, name) not in allowed:
-            raise UserError(f"{name} must be one of {', '.join(allowed)}, got {getattr(options, name)!r}")
+    require_choices(
+        options, {"noise_impl": NOISE_IMPLS, "rotation_view": ROTATION_VIEWS, "data_reading": DATA_READINGS}
+    )
 
 
 @dataclass

@@ -30,7 +30,7 @@ from robustbench_aux.corruptions.training import (
     ROTATION_VIEWS,
     check_spec,
 )
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, require_choices
 from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.base import Method, StepOutput, at_least_fp32, cross_entropy_per_view, term_name
 
@@ -72,18 +72,15 @@ class AuxiliaryOptions:
             raise UserError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
         for key, value in VARIANTS[self.variant].items():
             setattr(self, key, value)
-        if self.distill_direction not in DISTILL_DIRECTIONS:
-            raise UserError(
-                f"distill_direction must be one of {', '.join(DISTILL_DIRECTIONS)}, "
-                f"got {self.distill_direction!r}"
-            )
-        for name, allowed in (
-            ("noise_impl", NOISE_IMPLS),
-            ("rotation_view", ROTATION_VIEWS),
-            ("sbn_running_stats", RUNNING_STATS),
-        ):
-            if getattr(self, name) not in allowed:
-                raise UserError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        require_choices(
+            self,
+            {
+                "distill_direction": DISTILL_DIRECTIONS,
+                "noise_impl": NOISE_IMPLS,
+                "rotation_view": ROTATION_VIEWS,
+                "sbn_running_stats": RUNNING_STATS,
+            },
+        )
         if self.sbn_running_stats == "all_views" and not self.selective_bn:
             raise UserError("sbn_running_stats = all_views needs selective_bn = true (per-view batch statistics)")
         if self.temperature <= 0:
