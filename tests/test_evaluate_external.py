@@ -77,7 +77,7 @@ def test_torchvision_factory_with_weights_and_normalization(tmp_path, cifar10, c
 
 
 def test_users_own_factory_module(tmp_path, cifar10, cifar10_root, cifar_c, monkeypatch):
-    """timm is not installed here (and not a dependency): a second factory from the user's own package."""
+    """A factory from the user's own package (module:Class.attribute)."""
     pkg = tmp_path / "mymodels"
     pkg.mkdir()
     (pkg / "__init__.py").write_text("")
@@ -106,12 +106,21 @@ def test_users_own_factory_module(tmp_path, cifar10, cifar10_root, cifar_c, monk
     assert summary["run_id"] == "mine" and summary["arch"] == "small"
 
 
-def test_timm_factory_if_installed(tmp_path, cifar10, cifar10_root, cifar_c):
+def test_timm_factory(tmp_path, cifar10, cifar10_root, cifar_c):
+    """A timm constructor through --model with its weights from a file (timm is in the dev extra)."""
     timm = pytest.importorskip("timm")
+    torch.manual_seed(0)
+    model = timm.create_model("resnet18", num_classes=10).eval()
+    weights = tmp_path / "timm_resnet18.pt"
+    torch.save(model.state_dict(), weights)
     out = tmp_path / "timm"
     assert main(_args(cifar10_root, cifar_c, out, "--model", "timm:create_model", "--model-arg",
-                      "model_name='resnet18'", "--model-arg", "num_classes=10")) == 0
-    assert len(_accs(out)[0]) == 11 and timm is not None
+                      "model_name='resnet18'", "--model-arg", "num_classes=10", "--weights", str(weights),
+                      "--normalize", "cifar10")) == 0
+    got, summary = _accs(out)
+    want = _direct(model, cifar10, cifar_c, NAMED_STATS["cifar10"])
+    assert got.sort_index().tolist() == pytest.approx(want.sort_index().tolist())
+    assert summary["provenance"]["model"]["factory"] == "timm:create_model"
 
 
 def _tiny():
