@@ -58,7 +58,7 @@ class TrainConfig:
     n_train: int = 0  # use the first N training images; 0 = all
     crop_padding: int = 4  # random crop of the image padded by this many px (zeros)
     flip: bool = True
-    normalization: str = "dataset"  # dataset | reference | cifar10 | cifar100 (datasets.NORMALIZATION)
+    normalization: str = "dataset"  # dataset | reference | cifar10 | cifar100 (catalog.NORMALIZATION)
     mean: tuple[float, ...] = ()  # explicit per-channel mean/std in [0, 1]; overrides normalization
     std: tuple[float, ...] = ()
     schedule: str = "step"  # step (milestones, per epoch) | cosine (per step, AugMix's LambdaLR form)

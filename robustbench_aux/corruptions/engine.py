@@ -13,8 +13,8 @@ import logging
 
 import torch
 
+from robustbench_aux.catalog import ALL_19, CATEGORY, SEVERITIES, is_benchmark
 from robustbench_aux.corruptions import blur, digital, noise, weather
-from robustbench_aux.corruptions.catalog import ALL_19, CATEGORY, SEVERITIES, is_benchmark
 from robustbench_aux.corruptions.presets import PRESETS, VARIANTS, check_preset
 from robustbench_aux.errors import UserError
 from robustbench_aux.registry import Registry

@@ -26,7 +26,7 @@ import torch
 from tqdm import tqdm
 
 from robustbench_aux import atomic
-from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
+from robustbench_aux.catalog import ALL_19, SEVERITIES
 from robustbench_aux.corruptions.engine import check_images, corrupt_batch, select_corruptions
 from robustbench_aux.corruptions.presets import check_preset
 from robustbench_aux.errors import UserError

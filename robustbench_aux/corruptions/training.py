@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
+from robustbench_aux.catalog import ALL_19, SEVERITIES
 from robustbench_aux.errors import UserError
 from robustbench_aux.registry import Registry
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from robustbench_aux.catalog import NORMALIZATION
 from robustbench_aux.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -32,8 +33,8 @@ EXPORT_SUFFIXES = (".pt2",)
 SCRIPT_SUFFIXES = (".pt", ".pth", ".jit", ".torchscript")
 # named input statistics accepted by --normalize (besides explicit numbers and "none")
 NAMED_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "cifar10": NORMALIZATION["cifar10"],
+    "cifar100": NORMALIZATION["cifar100"],
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from robustbench_aux import atomic
-from robustbench_aux.corruptions.catalog import BENCHMARK_15
+from robustbench_aux.catalog import BENCHMARK_15, CLEAN
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.accuracy import run_summary
-from robustbench_aux.metrics.tidy import CLEAN, COLUMNS, check_table
+from robustbench_aux.metrics.tidy import COLUMNS, check_table
 from robustbench_aux.metrics.uncertainty import bootstrap_ci, per_image_score
 
 RESULTS_CSV = "results.csv"

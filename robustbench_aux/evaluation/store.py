@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_aux import atomic
+from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
-from robustbench_aux.metrics.tidy import CLEAN
 from robustbench_aux.paths import component, inside
 
 log = logging.getLogger(__name__)

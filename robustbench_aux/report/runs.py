@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image
-from robustbench_aux.metrics.tidy import CLEAN, method_label
+from robustbench_aux.metrics.tidy import method_label
 from robustbench_aux.paths import component
 
 EVAL = "eval"
