@@ -36,6 +36,7 @@ from pathlib import Path
 import tomllib
 
 from robustbench_aux.errors import UserError, require_choices
+from robustbench_aux.registry import Registry
 
 _TOP_KEYS = ("description", "extends", "status", "source", "train", "model", "method", "reference")
 _REFERENCE_SECTIONS = ("train", "model", "method")
@@ -328,11 +329,10 @@ def _route_override(key: str, sections: dict[str, object]) -> tuple[str, str]:
     return owners[0], key
 
 
-def reference_values(data: dict, sections: dict[str, object]) -> dict:
+def reference_values(data: dict, sections: dict[str, object], methods: Registry) -> dict:
     """The recipe's ``[reference]`` tables as ``{"train.amp": value, ...}``, coerced to the field
-    types; a method key another method owns is skipped (that switch does not apply to this run)."""
-    from robustbench_aux.methods import METHODS
-
+    types; a method key another method owns (an ``Options`` field of another entry of ``methods``)
+    is skipped (that switch does not apply to this run)."""
     label, out = data["label"], {}
     for sec in _REFERENCE_SECTIONS:
         obj = sections[sec]
@@ -341,7 +341,7 @@ def reference_values(data: dict, sections: dict[str, object]) -> dict:
             if key in hints:
                 out[f"{sec}.{key}"] = _coerce(value, hints[key], f"recipe {label} [reference.{sec}].{key}")
                 continue
-            owners = [m for m in METHODS.names() if key in {f.name for f in fields(METHODS.get(m).Options)}]
+            owners = [m for m in methods.names() if key in {f.name for f in fields(methods.get(m).Options)}]
             if sec != "method" or not owners:
                 raise UserError(_unknown_key(key, hints, f"recipe {label} [reference.{sec}]"))
     return out
@@ -398,6 +398,7 @@ def scale_schedule(obj, factor: float) -> None:
 
 def resolve_config(
     *,
+    methods: Registry,
     method: str,
     arch: str,
     dataset: str,
@@ -411,14 +412,16 @@ def resolve_config(
     ``epochs`` (the ``--epochs`` flag) also rescales the epoch-denominated schedule (lr milestones,
     the auxiliary penalty start) proportionally, so a short run keeps the recipe's shape;
     ``--set epochs=N`` changes the number of epochs only.
-    """
-    from robustbench_aux.methods import METHODS
 
-    options_cls = METHODS.get(method).Options
+    ``methods`` is the methods registry (``robustbench_aux.methods.METHODS``), handed in by the
+    caller so that this module, below the methods, never imports them: ``methods.get(method).Options``
+    is the run's options class, and a recipe's ``[method.<name>]`` sections are checked against it.
+    """
+    options_cls = methods.get(method).Options
     data = load_recipe(recipe)
     for m in data["method"]:
-        if m not in METHODS:
-            raise UserError(f"recipe {data['label']}: [method.{m}]: " + METHODS.unknown_message(m))
+        if m not in methods:
+            raise UserError(f"recipe {data['label']}: [method.{m}]: " + methods.unknown_message(m))
     train, model, options = TrainConfig(), ModelConfig(), options_cls()
     label = data["label"]
     assign(train, data["train"], f"recipe {label} [train]")
@@ -457,5 +460,5 @@ def resolve_config(
         description=str(data.get("description", "")),
         recipe_status=str(data.get("status", "")),
         source=str(data.get("source", "")),
-        reference=reference_values(data, sections),
+        reference=reference_values(data, sections, methods),
     )

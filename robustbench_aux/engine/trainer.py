@@ -26,11 +26,11 @@ import torch
 from tqdm import tqdm
 
 from robustbench_aux import lock as run_lock
+from robustbench_aux.augment import to_float
 from robustbench_aux.checkpoint import load_checkpoint, nonfinite_tensors, save_checkpoint
 from robustbench_aux.config import RunConfig, protocol_deviations, resolved_amp, resolved_switches
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
-from robustbench_aux.engine.augment import to_float
 from robustbench_aux.engine.run_dir import check_out_dir, check_resumable, write_config, write_metrics
 from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step
 from robustbench_aux.errors import NonFiniteError, UserError, require_choices
