@@ -25,7 +25,6 @@ then ``train``, then ``model``) or dotted (``train.lr``, ``method.alpha``, ``mod
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -35,7 +34,7 @@ from pathlib import Path
 
 import tomllib
 
-from robustbench_aux.errors import UserError, require_choices
+from robustbench_aux.errors import UserError, comma_list, did_you_mean, require_choices
 from robustbench_aux.registry import Registry
 
 _TOP_KEYS = ("description", "extends", "status", "source", "train", "model", "method", "reference")
@@ -180,8 +179,7 @@ def _read_recipe_text(name_or_path: str, base: Path | None = None) -> tuple[str,
             raise UserError(f"recipe file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     shipped = _recipe_dir() / f"{name_or_path}.toml"
     if not shipped.is_file():
-        close = difflib.get_close_matches(name_or_path, recipe_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name_or_path, recipe_names())
         raise UserError(
             f"unknown recipe {name_or_path!r}{hint} (shipped: {', '.join(recipe_names())}; "
             "or give a .toml path)"
@@ -235,9 +233,7 @@ def load_recipe(name_or_path: str, _seen: tuple[str, ...] = (), _base: Path | No
 
 
 def _unknown_key(key: str, known, where: str) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r} in {where}{hint} (known: {', '.join(sorted(known))})"
+    return f"unknown key {key!r} in {where}{did_you_mean(key, known)} (known: {', '.join(sorted(known))})"
 
 
 def _coerce(value, hint, key: str):
@@ -251,7 +247,7 @@ def _coerce(value, hint, key: str):
     if origin is tuple:
         item = typing.get_args(hint)[0]
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
+            value = comma_list(value)
         if not isinstance(value, (list, tuple)):
             value = [value]
         return tuple(_coerce(v, item, key) for v in value)

@@ -16,7 +16,7 @@ import torch
 from robustbench_aux.catalog import ALL_19, CATEGORY, SEVERITIES, is_benchmark
 from robustbench_aux.corruptions import blur, digital, noise, weather
 from robustbench_aux.corruptions.presets import PRESETS, VARIANTS, check_preset
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, comma_list, did_you_mean
 from robustbench_aux.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,7 @@ def select_corruptions(names=None, tags=None, preset: str | None = None) -> list
         CORRUPTIONS.entry(n)  # raises UserError with suggestions
     for t in tags or ():
         if t not in ALL_TAGS:
-            import difflib
-
-            close = difflib.get_close_matches(t, sorted(ALL_TAGS), n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(t, sorted(ALL_TAGS), cutoff=0.5)
             raise UserError(f"unknown corruption tag {t!r}{hint} (known: {', '.join(sorted(ALL_TAGS))})")
     chosen = [n for n in ALL_19 if names is None or n in names]
     if tags:
@@ -93,7 +90,7 @@ def _as_list(value) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
+        return comma_list(value)
     return [str(v) for v in value]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, did_you_mean
 
 # What each parameter record holds (units: images in [0, 1] unless said otherwise; px = pixels).
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -165,14 +165,7 @@ PRESETS = MappingProxyType({"cifar": MappingProxyType(_CIFAR), "imagenet": Mappi
 def check_preset(preset: str) -> str:
     """Return ``preset`` if known, else raise a UserError listing the known presets."""
     if preset not in PRESETS:
-        import difflib
-
-        close = difflib.get_close_matches(str(preset), list(PRESETS), n=1, cutoff=0.4)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(str(preset), PRESETS, cutoff=0.4)
         raise UserError(f"unknown corruption preset {preset!r}{hint} (known: {', '.join(PRESETS)})")
     return preset
 
-
-def params(preset: str, name: str, severity: int) -> tuple:
-    """The parameter record of ``name`` at ``severity`` (1..5) in ``preset``."""
-    return PRESETS[check_preset(preset)][name][severity - 1]

@@ -25,6 +25,7 @@ from torch import nn
 
 from robustbench_aux.catalog import NORMALIZATION
 from robustbench_aux.errors import UserError
+from robustbench_aux.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,6 @@ def _import_factory(spec: str):
 def load_state_dict_file(model: nn.Module, path: str | Path) -> dict:
     """Load a state dict file into ``model`` (strictly); unwraps ``{"state_dict": ...}`` / ``{"model": ...}``
     and a DataParallel ``module.`` prefix. Returns provenance facts."""
-    from robustbench_aux.evaluation.provenance import sha256_file
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
@@ -178,8 +177,6 @@ def load_external(
     if path.suffix in EXPORT_SUFFIXES + SCRIPT_SUFFIXES or path.is_file():
         if weights or kwargs:
             raise UserError(f"--weights and --model-arg go with PKG.MODULE:FACTORY, not with a model file ({spec})")
-        from robustbench_aux.evaluation.provenance import sha256_file
-
         model, kind = _load_file(path)
         return ExternalModel(model, kind, spec, path.stem, {"file": str(path.resolve()), "file_sha256": sha256_file(path)})
     factory = _import_factory(spec)

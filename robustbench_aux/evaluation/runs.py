@@ -17,8 +17,8 @@ from robustbench_aux.datasets import load_dataset
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.api import EvalResult, evaluate
-from robustbench_aux.evaluation.provenance import sha256_file
 from robustbench_aux.evaluation.results import build_summary, read_results, write_results
+from robustbench_aux.hashing import sha256_file
 from robustbench_aux.lock import exclusive
 from robustbench_aux.paths import component
 
