@@ -86,7 +86,9 @@ def measure(spec_path: Path, data: Path, work: Path, echo=print) -> dict[str, di
     return results
 
 
-def compare(expected: dict, got: dict, tolerance: dict) -> list[Drift]:
+def drift_rows(expected: dict, got: dict, tolerance: dict) -> list[Drift]:
+    """One :class:`Drift` row per expected (run, metric): the measured value against the expected one
+    and its tolerance (``tolerance[metric]``, else ``tolerance["default"]``)."""
     rows = []
     for run, metrics in expected.items():
         if run not in got:
@@ -119,7 +121,7 @@ def run_check(spec_path: Path, data: Path, work: Path, *, update: bool = False, 
         return 0
     if not expected_path.is_file():
         raise UserError(f"{expected_path} does not exist; create it with `robustbench-aux check --update`")
-    rows = compare(json.loads(expected_path.read_text())["runs"], got, check["tolerance"])
+    rows = drift_rows(json.loads(expected_path.read_text())["runs"], got, check["tolerance"])
     echo(table(rows))
     drifted = [r for r in rows if not r.ok]
     echo(f"metrics within tolerance: {len(rows) - len(drifted)} passed, {len(drifted)} failed")

@@ -252,9 +252,9 @@ def test_enlarged_dataset_reading_mixes_views_per_image():
     x = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
     kinds = torch.tensor([0, 1] * 5)
     (mixed,) = method.views(x, torch.Generator().manual_seed(0), kinds=kinds)
-    from robustbench_aux.corruptions.training import gaussian_blur
+    from robustbench_aux.corruptions.training import train_blur
 
-    assert torch.equal(mixed[0::2], x[0::2]) and torch.equal(mixed[1::2], gaussian_blur(x[1::2], 1.0))
+    assert torch.equal(mixed[0::2], x[0::2]) and torch.equal(mixed[1::2], train_blur(x[1::2], 1.0))
     joint = build_method(
         "naive_augmentation",
         _ref("naive_augmentation", overrides=["data_reading=joint_batch"]).options,

@@ -29,7 +29,7 @@ def test_reference_specs_build_and_keep_shape_dtype(images):
 
 
 def test_blur_matches_pil_gaussian_blur_radius_1(images):
-    ours = tc.gaussian_blur(images, 1.0).permute(0, 2, 3, 1).numpy().astype(float)
+    ours = tc.train_blur(images, 1.0).permute(0, 2, 3, 1).numpy().astype(float)
     pil = np.stack(
         [
             np.asarray(Image.fromarray(im).filter(ImageFilter.GaussianBlur(1.0)))
@@ -45,7 +45,7 @@ def test_blur_matrix_rows_sum_to_one_and_preserve_constants():
     m = tc.gaussian_blur_matrix(32, 1.0)
     torch.testing.assert_close(m.sum(1), torch.ones(32))
     flat = torch.full((1, 3, 32, 32), 117, dtype=torch.uint8)
-    assert torch.equal(tc.gaussian_blur(flat), flat)
+    assert torch.equal(tc.train_blur(flat), flat)
 
 
 def test_noise_clipped_statistics():

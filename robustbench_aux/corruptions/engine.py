@@ -15,7 +15,7 @@ import torch
 
 from robustbench_aux.catalog import ALL_19, CATEGORY, SEVERITIES, is_benchmark
 from robustbench_aux.corruptions import blur, digital, noise, weather
-from robustbench_aux.corruptions.presets import PRESETS, VARIANTS, check_preset
+from robustbench_aux.corruptions.presets import PRESET_VARIANTS, PRESETS, check_preset
 from robustbench_aux.errors import UserError, comma_list, did_you_mean
 from robustbench_aux.registry import Registry
 
@@ -112,7 +112,7 @@ def check_images(x, name: str, severity, preset: str, generator=None) -> None:
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
         raise UserError(f"severity must be an integer in 1..5, got {severity!r}")
     h, w = x.shape[-2:]
-    v = VARIANTS[preset]
+    v = PRESET_VARIANTS[preset]
     if v["fixed_size"] and (h, w) != (v["fixed_size"], v["fixed_size"]):
         raise UserError(
             f"the {preset} preset is calibrated for {v['fixed_size']}x{v['fixed_size']} images, got {h}x{w}; "
@@ -172,4 +172,4 @@ def corrupt_float(
         kwargs["workers"] = workers
     if draws is not None:
         kwargs["draws"] = draws
-    return fn(x01, p, VARIANTS[preset], generator, **kwargs)
+    return fn(x01, p, PRESET_VARIANTS[preset], generator, **kwargs)

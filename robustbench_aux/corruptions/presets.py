@@ -2,7 +2,7 @@
 
 ``PRESETS[preset][corruption]`` is a tuple of five parameter records, one per severity 1..5. Each
 record is a plain tuple in the order documented in ``FIELDS`` (the order of the published
-tables). ``VARIANTS[preset]`` holds the algorithmic differences between the two sources, so that
+tables). ``PRESET_VARIANTS[preset]`` holds the algorithmic differences between the two sources, so that
 one implementation serves both: e.g. the CIFAR script upsamples pixelate with a box filter and
 imagecorruptions with nearest neighbour.
 
@@ -134,7 +134,7 @@ _IMAGENET = {
 #   pixelate_up      "box" (CIFAR script) or "nearest" (imagecorruptions).
 #   elastic          "affine+displace" (CIFAR script) or "displace" (imagecorruptions).
 #   fixed_size       side length the preset is calibrated for (None: any size >= min_size).
-VARIANTS = {
+PRESET_VARIANTS = {
     "cifar": {
         "zoom_crop": "center",
         "motion_quantize": "png_floor",

@@ -77,7 +77,7 @@ def gaussian_blur_matrix(size: int, sigma: float, device=None, dtype=torch.float
     return m.to(device=device, dtype=dtype)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+def train_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """Blur uint8 (B, C, H, W) images with a separable Gaussian of ``sigma`` px (deterministic)."""
     h, w = x.shape[-2:]
     mh = gaussian_blur_matrix(h, sigma, x.device)
@@ -89,7 +89,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
 @TRAIN_CORRUPTIONS.register("blur", tags=("reference",))
 def make_blur(sigma: float = 1.0, **_) -> Transform:
     """Factory of the ``blur`` spec (deterministic: the generator is unused)."""
-    return lambda x, generator=None: gaussian_blur(x, sigma)
+    return lambda x, generator=None: train_blur(x, sigma)
 
 
 # --------------------------------------------------------------------------- noise
