@@ -17,6 +17,7 @@ import tomllib
 from robustbench_aux import atomic
 from robustbench_aux.errors import UserError
 from robustbench_aux.pipeline import corrupt_argv, run_cli
+from robustbench_aux.rundir import RunDir
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.local import run_local
 
@@ -81,7 +82,7 @@ def measure(spec_path: Path, data: Path, work: Path, echo=print) -> dict[str, di
         raise UserError(f"check runs failed: {', '.join(failed)} (logs: {work / 'runs'}/<run>/sweep.log)")
     results = {}
     for job in sweep.jobs:
-        summary = json.loads((job.run_dir / "eval" / "summary.json").read_text())
+        summary = json.loads((RunDir(job.run_dir).summary).read_text())
         results[job.name] = {m: float(summary[m]) for m in check["metrics"]}
     return results
 

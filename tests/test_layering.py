@@ -62,3 +62,18 @@ def test_the_blocker_does_block_torch():
     )
     assert proc.returncode != 0
     assert "torch is blocked" in proc.stderr
+
+
+def test_design_doc_lists_every_run_directory_file():
+    """docs/design.md's run-directory table names every file robustbench_aux.rundir spells."""
+    from robustbench_aux import rundir
+
+    doc = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
+    table = doc[doc.index("**Run directory**") : doc.index("**Checkpoints**")]
+    names = [v for k, v in vars(rundir).items() if k.isupper() and isinstance(v, str)]
+    assert len(names) == 11
+    missing = [n for n in names if n not in table]
+    assert not missing, missing
+    run = rundir.RunDir("r")
+    assert run.summary == Path("r") / "eval" / "summary.json"
+    assert run.last.name == "last.pt" and run.final.name == "final.pt" and run.lock.name == ".lock"

@@ -235,14 +235,14 @@ def evaluate_external(
     from robustbench_aux import atomic
     from robustbench_aux.datasets import load_dataset
     from robustbench_aux.evaluation.api import evaluate
-    from robustbench_aux.evaluation.runs import CONFIG, EVAL_DIR
+    from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR
 
     ext = load_external(spec, weights=weights, kwargs=model_args)
     run_id = name or ext.name
     if not re.fullmatch(r"[\w.+-]+", run_id):
         raise UserError(f"--name {run_id!r}: use letters, digits and . _ + - only (it names files)")
     out = Path(out) if out is not None else Path("runs") / "external" / run_id
-    cfg_path = out / CONFIG
+    cfg_path = out / CONFIG_JSON
     if cfg_path.is_file():
         try:
             old = json.loads(cfg_path.read_text())
