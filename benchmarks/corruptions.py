@@ -79,7 +79,7 @@ def time_reference(images: np.ndarray, name: str) -> float:
 def fidelity_table(images: np.ndarray, names: list[str]) -> None:
     """Per corruption, over its 5 severities: the imagenet preset against imagecorruptions. For random
     corruptions, also two reference runs with different seeds against each other (sampling noise)."""
-    from robustbench_aux.corruptions.fidelity import _gaps, compare
+    from robustbench_aux.corruptions.fidelity import _gaps, measure_fidelity
 
     n = len(images)
     clean = images.astype(np.float64)
@@ -90,7 +90,7 @@ def fidelity_table(images: np.ndarray, names: list[str]) -> None:
     )
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for name in names:
-        rs = [compare(images, name, s, seed=s) for s in range(1, 6)]
+        rs = [measure_fidelity(images, name, s, seed=s) for s in range(1, 6)]
         gap = f"{max(r.mean_gap for r in rs) * 100:.1f}% / {max(r.std_gap for r in rs) * 100:.1f}%"
         ref_gap = "–"
         if rs[0].method != "deterministic":

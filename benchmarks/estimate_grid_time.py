@@ -28,6 +28,7 @@ import json
 from pathlib import Path
 
 from robustbench_aux.config import resolve_config
+from robustbench_aux.methods import METHODS
 from robustbench_aux.sweep.grid import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,6 +75,7 @@ def main(argv=None) -> int:
         method, arch = _flag(train, "--method"), _flag(train, "--arch")
         epochs = _flag(train, "--epochs")
         cfg = resolve_config(
+            methods=METHODS,
             method=method,
             arch=arch,
             dataset=_flag(train, "--dataset") or "cifar100",

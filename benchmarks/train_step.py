@@ -26,7 +26,7 @@ import time
 import numpy as np
 import torch
 
-from robustbench_aux.engine.augment import to_float
+from robustbench_aux.augment import to_float
 from robustbench_aux.methods import build_method
 from robustbench_aux.models import build_model
 from robustbench_aux.models.selective_bn import multi_pass_reference

@@ -22,6 +22,7 @@ import torch
 
 from robustbench_aux import atomic
 from robustbench_aux.errors import NonFiniteError, UserError
+from robustbench_aux.rundir import FINAL_PT, LAST_PT
 
 FORMAT = "robustbench-aux/1"
 
@@ -72,7 +73,7 @@ def find_checkpoint(path: str | Path) -> Path:
     if path.is_file():
         return path
     if path.is_dir():
-        for name in ("final.pt", "last.pt"):
+        for name in (FINAL_PT, LAST_PT):
             if (path / name).is_file():
                 return path / name
         raise UserError(f"{path} holds no final.pt or last.pt; train it first (robustbench-aux train --out {path})")

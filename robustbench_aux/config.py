@@ -25,7 +25,6 @@ then ``train``, then ``model``) or dotted (``train.lr``, ``method.alpha``, ``mod
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import types
 import typing
@@ -35,7 +34,8 @@ from pathlib import Path
 
 import tomllib
 
-from robustbench_aux.errors import UserError, require_choices
+from robustbench_aux.errors import UserError, comma_list, did_you_mean, require_choices
+from robustbench_aux.registry import Registry
 
 _TOP_KEYS = ("description", "extends", "status", "source", "train", "model", "method", "reference")
 _REFERENCE_SECTIONS = ("train", "model", "method")
@@ -58,7 +58,7 @@ class TrainConfig:
     n_train: int = 0  # use the first N training images; 0 = all
     crop_padding: int = 4  # random crop of the image padded by this many px (zeros)
     flip: bool = True
-    normalization: str = "dataset"  # dataset | reference | cifar10 | cifar100 (datasets.NORMALIZATION)
+    normalization: str = "dataset"  # dataset | reference | cifar10 | cifar100 (catalog.NORMALIZATION)
     mean: tuple[float, ...] = ()  # explicit per-channel mean/std in [0, 1]; overrides normalization
     std: tuple[float, ...] = ()
     schedule: str = "step"  # step (milestones, per epoch) | cosine (per step, AugMix's LambdaLR form)
@@ -179,8 +179,7 @@ def _read_recipe_text(name_or_path: str, base: Path | None = None) -> tuple[str,
             raise UserError(f"recipe file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     shipped = _recipe_dir() / f"{name_or_path}.toml"
     if not shipped.is_file():
-        close = difflib.get_close_matches(name_or_path, recipe_names(), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(name_or_path, recipe_names())
         raise UserError(
             f"unknown recipe {name_or_path!r}{hint} (shipped: {', '.join(recipe_names())}; "
             "or give a .toml path)"
@@ -234,9 +233,7 @@ def load_recipe(name_or_path: str, _seen: tuple[str, ...] = (), _base: Path | No
 
 
 def _unknown_key(key: str, known, where: str) -> str:
-    close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    return f"unknown key {key!r} in {where}{hint} (known: {', '.join(sorted(known))})"
+    return f"unknown key {key!r} in {where}{did_you_mean(key, known)} (known: {', '.join(sorted(known))})"
 
 
 def _coerce(value, hint, key: str):
@@ -250,7 +247,7 @@ def _coerce(value, hint, key: str):
     if origin is tuple:
         item = typing.get_args(hint)[0]
         if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
+            value = comma_list(value)
         if not isinstance(value, (list, tuple)):
             value = [value]
         return tuple(_coerce(v, item, key) for v in value)
@@ -328,11 +325,10 @@ def _route_override(key: str, sections: dict[str, object]) -> tuple[str, str]:
     return owners[0], key
 
 
-def reference_values(data: dict, sections: dict[str, object]) -> dict:
+def reference_values(data: dict, sections: dict[str, object], methods: Registry) -> dict:
     """The recipe's ``[reference]`` tables as ``{"train.amp": value, ...}``, coerced to the field
-    types; a method key another method owns is skipped (that switch does not apply to this run)."""
-    from robustbench_aux.methods import METHODS
-
+    types; a method key another method owns (an ``Options`` field of another entry of ``methods``)
+    is skipped (that switch does not apply to this run)."""
     label, out = data["label"], {}
     for sec in _REFERENCE_SECTIONS:
         obj = sections[sec]
@@ -341,7 +337,7 @@ def reference_values(data: dict, sections: dict[str, object]) -> dict:
             if key in hints:
                 out[f"{sec}.{key}"] = _coerce(value, hints[key], f"recipe {label} [reference.{sec}].{key}")
                 continue
-            owners = [m for m in METHODS.names() if key in {f.name for f in fields(METHODS.get(m).Options)}]
+            owners = [m for m in methods.names() if key in {f.name for f in fields(methods.get(m).Options)}]
             if sec != "method" or not owners:
                 raise UserError(_unknown_key(key, hints, f"recipe {label} [reference.{sec}]"))
     return out
@@ -398,6 +394,7 @@ def scale_schedule(obj, factor: float) -> None:
 
 def resolve_config(
     *,
+    methods: Registry,
     method: str,
     arch: str,
     dataset: str,
@@ -411,14 +408,16 @@ def resolve_config(
     ``epochs`` (the ``--epochs`` flag) also rescales the epoch-denominated schedule (lr milestones,
     the auxiliary penalty start) proportionally, so a short run keeps the recipe's shape;
     ``--set epochs=N`` changes the number of epochs only.
-    """
-    from robustbench_aux.methods import METHODS
 
-    options_cls = METHODS.get(method).Options
+    ``methods`` is the methods registry (``robustbench_aux.methods.METHODS``), handed in by the
+    caller so that this module, below the methods, never imports them: ``methods.get(method).Options``
+    is the run's options class, and a recipe's ``[method.<name>]`` sections are checked against it.
+    """
+    options_cls = methods.get(method).Options
     data = load_recipe(recipe)
     for m in data["method"]:
-        if m not in METHODS:
-            raise UserError(f"recipe {data['label']}: [method.{m}]: " + METHODS.unknown_message(m))
+        if m not in methods:
+            raise UserError(f"recipe {data['label']}: [method.{m}]: " + methods.unknown_message(m))
     train, model, options = TrainConfig(), ModelConfig(), options_cls()
     label = data["label"]
     assign(train, data["train"], f"recipe {label} [train]")
@@ -457,5 +456,5 @@ def resolve_config(
         description=str(data.get("description", "")),
         recipe_status=str(data.get("status", "")),
         source=str(data.get("source", "")),
-        reference=reference_values(data, sections),
+        reference=reference_values(data, sections, methods),
     )

@@ -5,6 +5,8 @@ The CLI prints it as ``error: <message>`` and exits with status 2 (3 for :class:
 library callers can catch it.
 """
 
+import difflib
+
 
 class UserError(Exception):
     """Bad input from the user (missing files, wrong shapes, unknown names, bad config keys)."""
@@ -24,3 +26,17 @@ def require_choices(obj, choices: dict) -> None:
         value = getattr(obj, name)
         if value not in allowed:
             raise UserError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
+def did_you_mean(word: str, known, *, n: int = 1, cutoff: float = 0.6) -> str:
+    """``"; did you mean 'x'?"`` (``'x' or 'y'`` for several) naming up to ``n`` entries of ``known``
+    close to ``word`` (difflib ratio >= ``cutoff``), or ``""`` when none is: the one builder of the
+    suggestions in unknown-name messages."""
+    close = difflib.get_close_matches(word, list(known), n=n, cutoff=cutoff)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
+def comma_list(text: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]``: the one parser of comma-separated lists (options,
+    ``--set`` values, tag and name filters); items are stripped and empty ones dropped."""
+    return [t.strip() for t in text.split(",") if t.strip()]

@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from robustbench_aux.errors import UserError
+from robustbench_aux.rundir import LOCK_FILE
 
-LOCK_NAME = ".lock"
+LOCK_NAME = LOCK_FILE
 
 
 @contextmanager

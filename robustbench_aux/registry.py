@@ -10,13 +10,12 @@
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, did_you_mean
 
 
 @dataclass(frozen=True)
@@ -61,8 +60,7 @@ class Registry:
         return self.entry(name).obj
 
     def unknown_message(self, name: str) -> str:
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
-        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, self._entries, n=3, cutoff=0.5)
         known = ", ".join(sorted(self._entries))
         return f"unknown {self.kind} {name!r}{hint} (known: {known})"
 

@@ -17,6 +17,7 @@ import tomllib
 from robustbench_aux import atomic
 from robustbench_aux.errors import UserError
 from robustbench_aux.pipeline import corrupt_argv, run_cli
+from robustbench_aux.rundir import RunDir
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.local import run_local
 
@@ -81,12 +82,14 @@ def measure(spec_path: Path, data: Path, work: Path, echo=print) -> dict[str, di
         raise UserError(f"check runs failed: {', '.join(failed)} (logs: {work / 'runs'}/<run>/sweep.log)")
     results = {}
     for job in sweep.jobs:
-        summary = json.loads((job.run_dir / "eval" / "summary.json").read_text())
+        summary = json.loads((RunDir(job.run_dir).summary).read_text())
         results[job.name] = {m: float(summary[m]) for m in check["metrics"]}
     return results
 
 
-def compare(expected: dict, got: dict, tolerance: dict) -> list[Drift]:
+def drift_rows(expected: dict, got: dict, tolerance: dict) -> list[Drift]:
+    """One :class:`Drift` row per expected (run, metric): the measured value against the expected one
+    and its tolerance (``tolerance[metric]``, else ``tolerance["default"]``)."""
     rows = []
     for run, metrics in expected.items():
         if run not in got:
@@ -119,7 +122,7 @@ def run_check(spec_path: Path, data: Path, work: Path, *, update: bool = False, 
         return 0
     if not expected_path.is_file():
         raise UserError(f"{expected_path} does not exist; create it with `robustbench-aux check --update`")
-    rows = compare(json.loads(expected_path.read_text())["runs"], got, check["tolerance"])
+    rows = drift_rows(json.loads(expected_path.read_text())["runs"], got, check["tolerance"])
     echo(table(rows))
     drifted = [r for r in rows if not r.ok]
     echo(f"metrics within tolerance: {len(rows) - len(drifted)} passed, {len(drifted)} failed")

@@ -4,6 +4,7 @@ import pytest
 
 from robustbench_aux.config import resolve_config
 from robustbench_aux.errors import UserError
+from robustbench_aux.methods import METHODS
 from robustbench_aux.metrics import method_label
 
 
@@ -13,10 +14,10 @@ from robustbench_aux.metrics import method_label
      ("no_attention", "attention", False), ("shared_head", "shared_head", True)],
 )
 def test_variant_sets_its_switch(variant, key, value):
-    cfg = resolve_config(method="auxiliary", arch="test_tiny", dataset="synthetic10", seed=0, recipe="reference",
+    cfg = resolve_config(methods=METHODS, method="auxiliary", arch="test_tiny", dataset="synthetic10", seed=0, recipe="reference",
                          overrides=[f"variant={variant}"])
     assert getattr(cfg.options, key) == value
-    full = resolve_config(method="auxiliary", arch="test_tiny", dataset="synthetic10", seed=0, recipe="reference")
+    full = resolve_config(methods=METHODS, method="auxiliary", arch="test_tiny", dataset="synthetic10", seed=0, recipe="reference")
     assert getattr(full.options, key) != value
     d = cfg.to_dict()
     assert method_label(d) == f"auxiliary[{variant}]" and method_label(full.to_dict()) == "auxiliary"
@@ -24,5 +25,5 @@ def test_variant_sets_its_switch(variant, key, value):
 
 def test_unknown_variant():
     with pytest.raises(UserError, match="variant must be one of"):
-        resolve_config(method="auxiliary", arch="test_tiny", dataset="synthetic10", seed=0, recipe="reference",
+        resolve_config(methods=METHODS, method="auxiliary", arch="test_tiny", dataset="synthetic10", seed=0, recipe="reference",
                        overrides=["variant=no_bn"])

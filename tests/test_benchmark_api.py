@@ -8,7 +8,7 @@ import torch
 from fixtures_runs import TinyEvalCNN, write_cifar_c
 
 import robustbench_aux
-from robustbench_aux.corruptions.catalog import BENCHMARK_15, SEVERITIES
+from robustbench_aux.catalog import BENCHMARK_15, SEVERITIES
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
 

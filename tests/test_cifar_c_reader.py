@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15, CATEGORY, EXTRA_4
+from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CATEGORY, EXTRA_4
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
 

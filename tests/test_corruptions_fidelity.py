@@ -7,7 +7,7 @@ import pytest
 
 from robustbench_aux.corruptions import ALL_19, select_corruptions
 from robustbench_aux.corruptions.compat import load_imagecorruptions, reference_corrupt
-from robustbench_aux.corruptions.fidelity import AGREE_MIN, compare, method
+from robustbench_aux.corruptions.fidelity import AGREE_MIN, measure_fidelity, method
 
 N_IMAGES = 16  # per (corruption, severity); the docs table uses more
 
@@ -41,7 +41,7 @@ def test_every_corruption_has_a_comparison_method():
 @pytest.mark.parametrize("name", ALL_19)
 def test_imagenet_preset_matches_imagecorruptions(images, name):
     for severity in range(1, 6):
-        r = compare(images, name, severity, seed=severity)
+        r = measure_fidelity(images, name, severity, seed=severity)
         assert r.passed, r.row()
         if r.method != "distribution":  # pixel by pixel: within 1 grey level on >= 99 % of the values
             assert r.agree_1 >= AGREE_MIN, r.row()
@@ -52,7 +52,7 @@ def test_imagenet_preset_matches_imagecorruptions(images, name):
 
 def test_comparison_can_fail(images):
     """The check is not vacuous: a different severity of the reference is caught."""
-    ours = compare(images, "gaussian_blur", 1)
+    ours = measure_fidelity(images, "gaussian_blur", 1)
     assert ours.passed
     other = reference_corrupt(images, "gaussian_blur", 2)
     mine = reference_corrupt(images, "gaussian_blur", 1)
@@ -65,5 +65,5 @@ def test_imagenet_preset_matches_on_non_square_images(images, name):
 
     big = np.stack([np.asarray(Image.fromarray(img).resize((48, 40), Image.BILINEAR)) for img in images[:4]])
     for severity in (1, 3, 5):
-        r = compare(big, name, severity, seed=severity)
+        r = measure_fidelity(big, name, severity, seed=severity)
         assert r.passed, r.row()

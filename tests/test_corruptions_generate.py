@@ -10,9 +10,10 @@ import torch
 
 from robustbench_aux.cli import main
 from robustbench_aux.corruptions import ALL_19, corrupt_batch, generate_cifar_c
-from robustbench_aux.corruptions.generate import NOTE, block_seed, file_sha256
+from robustbench_aux.corruptions.generate import NOTE, block_seed
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
+from robustbench_aux.hashing import sha256_file
 from robustbench_aux.versioning import code_version
 
 N = 6
@@ -58,7 +59,7 @@ def test_manifest(generated):
     assert m["versions"]["robustbench_aux"] == code_version()  # package version + git commit
     assert set(m["files"]) == {f"{n}.npy" for n in ALL_19} | {"labels.npy"}
     for fname, sha in m["files"].items():
-        assert file_sha256(generated / fname) == sha, fname
+        assert sha256_file(generated / fname) == sha, fname
 
 
 def test_blocks_are_reproducible_from_the_seed(generated, cifar10):

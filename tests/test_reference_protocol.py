@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from robustbench_aux import cli
+from robustbench_aux.augment import CropFlipParams, apply_crop_flip, draw_crop_flip
 from robustbench_aux.config import protocol_deviations, resolve_config, resolved_switches
 from robustbench_aux.corruptions.training import gaussian_noise, random_rotation
-from robustbench_aux.engine.augment import CropFlipParams, apply_crop_flip, draw_crop_flip
 from robustbench_aux.engine.setup import epoch_steps, lr_at_step
-from robustbench_aux.methods import build_method
+from robustbench_aux.methods import METHODS, build_method
 from robustbench_aux.models import build_model
 from robustbench_aux.sweep import load_sweep
 
@@ -27,6 +27,7 @@ NOISE_METHODS = ("auxiliary", "naive_augmentation", "per_corruption")
 
 def _ref(method: str, recipe: str = "reference", overrides=()):
     return resolve_config(
+        methods=METHODS,
         method=method, arch="resnet18", dataset="cifar100", seed=0, recipe=recipe, overrides=list(overrides)
     )
 
@@ -68,6 +69,7 @@ def test_the_reproduction_grid_runs_the_reference_protocol_exactly():
         flags = dict(zip(argv[1::2], argv[2::2]))  # "--method M --arch A ..." (no bare flags here)
         sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
         cfg = resolve_config(
+            methods=METHODS,
             method=flags["--method"], arch=flags["--arch"], dataset=flags["--dataset"], seed=0,
             recipe=flags["--recipe"], overrides=sets,
         )
@@ -250,9 +252,9 @@ def test_enlarged_dataset_reading_mixes_views_per_image():
     x = torch.randint(0, 256, (10, 3, 32, 32), dtype=torch.uint8)
     kinds = torch.tensor([0, 1] * 5)
     (mixed,) = method.views(x, torch.Generator().manual_seed(0), kinds=kinds)
-    from robustbench_aux.corruptions.training import gaussian_blur
+    from robustbench_aux.corruptions.training import train_blur
 
-    assert torch.equal(mixed[0::2], x[0::2]) and torch.equal(mixed[1::2], gaussian_blur(x[1::2], 1.0))
+    assert torch.equal(mixed[0::2], x[0::2]) and torch.equal(mixed[1::2], train_blur(x[1::2], 1.0))
     joint = build_method(
         "naive_augmentation",
         _ref("naive_augmentation", overrides=["data_reading=joint_batch"]).options,
@@ -277,7 +279,7 @@ def test_augmix_draws_the_chain_depth_per_image(monkeypatch):
 
 
 def test_augmix_published_recipe():
-    cfg = resolve_config(method="augmix", arch="wrn40_2", dataset="cifar100", seed=0, recipe="augmix_published")
+    cfg = resolve_config(methods=METHODS, method="augmix", arch="wrn40_2", dataset="cifar100", seed=0, recipe="augmix_published")
     t = cfg.train
     assert (t.epochs, t.batch_size, t.lr, t.nesterov, t.schedule, t.weight_decay) == (
         100, 128, 0.1, True, "cosine", 5e-4,

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from fixtures_runs import FIXTURE_LABELS, SECTIONS, build_fixture_report, fixture_accuracy, write_fixture_run
 
+from robustbench_aux.catalog import ALL_19, BENCHMARK_15, SEVERITIES
 from robustbench_aux.cli import main
-from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15, SEVERITIES
 from robustbench_aux.errors import UserError
 from robustbench_aux.report import build_report, export_robustbench
 

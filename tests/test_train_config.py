@@ -11,6 +11,7 @@ from robustbench_aux.methods import METHODS
 
 def resolve(method="auxiliary", recipe="reference", overrides=None, epochs=None):
     return resolve_config(
+        methods=METHODS,
         method=method,
         arch="resnet18",
         dataset="cifar100",

@@ -15,7 +15,7 @@ from robustbench_aux.corruptions import CORRUPTIONS, PRESETS, select_corruptions
 from robustbench_aux.corruptions.generate import NOTE, generate_cifar_c
 from robustbench_aux.datasets import CifarCReader, load_dataset
 from robustbench_aux.datasets.loading import ENV_VAR
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, comma_list
 from robustbench_aux.lock import exclusive
 
 
@@ -58,7 +58,7 @@ def add_parser(sub) -> None:
 
 def _parse_severities(text: str) -> list[int]:
     try:
-        return [int(s) for s in text.split(",") if s.strip()]
+        return [int(s) for s in comma_list(text)]
     except ValueError:
         raise UserError(f"--severities must be comma-separated integers in 1..5, got {text!r}") from None
 

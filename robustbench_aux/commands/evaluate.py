@@ -16,16 +16,12 @@ from __future__ import annotations
 import argparse
 
 from robustbench_aux.datasets.loading import ENV_VAR
-from robustbench_aux.errors import UserError
-
-
-def _names(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
+from robustbench_aux.errors import UserError, comma_list
 
 
 def _severities(text: str) -> list[int]:
     try:
-        return [int(t) for t in _names(text)]
+        return [int(t) for t in comma_list(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"severities must be integers 1..5 separated by commas, got {text!r}"
@@ -82,7 +78,7 @@ def add_parser(sub) -> None:
         help="autocast precision of the forward pass (default: fp32)",
     )
     p.add_argument(
-        "--corruption-names", type=_names, metavar="A,B", help="only these corruptions (default: all present)"
+        "--corruption-names", type=comma_list, metavar="A,B", help="only these corruptions (default: all present)"
     )
     p.add_argument(
         "--severities",

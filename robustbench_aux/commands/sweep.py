@@ -8,12 +8,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from robustbench_aux.errors import comma_list
 from robustbench_aux.shipped import resolve_grid
 from robustbench_aux.sweep import load_sweep
 
 
 def _csv(kind):
-    return lambda s: [kind(x) for x in s.split(",") if x.strip()]
+    return lambda s: [kind(x) for x in comma_list(s)]
 
 
 def add_sweep_filters(p: argparse.ArgumentParser) -> None:

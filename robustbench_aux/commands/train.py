@@ -91,6 +91,7 @@ def run_train(args: argparse.Namespace) -> int:
     if args.n_train is not None:
         overrides.append(f"train.n_train={args.n_train}")
     cfg = resolve_config(
+        methods=METHODS,
         method=args.method,
         arch=args.arch,
         dataset=args.dataset,

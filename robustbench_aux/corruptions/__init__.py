@@ -6,9 +6,9 @@ on any device, an imagecorruptions compatibility layer, and CIFAR-C generation.
 >>> select_corruptions(tags="benchmark")          # the 15
 """
 
-from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15, CATEGORY, EXTRA_4, SEVERITIES
+from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CATEGORY, EXTRA_4, SEVERITIES
 from robustbench_aux.corruptions.engine import CORRUPTIONS, corrupt_batch, select_corruptions
-from robustbench_aux.corruptions.presets import FIELDS, PRESETS, VARIANTS
+from robustbench_aux.corruptions.presets import FIELDS, PRESET_VARIANTS, PRESETS
 
 __all__ = [
     "ALL_19",
@@ -19,7 +19,7 @@ __all__ = [
     "FIELDS",
     "PRESETS",
     "SEVERITIES",
-    "VARIANTS",
+    "PRESET_VARIANTS",
     "corrupt_batch",
     "generate_cifar_c",
     "select_corruptions",

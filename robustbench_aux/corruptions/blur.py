@@ -20,9 +20,9 @@ from robustbench_aux.corruptions.ops import (
     correlation_matrix,
     dense_operator,
     fold_index,
+    gaussian_filter,
     separable,
 )
-from robustbench_aux.corruptions.ops import gaussian_blur as _gaussian
 
 # Largest image (pixels) for which linear maps of the image plane are applied as one dense
 # (H·W)² matrix: 4 MiB at 32x32; the matrix grows with the fourth power of the side.
@@ -31,7 +31,7 @@ DENSE_MAX_PIXELS = 32 * 32
 
 def gaussian_blur(x, p, variants, generator):
     """skimage.filters.gaussian with ``sigma_px`` (replicated borders, truncated at 4 sigma)."""
-    return _gaussian(x, p[0]).mul_(255)
+    return gaussian_filter(x, p[0]).mul_(255)
 
 
 # ---------------------------------------------------------------- defocus
@@ -116,7 +116,7 @@ def glass_blur(x, p, variants, generator, draws=None):
     sigma, d, iters = float(p[0]), int(p[1]), int(p[2])
     b, c, h, w = x.shape
     shifts = draws["shifts"] if draws is not None else draw_glass_shifts(b, h, w, p, generator, x.device)
-    y = torch.floor(_gaussian(x, sigma).clamp(0, 1) * 255)  # np.uint8(gaussian(x) * 255): truncation
+    y = torch.floor(gaussian_filter(x, sigma).clamp(0, 1) * 255)  # np.uint8(gaussian(x) * 255): truncation
     positions = glass_positions(h, w, d)
     pos = torch.tensor(positions, device=x.device)  # (steps, 2)
     flat_pos = pos[:, 0] * w + pos[:, 1]
@@ -134,7 +134,7 @@ def glass_blur(x, p, variants, generator, draws=None):
             for s, target in enumerate(flat_list):
                 src[:, target] = src[batch, q[s]]
     y = torch.gather(y.reshape(b, c, h * w), 2, src[:, None, :].expand(b, c, h * w)).reshape(b, c, h, w)
-    return _gaussian(y / 255, sigma).mul_(255)
+    return gaussian_filter(y / 255, sigma).mul_(255)
 
 
 # ---------------------------------------------------------------- motion

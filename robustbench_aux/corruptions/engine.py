@@ -13,10 +13,10 @@ import logging
 
 import torch
 
+from robustbench_aux.catalog import ALL_19, CATEGORY, SEVERITIES, is_benchmark
 from robustbench_aux.corruptions import blur, digital, noise, weather
-from robustbench_aux.corruptions.catalog import ALL_19, CATEGORY, SEVERITIES, is_benchmark
-from robustbench_aux.corruptions.presets import PRESETS, VARIANTS, check_preset
-from robustbench_aux.errors import UserError
+from robustbench_aux.corruptions.presets import PRESET_VARIANTS, PRESETS, check_preset
+from robustbench_aux.errors import UserError, comma_list, did_you_mean
 from robustbench_aux.registry import Registry
 
 log = logging.getLogger(__name__)
@@ -76,10 +76,7 @@ def select_corruptions(names=None, tags=None, preset: str | None = None) -> list
         CORRUPTIONS.entry(n)  # raises UserError with suggestions
     for t in tags or ():
         if t not in ALL_TAGS:
-            import difflib
-
-            close = difflib.get_close_matches(t, sorted(ALL_TAGS), n=1, cutoff=0.5)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(t, sorted(ALL_TAGS), cutoff=0.5)
             raise UserError(f"unknown corruption tag {t!r}{hint} (known: {', '.join(sorted(ALL_TAGS))})")
     chosen = [n for n in ALL_19 if names is None or n in names]
     if tags:
@@ -93,7 +90,7 @@ def _as_list(value) -> list[str] | None:
     if value is None:
         return None
     if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
+        return comma_list(value)
     return [str(v) for v in value]
 
 
@@ -115,7 +112,7 @@ def check_images(x, name: str, severity, preset: str, generator=None) -> None:
     if isinstance(severity, bool) or not isinstance(severity, int) or severity not in SEVERITIES:
         raise UserError(f"severity must be an integer in 1..5, got {severity!r}")
     h, w = x.shape[-2:]
-    v = VARIANTS[preset]
+    v = PRESET_VARIANTS[preset]
     if v["fixed_size"] and (h, w) != (v["fixed_size"], v["fixed_size"]):
         raise UserError(
             f"the {preset} preset is calibrated for {v['fixed_size']}x{v['fixed_size']} images, got {h}x{w}; "
@@ -175,4 +172,4 @@ def corrupt_float(
         kwargs["workers"] = workers
     if draws is not None:
         kwargs["draws"] = draws
-    return fn(x01, p, VARIANTS[preset], generator, **kwargs)
+    return fn(x01, p, PRESET_VARIANTS[preset], generator, **kwargs)

@@ -141,7 +141,7 @@ def own_draws(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np
     return _to_numpy(corrupt_batch(_to_tensor(images), name, severity, preset=PRESET, generator=g))
 
 
-def compare(images: np.ndarray, name: str, severity: int, seed: int = 0) -> FidelityResult:
+def measure_fidelity(images: np.ndarray, name: str, severity: int, seed: int = 0) -> FidelityResult:
     """Compare our ``imagenet`` preset with imagecorruptions on uint8 (N, H, W, 3) ``images``."""
     CORRUPTIONS.entry(name)
     how = method(name)

@@ -26,10 +26,11 @@ import torch
 from tqdm import tqdm
 
 from robustbench_aux import atomic
-from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
+from robustbench_aux.catalog import ALL_19, SEVERITIES
 from robustbench_aux.corruptions.engine import check_images, corrupt_batch, select_corruptions
 from robustbench_aux.corruptions.presets import check_preset
 from robustbench_aux.errors import UserError
+from robustbench_aux.hashing import sha256_file
 from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,6 @@ _RESUME_KEYS = (
 def block_seed(seed: int, corruption: str, severity: int) -> int:
     """A stable 63-bit seed for one (corruption, severity) block."""
     return (int(seed) * 1_000_003 + zlib.crc32(corruption.encode()) * 7 + severity) % (2**63 - 1)
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in 4 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def package_versions() -> dict:
@@ -194,7 +186,7 @@ def generate_cifar_c(
     files = manifest.setdefault("files", {})
     if "labels.npy" not in files or not (out / "labels.npy").is_file():
         atomic.save_npy(out / "labels.npy", labels)
-        files["labels.npy"] = file_sha256(out / "labels.npy")
+        files["labels.npy"] = sha256_file(out / "labels.npy")
     atomic.write_json(out / MANIFEST, manifest)
 
     todo = [c for c in names if not _finished(out, c, files, len(sev) * count)]
@@ -215,7 +207,7 @@ def generate_cifar_c(
                 images[k * count + lo : k * count + lo + len(x)] = y.permute(0, 2, 3, 1).cpu().numpy()
                 bar.update(1)
         atomic.save_npy(out / f"{name}.npy", images)
-        files[f"{name}.npy"] = file_sha256(out / f"{name}.npy")
+        files[f"{name}.npy"] = sha256_file(out / f"{name}.npy")
         manifest["seconds"][name] = round(time.perf_counter() - start, 3)
         atomic.write_json(out / MANIFEST, manifest)  # after every file: a crash loses at most one
         log.info("%s: %d images in %.1f s", name, len(images), manifest["seconds"][name])

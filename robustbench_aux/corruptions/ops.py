@@ -152,7 +152,7 @@ def separable(x: torch.Tensor, m_rows: np.ndarray, m_cols: np.ndarray) -> torch.
     return torch.matmul(torch.matmul(a, x), b.T)
 
 
-def gaussian_blur(
+def gaussian_filter(
     x: torch.Tensor, sigma: float, mode: str = "nearest", truncate: float = 4.0
 ) -> torch.Tensor:
     """skimage.filters.gaussian on the last two axes (spatial only, like ``channel_axis=-1``)."""

@@ -2,7 +2,7 @@
 
 ``PRESETS[preset][corruption]`` is a tuple of five parameter records, one per severity 1..5. Each
 record is a plain tuple in the order documented in ``FIELDS`` (the order of the published
-tables). ``VARIANTS[preset]`` holds the algorithmic differences between the two sources, so that
+tables). ``PRESET_VARIANTS[preset]`` holds the algorithmic differences between the two sources, so that
 one implementation serves both: e.g. the CIFAR script upsamples pixelate with a box filter and
 imagecorruptions with nearest neighbour.
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, did_you_mean
 
 # What each parameter record holds (units: images in [0, 1] unless said otherwise; px = pixels).
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -134,7 +134,7 @@ _IMAGENET = {
 #   pixelate_up      "box" (CIFAR script) or "nearest" (imagecorruptions).
 #   elastic          "affine+displace" (CIFAR script) or "displace" (imagecorruptions).
 #   fixed_size       side length the preset is calibrated for (None: any size >= min_size).
-VARIANTS = {
+PRESET_VARIANTS = {
     "cifar": {
         "zoom_crop": "center",
         "motion_quantize": "png_floor",
@@ -165,14 +165,7 @@ PRESETS = MappingProxyType({"cifar": MappingProxyType(_CIFAR), "imagenet": Mappi
 def check_preset(preset: str) -> str:
     """Return ``preset`` if known, else raise a UserError listing the known presets."""
     if preset not in PRESETS:
-        import difflib
-
-        close = difflib.get_close_matches(str(preset), list(PRESETS), n=1, cutoff=0.4)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
+        hint = did_you_mean(str(preset), PRESETS, cutoff=0.4)
         raise UserError(f"unknown corruption preset {preset!r}{hint} (known: {', '.join(PRESETS)})")
     return preset
 
-
-def params(preset: str, name: str, severity: int) -> tuple:
-    """The parameter record of ``name`` at ``severity`` (1..5) in ``preset``."""
-    return PRESETS[check_preset(preset)][name][severity - 1]

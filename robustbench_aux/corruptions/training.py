@@ -29,8 +29,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
-from robustbench_aux.errors import UserError
+from robustbench_aux.catalog import ALL_19, SEVERITIES
+from robustbench_aux.errors import UserError, did_you_mean
 from robustbench_aux.registry import Registry
 
 # The four training corruptions of the reference code, in its order (views 1..4).
@@ -77,7 +77,7 @@ def gaussian_blur_matrix(size: int, sigma: float, device=None, dtype=torch.float
     return m.to(device=device, dtype=dtype)
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+def train_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
     """Blur uint8 (B, C, H, W) images with a separable Gaussian of ``sigma`` px (deterministic)."""
     h, w = x.shape[-2:]
     mh = gaussian_blur_matrix(h, sigma, x.device)
@@ -89,7 +89,7 @@ def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
 @TRAIN_CORRUPTIONS.register("blur", tags=("reference",))
 def make_blur(sigma: float = 1.0, **_) -> Transform:
     """Factory of the ``blur`` spec (deterministic: the generator is unused)."""
-    return lambda x, generator=None: gaussian_blur(x, sigma)
+    return lambda x, generator=None: train_blur(x, sigma)
 
 
 # --------------------------------------------------------------------------- noise
@@ -122,12 +122,6 @@ def _grayscale(x: torch.Tensor) -> torch.Tensor:
     """ITU-R 601-2 luma (PIL's "L" conversion) of float (B, 3, H, W), keepdim."""
     r, g, b = x.unbind(1)
     return (0.299 * r + 0.587 * g + 0.114 * b).unsqueeze(1)
-
-
-def _blend(x: torch.Tensor, other: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
-    """PIL ImageEnhance: ``other + factor * (x - other)`` per image, clamped to [0, 255]."""
-    f = factor.view(-1, 1, 1, 1)
-    return (other + f * (x - other)).clamp(0, 255)
 
 
 def color_jitter(
@@ -206,14 +200,8 @@ def make_cifar_c(name: str, severity: int, preset: str = "cifar") -> Transform:
     """One of the 19 CIFAR-C corruptions at a fixed severity, via ``corruptions.corrupt_batch``."""
 
     def apply(x: torch.Tensor, generator=None) -> torch.Tensor:
-        try:
-            from robustbench_aux.corruptions import corrupt_batch
-        except ImportError:
-            raise UserError(
-                f"training corruption 'cifar_c:{name}@{severity}' needs "
-                "robustbench_aux.corruptions.corrupt_batch, "
-                "which this installation lacks; use blur, noise, contrast or rotation instead"
-            ) from None
+        from robustbench_aux.corruptions import corrupt_batch
+
         return corrupt_batch(x, name, severity, preset=preset, generator=generator)
 
     return apply
@@ -232,11 +220,7 @@ def check_spec(spec: str) -> str:
             )
         name, sev = m.group(1), int(m.group(2))
         if name not in ALL_19:
-            import difflib
-
-            close = difflib.get_close_matches(name, ALL_19, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise UserError(f"unknown CIFAR-C corruption {name!r} in {spec!r}{hint}")
+            raise UserError(f"unknown CIFAR-C corruption {name!r} in {spec!r}{did_you_mean(name, ALL_19)}")
         if sev not in SEVERITIES:
             raise UserError(f"severity {sev} in {spec!r} is out of range; choose 1..5")
         return spec

@@ -14,7 +14,7 @@ import torch
 from robustbench_aux.corruptions.blur import motion_blur_layer, png_floor
 from robustbench_aux.corruptions.ops import (
     clipped_zoom_matrix,
-    gaussian_blur,
+    gaussian_filter,
     normal,
     on_device,
     rgb_to_gray,
@@ -170,7 +170,7 @@ def spatter(x, p, variants, generator, draws=None):
     loc, scale, sigma, threshold, intensity, mud = p
     b, c, h, w = x.shape
     liquid = draws["liquid"] if draws is not None else normal((b, h, w), loc, scale, generator, x.device)
-    liquid = gaussian_blur(liquid, sigma)
+    liquid = gaussian_filter(liquid, sigma)
     liquid = torch.where(liquid < threshold, torch.zeros_like(liquid), liquid)
     if not mud:
         liquid_u8 = torch.floor(liquid * 255).clamp(0, 255)  # (liquid * 255).astype(np.uint8)
@@ -185,7 +185,7 @@ def spatter(x, p, variants, generator, draws=None):
         # an all-black image. Reproduced, as it is in the published data.
         return torch.where(peak[:, None] > 0, out, torch.zeros_like(out))
     m = (liquid > threshold).to(x.dtype)
-    m = gaussian_blur(m, intensity)
+    m = gaussian_filter(m, intensity)
     m = torch.where(m < 0.8, torch.zeros_like(m), m)[:, None]
     color = on_device(np.array(_MUD).reshape(1, 3, 1, 1), x.device, x.dtype)
     return (x * (1 - m) + color * m).mul_(255)

@@ -7,11 +7,11 @@ Entry points:
 - :func:`resolve_data_root` -- ``--data``, then ``$ROBUSTBENCH_AUX_DATA``, then ``./data``.
 """
 
+from robustbench_aux.catalog import NORMALIZATION
 from robustbench_aux.datasets.arrays import DatasetArrays, read_array_dir, write_array_dir
 from robustbench_aux.datasets.cifar_c import CifarCBlock, CifarCReader
 from robustbench_aux.datasets.loading import (
     DATASETS,
-    NORMALIZATION,
     load_dataset,
     prepare_dataset,
     resolve_data_root,

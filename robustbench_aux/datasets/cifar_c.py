@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
+from robustbench_aux.catalog import ALL_19, SEVERITIES
 from robustbench_aux.datasets.npy import check_images, check_labels, load_npy
 from robustbench_aux.errors import UserError
 

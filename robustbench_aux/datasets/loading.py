@@ -23,15 +23,6 @@ ENV_VAR = "ROBUSTBENCH_AUX_DATA"
 DATASETS = {"cifar10": 10, "cifar100": 100}
 _SYNTHETIC = re.compile(r"^synthetic(\d+)$")
 
-# Per-channel mean/std in [0, 1] of the *training* sets. Runs store the statistics they used in
-# their config; these are only the defaults a recipe starts from.
-NORMALIZATION = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
-    # the reference code normalizes CIFAR-100 with these CIFAR-10 values (a quirk; docs/training.md)
-    "reference": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
-}
-
 
 def resolve_data_root(arg: str | os.PathLike | None = None) -> Path:
     """``--data`` beats ``$ROBUSTBENCH_AUX_DATA`` beats ``./data``."""

@@ -1,4 +1,4 @@
-"""The run directory: ``config.json``, ``metrics.csv``, ``last.pt``, ``final.pt`` (docs/design.md)."""
+"""Writing and checking a run directory's config and metrics (file names: robustbench_aux.rundir)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 
 from robustbench_aux import atomic
 from robustbench_aux.errors import UserError
+from robustbench_aux.rundir import LOCK_FILE, SWEEP_LOG, RunDir
 
 # config keys that must match for --resume to continue a run
 IDENTITY_KEYS = ("method", "arch", "dataset", "seed", "train", "model", "options")
@@ -21,12 +22,12 @@ SPEED_ONLY_TRAIN_KEYS = (
 
 def write_config(out: Path, config: dict) -> None:
     """Write the resolved run config as ``config.json`` (atomically)."""
-    atomic.write_json(out / "config.json", config)
+    atomic.write_json(RunDir(out).config, config)
 
 
 def read_config(out: Path) -> dict:
     """A run directory's ``config.json``; a UserError if it is unreadable."""
-    path = out / "config.json"
+    path = RunDir(out).config
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
@@ -40,7 +41,7 @@ def read_config(out: Path) -> dict:
 
 
 # files a directory may hold before `train` makes it a run (sweep writes its log first)
-PRE_RUN_FILES = ("sweep.log", ".lock")
+PRE_RUN_FILES = (SWEEP_LOG, LOCK_FILE)
 
 
 def check_out_dir(out: Path) -> None:
@@ -48,7 +49,7 @@ def check_out_dir(out: Path) -> None:
     (``train`` would overwrite its ``config.json``/``metrics.csv``)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory; choose a new --out")
-    if not out.is_dir() or (out / "config.json").is_file():
+    if not out.is_dir() or (RunDir(out).config).is_file():
         return
     others = sorted(
         p.name
@@ -96,4 +97,4 @@ def write_metrics(out: Path, rows: list[dict]) -> None:
     writer.writeheader()
     for row in rows:
         writer.writerow({c: row.get(c, "") for c in columns})  # floats as repr: exact round trip
-    atomic.write_text(out / "metrics.csv", buf.getvalue())
+    atomic.write_text(RunDir(out).metrics, buf.getvalue())

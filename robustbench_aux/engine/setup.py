@@ -8,8 +8,9 @@ from dataclasses import dataclass
 
 import torch
 
+from robustbench_aux.catalog import NORMALIZATION
 from robustbench_aux.config import RunConfig, TrainConfig
-from robustbench_aux.datasets import NORMALIZATION, DatasetArrays, load_dataset
+from robustbench_aux.datasets import DatasetArrays, load_dataset
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import build_method
 from robustbench_aux.models import MODELS, build_model

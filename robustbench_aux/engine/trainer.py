@@ -26,14 +26,15 @@ import torch
 from tqdm import tqdm
 
 from robustbench_aux import lock as run_lock
+from robustbench_aux.augment import to_float
 from robustbench_aux.checkpoint import load_checkpoint, nonfinite_tensors, save_checkpoint
 from robustbench_aux.config import RunConfig, protocol_deviations, resolved_amp, resolved_switches
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
-from robustbench_aux.engine.augment import to_float
 from robustbench_aux.engine.run_dir import check_out_dir, check_resumable, write_config, write_metrics
 from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step
 from robustbench_aux.errors import NonFiniteError, UserError, require_choices
+from robustbench_aux.rundir import FINAL_PT, LAST_PT, RunDir
 from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
@@ -76,11 +77,11 @@ def train(
         check_out_dir(out)
         # one writer per run directory (rank 0 writes; the lock is released however the process ends)
         with run_lock.exclusive(out, "--out") if dist.is_main else contextlib.nullcontext():
-            if (out / "final.pt").is_file():
+            if RunDir(out).final.is_file():
                 check_resumable(out, cfg.to_dict(), action="already finished")
                 log.info("%s already holds a finished run (final.pt); nothing to do", out)
                 return TrainResult(out, "already finished", 0, [], dist.is_main)
-            if (out / "last.pt").is_file() and not resume:
+            if RunDir(out).last.is_file() and not resume:
                 raise UserError(
                     f"{out} holds an unfinished run (last.pt); pass --resume to continue it or choose a new --out"
                 )
@@ -139,7 +140,7 @@ class _Trainer:
         self.generator.manual_seed(cfg.seed)
         self.start_epoch, self.rows = 0, []
         self.config = self._config_dict(run.normalization)
-        if resume and (out / "last.pt").is_file():
+        if resume and RunDir(out).last.is_file():
             self._restore()
         elif resume:
             log.info("--resume: %s has no last.pt; starting from epoch 1", out)
@@ -204,7 +205,7 @@ class _Trainer:
 
     def _restore(self) -> None:
         check_resumable(self.out, self.config)
-        path = self.out / "last.pt"
+        path = self.out / LAST_PT
         ckpt = load_checkpoint(path, map_location=self.device)
         missing = [k for k in ("optimizer", "generator", "epoch", "metrics") if k not in ckpt]
         if missing:
@@ -235,7 +236,7 @@ class _Trainer:
         if not self.dist.is_main:
             return
         extra = {}
-        if name == "last.pt":
+        if name == LAST_PT:
             extra = {
                 "optimizer": self.optimizer.state_dict(),
                 "generator": self.generator.get_state(),
@@ -278,7 +279,7 @@ class _Trainer:
             write_config(self.out, self.config)
             write_metrics(self.out, self.rows)
             if self.start_epoch == 0:
-                self._save("last.pt", 0)  # a good checkpoint exists before the first step
+                self._save(LAST_PT, 0)  # a good checkpoint exists before the first step
         if "unverified" in self.cfg.recipe_status:
             log.warning("recipe %s is UNVERIFIED: %s", self.cfg.recipe, self.cfg.description)
         log.info(
@@ -293,9 +294,9 @@ class _Trainer:
         )
         for epoch in range(self.start_epoch, t.epochs):
             row = self._epoch(epoch)
-            self._check_state("last.pt", epoch + 1)
+            self._check_state(LAST_PT, epoch + 1)
             self.rows.append(row)
-            self._save("last.pt", epoch + 1)
+            self._save(LAST_PT, epoch + 1)
             if self.dist.is_main:
                 write_metrics(self.out, self.rows)
             log.info(
@@ -307,8 +308,8 @@ class _Trainer:
                 row["lr"],
                 row["images_per_s"],
             )
-        self._check_state("final.pt", t.epochs)
-        self._save("final.pt", t.epochs)
+        self._check_state(FINAL_PT, t.epochs)
+        self._save(FINAL_PT, t.epochs)
         D.barrier(self.dist)
         return TrainResult(self.out, "trained", t.epochs - self.start_epoch, self.rows, self.dist.is_main)
 

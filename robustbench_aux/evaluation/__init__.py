@@ -5,11 +5,22 @@
 - :func:`read_results` -- read an evaluation directory's ``results.csv`` and ``summary.json``.
 """
 
-from robustbench_aux.evaluation.api import EvalResult, evaluate
-from robustbench_aux.evaluation.predict import Normalized, predict_labels
-from robustbench_aux.evaluation.results import build_summary, read_results, write_results
-from robustbench_aux.evaluation.runs import eval_dir_for, evaluate_run
-from robustbench_aux.evaluation.store import load_per_image
+from importlib import import_module
+
+# name -> submodule. Resolved on first use (PEP 562) so that the torch-free parts (``results``,
+# ``store``), which the report reads, import without torch; ``api``/``predict``/``runs`` need it.
+_HOME = {
+    "EvalResult": "api",
+    "evaluate": "api",
+    "Normalized": "predict",
+    "predict_labels": "predict",
+    "build_summary": "results",
+    "read_results": "results",
+    "write_results": "results",
+    "eval_dir_for": "runs",
+    "evaluate_run": "runs",
+    "load_per_image": "store",
+}
 
 __all__ = [
     "EvalResult",
@@ -23,3 +34,13 @@ __all__ = [
     "read_results",
     "write_results",
 ]
+
+
+def __getattr__(name):
+    if name in _HOME:
+        return getattr(import_module(f"robustbench_aux.evaluation.{_HOME[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

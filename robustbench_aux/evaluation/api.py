@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from robustbench_aux.corruptions.catalog import ALL_19, SEVERITIES
+from robustbench_aux.catalog import ALL_19, CLEAN, SEVERITIES
 from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import UserError
@@ -33,7 +33,7 @@ from robustbench_aux.evaluation.predict import (
 )
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import BlockStore
-from robustbench_aux.metrics.tidy import CLEAN, block_rows, run_identity
+from robustbench_aux.metrics.tidy import block_rows, run_identity
 from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustbench_aux.corruptions.catalog import BENCHMARK_15, SEVERITIES
+from robustbench_aux.catalog import BENCHMARK_15, CLEAN, SEVERITIES
 from robustbench_aux.datasets import CifarCReader, resolve_data_root
 from robustbench_aux.datasets.cifar_c import PUBLISHED_DIRS
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.api import evaluate
-from robustbench_aux.metrics.tidy import CLEAN
 
 CIFAR_C_DIR = {dataset: dirname for dirname, dataset in PUBLISHED_DIRS.items()}
 

@@ -23,7 +23,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from robustbench_aux.catalog import NORMALIZATION
 from robustbench_aux.errors import UserError
+from robustbench_aux.hashing import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +34,8 @@ EXPORT_SUFFIXES = (".pt2",)
 SCRIPT_SUFFIXES = (".pt", ".pth", ".jit", ".torchscript")
 # named input statistics accepted by --normalize (besides explicit numbers and "none")
 NAMED_STATS = {
-    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+    "cifar10": NORMALIZATION["cifar10"],
+    "cifar100": NORMALIZATION["cifar100"],
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -90,8 +92,6 @@ def _import_factory(spec: str):
 def load_state_dict_file(model: nn.Module, path: str | Path) -> dict:
     """Load a state dict file into ``model`` (strictly); unwraps ``{"state_dict": ...}`` / ``{"model": ...}``
     and a DataParallel ``module.`` prefix. Returns provenance facts."""
-    from robustbench_aux.evaluation.provenance import sha256_file
-
     path = Path(path)
     if not path.is_file():
         raise UserError(f"weights file {path} does not exist")
@@ -177,8 +177,6 @@ def load_external(
     if path.suffix in EXPORT_SUFFIXES + SCRIPT_SUFFIXES or path.is_file():
         if weights or kwargs:
             raise UserError(f"--weights and --model-arg go with PKG.MODULE:FACTORY, not with a model file ({spec})")
-        from robustbench_aux.evaluation.provenance import sha256_file
-
         model, kind = _load_file(path)
         return ExternalModel(model, kind, spec, path.stem, {"file": str(path.resolve()), "file_sha256": sha256_file(path)})
     factory = _import_factory(spec)
@@ -237,14 +235,14 @@ def evaluate_external(
     from robustbench_aux import atomic
     from robustbench_aux.datasets import load_dataset
     from robustbench_aux.evaluation.api import evaluate
-    from robustbench_aux.evaluation.runs import CONFIG, EVAL_DIR
+    from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR
 
     ext = load_external(spec, weights=weights, kwargs=model_args)
     run_id = name or ext.name
     if not re.fullmatch(r"[\w.+-]+", run_id):
         raise UserError(f"--name {run_id!r}: use letters, digits and . _ + - only (it names files)")
     out = Path(out) if out is not None else Path("runs") / "external" / run_id
-    cfg_path = out / CONFIG
+    cfg_path = out / CONFIG_JSON
     if cfg_path.is_file():
         try:
             old = json.loads(cfg_path.read_text())

@@ -3,21 +3,12 @@
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import torch
 
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in 4 MiB chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
+from robustbench_aux.hashing import sha256_file
 
 
 def model_digest(model: torch.nn.Module) -> str:

@@ -15,15 +15,14 @@ import numpy as np
 import pandas as pd
 
 from robustbench_aux import atomic
-from robustbench_aux.corruptions.catalog import BENCHMARK_15
+from robustbench_aux.catalog import BENCHMARK_15, CLEAN
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.accuracy import run_summary
-from robustbench_aux.metrics.tidy import CLEAN, COLUMNS, check_table
+from robustbench_aux.metrics.tidy import COLUMNS, check_table
 from robustbench_aux.metrics.uncertainty import bootstrap_ci, per_image_score
+from robustbench_aux.rundir import RESULTS_CSV, SUMMARY_JSON
 
-RESULTS_CSV = "results.csv"
-SUMMARY_JSON = "summary.json"
 SUMMARY_FORMAT = "robustbench-aux-eval/1"
 
 

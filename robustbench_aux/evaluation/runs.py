@@ -17,15 +17,14 @@ from robustbench_aux.datasets import load_dataset
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.api import EvalResult, evaluate
-from robustbench_aux.evaluation.provenance import sha256_file
 from robustbench_aux.evaluation.results import build_summary, read_results, write_results
+from robustbench_aux.hashing import sha256_file
 from robustbench_aux.lock import exclusive
 from robustbench_aux.paths import component
+from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, LAST_PT
 
 log = logging.getLogger(__name__)
 
-CONFIG = "config.json"
-EVAL_DIR = "eval"
 
 
 def eval_dir_for(path: str | Path, out: str | Path | None = None) -> Path:
@@ -36,7 +35,7 @@ def eval_dir_for(path: str | Path, out: str | Path | None = None) -> Path:
     path = Path(path)
     if path.is_dir():
         return path / EVAL_DIR
-    if (path.parent / CONFIG).is_file():
+    if (path.parent / CONFIG_JSON).is_file():
         return path.parent / EVAL_DIR
     return path.parent / f"{path.stem}_{EVAL_DIR}"
 
@@ -44,7 +43,7 @@ def eval_dir_for(path: str | Path, out: str | Path | None = None) -> Path:
 def _run_config(path: Path, ckpt_config: dict) -> dict:
     """The checkpoint's config, completed by the run directory's config.json where present."""
     run_dir = path if path.is_dir() else path.parent
-    cfg_path = run_dir / CONFIG
+    cfg_path = run_dir / CONFIG_JSON
     config = {}
     if cfg_path.is_file():
         try:
@@ -110,7 +109,7 @@ def evaluate_run(
         "checkpoint": str(ckpt.resolve()),
         "checkpoint_sha256": ckpt_sha,
         # last.pt: training has not finished (export refuses it as a complete entry)
-        "checkpoint_finished": ckpt.name != "last.pt",
+        "checkpoint_finished": ckpt.name != LAST_PT,
         "run_normalization": config.get("normalization"),
         "normalization_note": "applied inside the model with the statistics stored in its checkpoint",
         "run_data": config.get("data"),

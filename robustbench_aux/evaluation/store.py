@@ -17,14 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_aux import atomic
+from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
-from robustbench_aux.metrics.tidy import CLEAN
 from robustbench_aux.paths import component, inside
+from robustbench_aux.rundir import PER_IMAGE_DIR, PROGRESS_JSON
 
 log = logging.getLogger(__name__)
 
-PER_IMAGE = "per_image"
-PROGRESS = "progress.json"
+PER_IMAGE = PER_IMAGE_DIR
+PROGRESS = PROGRESS_JSON
 
 
 def block_name(corruption: str, severity: int) -> str:

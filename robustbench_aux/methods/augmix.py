@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robustbench_aux.engine.augment import random_crop_flip
+from robustbench_aux.augment import random_crop_flip
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.augmix_ops import random_chain_step

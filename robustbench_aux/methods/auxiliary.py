@@ -37,7 +37,7 @@ from robustbench_aux.methods.base import Method, StepOutput, at_least_fp32, cros
 DISTILL_DIRECTIONS = ("primary_to_aux", "aux_to_primary", "both")
 RUNNING_STATS = ("clean", "all_views")
 # the ablations (docs/training.md) as named bundles of switches (the run's label shows the name)
-VARIANTS: dict[str, dict] = {
+ABLATIONS: dict[str, dict] = {
     "full": {},
     "no_isd": {"beta": 0.0},
     "no_sbn": {"selective_bn": False},
@@ -65,12 +65,12 @@ class AuxiliaryOptions:
     paired_views: bool = False  # all views share one crop/flip (reference: each draws its own)
     noise_impl: str = "wraparound"  # wraparound (the reference's uint8 arithmetic) | clipped
     rotation_view: str = "crop_then_rotate"  # reference: crop, rotate, no flip | corrupt_then_crop_flip
-    variant: str = "full"  # a named ablation (VARIANTS): sets its switch, labels the run
+    variant: str = "full"  # a named ablation (ABLATIONS): sets its switch, labels the run
 
     def validate(self) -> None:
-        if self.variant not in VARIANTS:
-            raise UserError(f"variant must be one of {', '.join(VARIANTS)}, got {self.variant!r}")
-        for key, value in VARIANTS[self.variant].items():
+        if self.variant not in ABLATIONS:
+            raise UserError(f"variant must be one of {', '.join(ABLATIONS)}, got {self.variant!r}")
+        for key, value in ABLATIONS[self.variant].items():
             setattr(self, key, value)
         require_choices(
             self,

@@ -10,6 +10,7 @@
   test images, paired bootstrap and McNemar tests (per seed), a test over seeds, Holm correction.
 """
 
+from robustbench_aux.catalog import CLEAN
 from robustbench_aux.metrics.accuracy import (
     block_accuracy,
     category_accuracy,
@@ -39,7 +40,7 @@ from robustbench_aux.metrics.compare import (
     seen_corruptions,
     training_corruptions,
 )
-from robustbench_aux.metrics.tidy import CLEAN, COLUMNS, block_rows, check_table, method_label, run_identity
+from robustbench_aux.metrics.tidy import COLUMNS, block_rows, check_table, method_label, run_identity
 from robustbench_aux.metrics.uncertainty import (
     aggregate_seeds,
     bootstrap_ci,

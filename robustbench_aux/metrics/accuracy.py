@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15, CATEGORIES, CATEGORY, EXTRA_4
-from robustbench_aux.metrics.tidy import CLEAN
+from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CATEGORIES, CATEGORY, CLEAN, EXTRA_4
 
 EXTRA = "extra"
 # category means: each CIFAR-C category over its benchmark corruptions, plus the 4 extra ones

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15
+from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
 from robustbench_aux.metrics.accuracy import (
     category_accuracy,
     clean_accuracy,
@@ -22,7 +22,6 @@ from robustbench_aux.metrics.accuracy import (
     mce,
     mean_accuracy,
 )
-from robustbench_aux.metrics.tidy import CLEAN
 
 PLAIN = "plain"
 # The paper's abstract: +2.21 % accuracy and 21.64 % robustness (corruption error), CIFAR-100,

@@ -11,10 +11,9 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from robustbench_aux.corruptions.catalog import ALL_19, CATEGORY
+from robustbench_aux.catalog import ALL_19, CATEGORY, CLEAN
 from robustbench_aux.errors import UserError
 
-CLEAN = "clean"
 # identity columns copied from the run config into every row
 RUN_COLUMNS = ("run_id", "dataset", "method", "label", "arch", "seed")
 COLUMNS = RUN_COLUMNS + ("corruption", "category", "severity", "n", "correct", "acc")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from robustbench_aux.catalog import NORMALIZATION
 from robustbench_aux.models.selective_bn import SelectiveBatchNorm2d, multi_pass_reference, selective_bn
 
 HEAD_ROUTES = ("primary", "per_view")
@@ -22,8 +23,6 @@ HEAD_ROUTES = ("primary", "per_view")
 def default_normalization(num_classes: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The training-set statistics of CIFAR-10 for 10 classes, else CIFAR-100's (used when a
     constructor is given no ``mean``/``std``; runs always pass theirs explicitly)."""
-    from robustbench_aux.datasets import NORMALIZATION
-
     return NORMALIZATION["cifar10" if num_classes == 10 else "cifar100"]
 
 

@@ -27,9 +27,8 @@ from pathlib import Path
 import pandas as pd
 
 from robustbench_aux import atomic
-from robustbench_aux.corruptions.catalog import BENCHMARK_15, SEVERITIES
+from robustbench_aux.catalog import BENCHMARK_15, CLEAN, SEVERITIES
 from robustbench_aux.errors import UserError
-from robustbench_aux.metrics.tidy import CLEAN
 from robustbench_aux.paths import component, inside
 from robustbench_aux.report.runs import RunRecord, load_runs
 

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 
-from robustbench_aux.corruptions.catalog import ALL_19  # noqa: E402
+from robustbench_aux.catalog import ALL_19  # noqa: E402
 
 STYLE = {
     "svg.fonttype": "none",

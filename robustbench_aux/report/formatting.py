@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from robustbench_aux.corruptions.catalog import ALL_19
+from robustbench_aux.catalog import ALL_19
 from robustbench_aux.metrics.tidy import DATA_READING_METHODS, data_reading, is_augmix_published
 from robustbench_aux.report.banner import deviation_text, deviations, reference_epochs, run_epochs
 

@@ -14,7 +14,7 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from robustbench_aux import __version__, atomic
-from robustbench_aux.corruptions.catalog import ALL_19
+from robustbench_aux.catalog import ALL_19
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.paths import inside

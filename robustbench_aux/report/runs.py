@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image
-from robustbench_aux.metrics.tidy import CLEAN, method_label
+from robustbench_aux.metrics.tidy import method_label
 from robustbench_aux.paths import component
-
-EVAL = "eval"
+from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, RESULTS_CSV
 
 
 @dataclass
@@ -54,7 +54,7 @@ class RunRecord:
     def per_image(self) -> dict[tuple[str, int], np.ndarray]:
         """Per-image correctness of every block (empty when the run was evaluated without it)."""
         if self._per_image is None:
-            self._per_image = load_per_image(self.eval_dir or self.path / EVAL)
+            self._per_image = load_per_image(self.eval_dir or self.path / EVAL_DIR)
         return self._per_image
 
     @property
@@ -63,7 +63,7 @@ class RunRecord:
 
 
 def _is_run(path: Path) -> bool:
-    return (path / EVAL / "results.csv").is_file() or (path / "results.csv").is_file()
+    return (path / EVAL_DIR / RESULTS_CSV).is_file() or (path / RESULTS_CSV).is_file()
 
 
 def expand_run_paths(paths: Iterable[str | Path]) -> list[Path]:
@@ -89,19 +89,19 @@ def load_run(path: str | Path) -> RunRecord:
     """Read one evaluated run: ``path`` is the run directory, or an evaluation directory (its
     ``eval/`` or any ``evaluate --out DIR``)."""
     path = Path(path)
-    eval_dir = path / EVAL
-    if (path / "results.csv").is_file() and not (eval_dir / "results.csv").is_file():
+    eval_dir = path / EVAL_DIR
+    if (path / RESULTS_CSV).is_file() and not (eval_dir / RESULTS_CSV).is_file():
         eval_dir = path
-        path = path.parent if path.name == EVAL else path
+        path = path.parent if path.name == EVAL_DIR else path
     table, summary = read_results(eval_dir)
     if table["run_id"].nunique() != 1:
         raise UserError(f"{eval_dir / 'results.csv'} holds several runs; a run's table holds one")
     for column in ("run_id", "arch"):  # both become file names (<run_id>.json, interference_<arch>.csv)
         component(str(table[column].iloc[0]), f"{eval_dir / 'results.csv'}: {column}")
     config = {}
-    if (path / "config.json").is_file():
+    if (path / CONFIG_JSON).is_file():
         try:
-            config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+            config = json.loads((path / CONFIG_JSON).read_text(encoding="utf-8"))
         except ValueError as exc:  # bad JSON or not UTF-8
             raise UserError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
         if not isinstance(config, dict):

@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from robustbench_aux.corruptions.catalog import ALL_19, BENCHMARK_15
+from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
 from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.tidy import (
     AUGMIX_PUBLISHED_LABEL,
-    CLEAN,
     DATA_READING_METHODS,
     data_reading,
     is_augmix_published,

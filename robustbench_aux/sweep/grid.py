@@ -30,6 +30,7 @@ import tomllib
 
 from robustbench_aux.errors import UserError
 from robustbench_aux.paths import component, inside
+from robustbench_aux.rundir import RunDir
 
 MAX_SEED = 2**32 - 1  # the range every seeded generator (torch, numpy) accepts
 
@@ -121,13 +122,13 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
         if key in defaults:
             train += [flag, str(defaults[key])]
     train += _set_args({**defaults.get("set", {}), **fixed, **variant})
-    steps = [Step(train, run_dir / "final.pt", resume_if=run_dir / "last.pt")]
+    steps = [Step(train, RunDir(run_dir).final, resume_if=RunDir(run_dir).last)]
     if defaults.get("corruptions"):
         evaluate = ["evaluate", str(run_dir), "--corruptions", str(defaults["corruptions"])]
         for key, flag in (("data", "--data"), ("device", "--device"), ("eval_n", "--n")):
             if key in defaults:
                 evaluate += [flag, str(defaults[key])]
-        steps.append(Step(evaluate, run_dir / "eval" / "summary.json"))
+        steps.append(Step(evaluate, RunDir(run_dir).summary))
     return Job(name, run_dir, steps)
 
 

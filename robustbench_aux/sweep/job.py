@@ -12,8 +12,8 @@ import shlex
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
+from robustbench_aux.rundir import RunDir
 from robustbench_aux.sweep.grid import Job
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def run_job(job: Job, *, env: dict | None = None, echo=print, note: str = "") ->
     the job shares its device, when packed) goes into the log as a ``#`` line before each command.
     """
     job.run_dir.mkdir(parents=True, exist_ok=True)
-    logfile = job.run_dir / "sweep.log"
+    logfile = RunDir(job.run_dir).sweep_log
     for step in job.steps:
         if step.done.exists():
             continue
@@ -81,7 +81,7 @@ def run_job(job: Job, *, env: dict | None = None, echo=print, note: str = "") ->
 
 def last_error_line(job: Job) -> str:
     """The last line of the job's log that looks like an error, for the failure summary."""
-    logfile = Path(job.run_dir) / "sweep.log"
+    logfile = RunDir(job.run_dir).sweep_log
     if not logfile.is_file():
         return ""
     lines = [ln.strip() for ln in logfile.read_text(errors="replace").splitlines() if ln.strip()]

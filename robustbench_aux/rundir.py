@@ -1,0 +1,69 @@
+"""The run directory's file names, in one place (docs/design.md lists what each file holds).
+
+Every stage that writes or reads a run directory (train, evaluate, report, sweep, check) spells its
+files through this module: the names below, or a :class:`RunDir`. It imports nothing of the project,
+so it sits at the bottom of the import order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+CONFIG_JSON = "config.json"  # the resolved run config
+METRICS_CSV = "metrics.csv"  # one row per epoch
+LAST_PT = "last.pt"  # resumable checkpoint, every epoch
+FINAL_PT = "final.pt"  # checkpoint of the finished run
+EVAL_DIR = "eval"  # evaluation outputs:
+RESULTS_CSV = "results.csv"  # eval/results.csv, the tidy long table
+SUMMARY_JSON = "summary.json"  # eval/summary.json, per-run summary and provenance
+PROGRESS_JSON = "progress.json"  # eval/progress.json, the resumable evaluation's finished blocks
+PER_IMAGE_DIR = "per_image"  # eval/per_image/<block>.npy, per-image correctness
+SWEEP_LOG = "sweep.log"  # the sweep's log of the run's steps
+LOCK_FILE = ".lock"  # one writer per run / evaluation / CIFAR-C directory
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """The paths of one run directory's files."""
+
+    path: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "path", Path(self.path))
+
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_JSON
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / METRICS_CSV
+
+    @property
+    def last(self) -> Path:
+        return self.path / LAST_PT
+
+    @property
+    def final(self) -> Path:
+        return self.path / FINAL_PT
+
+    @property
+    def eval_dir(self) -> Path:
+        return self.path / EVAL_DIR
+
+    @property
+    def results(self) -> Path:
+        return self.eval_dir / RESULTS_CSV
+
+    @property
+    def summary(self) -> Path:
+        return self.eval_dir / SUMMARY_JSON
+
+    @property
+    def sweep_log(self) -> Path:
+        return self.path / SWEEP_LOG
+
+    @property
+    def lock(self) -> Path:
+        return self.path / LOCK_FILE
