@@ -52,8 +52,11 @@ test: install
 test-all: install
 	$(BIN)/python -m pytest -m "not gpu"
 
+# style, formatting and the layering rule (docs/design.md; contracts in pyproject.toml)
 lint: install
-	$(BIN)/ruff check robustbench_aux tests benchmarks
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 # headless Chromium for the report's browser test (Debian/Ubuntu, as root)
 browser:

@@ -109,9 +109,7 @@ def fidelity_table(images: np.ndarray, names: list[str]) -> None:
         else:
             agree = min(r.agree_1 for r in rs)
             signed = " / ".join(f"{r.mean_signed:+.4f}" for r in rs)
-            cells = (
-                f"{agree:.2f} | {max(r.mean_abs for r in rs):.4f} | {signed} | {max(r.max_abs for r in rs):.0f}"
-            )
+            cells = f"{agree:.2f} | {max(r.mean_abs for r in rs):.4f} | {signed} | {max(r.max_abs for r in rs):.0f}"
         print(f"| {name} | {rs[0].method} | {cells} | {gap} | {ref_gap} | {ok} |", flush=True)
 
 

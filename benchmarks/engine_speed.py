@@ -42,9 +42,32 @@ VARIANTS = {
 
 
 def _argv(args, method: str, seed: int, out: Path, sets: list[str]) -> list[str]:
-    argv = [sys.executable, "-m", "robustbench_aux", "train", "--method", method, "--arch", args.arch,
-            "--recipe", "reference", "--dataset", "cifar10", "--data", args.data, "--n-train", str(args.n_train),
-            "--epochs", str(args.epochs), "--seed", str(seed), "--device", args.device, "--out", str(out)]
+    argv = [
+        sys.executable,
+        "-m",
+        "robustbench_aux",
+        "train",
+        "--method",
+        method,
+        "--arch",
+        args.arch,
+        "--recipe",
+        "reference",
+        "--dataset",
+        "cifar10",
+        "--data",
+        args.data,
+        "--n-train",
+        str(args.n_train),
+        "--epochs",
+        str(args.epochs),
+        "--seed",
+        str(seed),
+        "--device",
+        args.device,
+        "--out",
+        str(out),
+    ]
     for s in sets:
         argv += ["--set", s]
     return argv
@@ -57,8 +80,12 @@ def _last_ips(out: Path) -> float:
 
 def _run(argvs: list[list[str]], outs: list[Path], env: dict, limit: float) -> list[float | str]:
     """Start every command at once; the last-epoch images/s of each (or why there is none)."""
-    procs = [subprocess.Popen(a, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                              env={**os.environ, **env}) for a in argvs]
+    procs = [
+        subprocess.Popen(
+            a, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env={**os.environ, **env}
+        )
+        for a in argvs
+    ]
     deadline = time.monotonic() + limit
     results: list[float | str] = []
     for p, out in zip(procs, outs):
@@ -89,7 +116,9 @@ def steps(args, work: Path, start: float) -> dict:
                 table[method][variant] = "not measured (budget)"
             else:
                 out = work / f"{method}-{variant}"
-                (ips,) = _run([_argv(args, method, 0, out, VARIANTS[variant])], [out], {}, min(left, args.limit))
+                (ips,) = _run(
+                    [_argv(args, method, 0, out, VARIANTS[variant])], [out], {}, min(left, args.limit)
+                )
                 table[method][variant] = ips
             print(f"{method:20s} {variant:10s} {table[method][variant]}", flush=True)
     return {"kind": "steps", "images_per_s": table}
@@ -112,20 +141,36 @@ def packing(args, work: Path, start: float) -> dict:
                 agg[str(k)] = "not measured (budget)"
                 continue
             outs = [work / f"pack{k}-s{s}" for s in range(k)]
-            res = _run([_argv(args, args.method, s, o, VARIANTS[args.variant]) for s, o in zip(range(k), outs)],
-                       outs, env, min(left, args.limit))
+            res = _run(
+                [_argv(args, args.method, s, o, VARIANTS[args.variant]) for s, o in zip(range(k), outs)],
+                outs,
+                env,
+                min(left, args.limit),
+            )
             per_run[str(k)] = res
-            agg[str(k)] = sum(res) if all(isinstance(r, float) for r in res) else next(
-                r for r in res if not isinstance(r, float))
+            agg[str(k)] = (
+                sum(res)
+                if all(isinstance(r, float) for r in res)
+                else next(r for r in res if not isinstance(r, float))
+            )
             print(f"K={k}: {agg[str(k)]}", flush=True)
     finally:
         if daemon is not None:
             daemon.stop()
     base = agg.get("1")
-    factor = {k: (v / base if isinstance(v, float) and isinstance(base, float) else "unmeasured")
-              for k, v in agg.items()}
-    return {"kind": "packing", "method": args.method, "variant": args.variant, "via": how,
-            "aggregate_images_per_s": agg, "factor": factor, "per_run_images_per_s": per_run}
+    factor = {
+        k: (v / base if isinstance(v, float) and isinstance(base, float) else "unmeasured")
+        for k, v in agg.items()
+    }
+    return {
+        "kind": "packing",
+        "method": args.method,
+        "variant": args.variant,
+        "via": how,
+        "aggregate_images_per_s": agg,
+        "factor": factor,
+        "per_run_images_per_s": per_run,
+    }
 
 
 def _cell(v) -> str:
@@ -133,19 +178,28 @@ def _cell(v) -> str:
 
 
 def markdown(result: dict, args) -> str:
-    lines = [f"{args.arch}, {args.n_train} CIFAR-10 images x {args.epochs} epochs per run, device {args.device}; "
-             "images/s of the last epoch (robustbench-aux train)", ""]
+    lines = [
+        f"{args.arch}, {args.n_train} CIFAR-10 images x {args.epochs} epochs per run, device {args.device}; "
+        "images/s of the last epoch (robustbench-aux train)",
+        "",
+    ]
     if result["kind"] == "steps":
         variants = args.variants
-        lines += ["| method | " + " | ".join(variants) + " | optimised / eager |",
-                  "| --- | " + " | ".join("---:" for _ in variants) + " | ---: |"]
+        lines += [
+            "| method | " + " | ".join(variants) + " | optimised / eager |",
+            "| --- | " + " | ".join("---:" for _ in variants) + " | ---: |",
+        ]
         for method, row in result["images_per_s"].items():
             o, e = row.get("optimised"), row.get("eager")
             ratio = f"{o / e:.2f}x" if isinstance(o, float) and isinstance(e, float) else "n/a"
             lines.append(f"| {method} | " + " | ".join(_cell(row.get(v)) for v in variants) + f" | {ratio} |")
     else:
-        lines += [f"{result['method']} ({result['variant']}), K runs at once via {result['via']}", "",
-                  "| K | aggregate images/s | factor vs K=1 |", "| ---: | ---: | ---: |"]
+        lines += [
+            f"{result['method']} ({result['variant']}), K runs at once via {result['via']}",
+            "",
+            "| K | aggregate images/s | factor vs K=1 |",
+            "| ---: | ---: | ---: |",
+        ]
         for k, v in result["aggregate_images_per_s"].items():
             f = result["factor"][k]
             lines.append(f"| {k} | {_cell(v)} | {f'{f:.2f}x' if isinstance(f, float) else f} |")
@@ -160,8 +214,11 @@ def main(argv=None) -> int:
     p.add_argument("--arch", default="resnet18")
     p.add_argument("--n-train", type=int, default=6000)
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--methods", type=lambda s: s.split(","),
-                   default=["plain", "naive_augmentation", "per_corruption", "auxiliary", "augmix"])
+    p.add_argument(
+        "--methods",
+        type=lambda s: s.split(","),
+        default=["plain", "naive_augmentation", "per_corruption", "auxiliary", "augmix"],
+    )
     p.add_argument("--variants", type=lambda s: s.split(","), default=list(VARIANTS))
     p.add_argument("--method", default="auxiliary", help="packing: the method of the K runs")
     p.add_argument("--variant", default="eager", choices=list(VARIANTS), help="packing: the runs' switches")

@@ -59,8 +59,11 @@ def main(argv=None) -> int:
     p.add_argument("--train-images", type=int, default=50_000, help="training images per epoch")
     p.add_argument("--precision", choices=("bf16", "fp32"), help="price every run in this precision")
     p.add_argument("--per-gpu", type=int, default=1, help="runs at once per GPU (packing)")
-    p.add_argument("--packing", default=str(REPO / "benchmarks/results/packing-h200.json"),
-                   help="aggregate-throughput factors per K (benchmarks/engine_speed.py packing --json)")
+    p.add_argument(
+        "--packing",
+        default=str(REPO / "benchmarks/results/packing-h200.json"),
+        help="aggregate-throughput factors per K (benchmarks/engine_speed.py packing --json)",
+    )
     a = p.parse_args(argv)
     measured = json.loads(Path(a.throughput).read_text())
     tables = {"bf16": measured["train_images_per_s"], "fp32": measured.get("train_images_per_s_fp32", {})}
@@ -88,12 +91,16 @@ def main(argv=None) -> int:
         precision = a.precision or ("fp32" if cfg.train.amp == "off" else "bf16")
         if not tables[precision]:
             unmeasured.append(job.name)
-            print(f"| {job.name} | {cfg.train.epochs} | unmeasured | no {precision} rate in {Path(a.throughput).name} | |")
+            print(
+                f"| {job.name} | {cfg.train.epochs} | unmeasured | no {precision} rate in {Path(a.throughput).name} | |"
+            )
             continue
         speed, source = rate(tables[precision], method, arch)
         seconds = cfg.train.epochs * images / speed + eval_s
         total += seconds
-        print(f"| {job.name} | {cfg.train.epochs} | {speed:,.0f} | {precision}, {source} | {seconds / 3600:.2f} |")
+        print(
+            f"| {job.name} | {cfg.train.epochs} | {speed:,.0f} | {precision}, {source} | {seconds / 3600:.2f} |"
+        )
     lacking = f", without {len(unmeasured)} unmeasured run(s): {', '.join(unmeasured)}" if unmeasured else ""
     print(
         f"\ntotal: {total / 3600:.1f} GPU-hours for {len(jobs) - len(unmeasured)} runs on one such GPU "
@@ -104,8 +111,10 @@ def main(argv=None) -> int:
         if factor is None:
             print(f"packed, {a.per_gpu} runs per GPU: unmeasured ({source})")
         else:
-            print(f"packed, {a.per_gpu} runs per GPU: {total / factor / 3600:.1f} GPU-hours "
-                  f"(aggregate throughput x{factor:.2f}, {source})")
+            print(
+                f"packed, {a.per_gpu} runs per GPU: {total / factor / 3600:.1f} GPU-hours "
+                f"(aggregate throughput x{factor:.2f}, {source})"
+            )
     return 0
 
 
@@ -117,9 +126,14 @@ def packing_factor(path: Path, k: int) -> tuple[float | None, str]:
     value = data.get("factor", {}).get(str(k))
     if not isinstance(value, (int, float)):
         measured = [key for key, v in data.get("factor", {}).items() if isinstance(v, (int, float))]
-        return None, f"{path.name} has no measured factor for K={k} (measured: {', '.join(measured) or 'none'})"
-    return float(value), (f"{data.get('method', '?')} runs via {data.get('via', '?')} on "
-                          f"{data.get('gpu', data.get('device', '?'))}, {path.name}")
+        return (
+            None,
+            f"{path.name} has no measured factor for K={k} (measured: {', '.join(measured) or 'none'})",
+        )
+    return float(value), (
+        f"{data.get('method', '?')} runs via {data.get('via', '?')} on "
+        f"{data.get('gpu', data.get('device', '?'))}, {path.name}"
+    )
 
 
 if __name__ == "__main__":

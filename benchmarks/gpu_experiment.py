@@ -76,8 +76,15 @@ def plan(a) -> dict:
         ips = float(row["images_per_s"])
         cfg = json.loads((run / "config.json").read_text())
         wall = fixed.get(run.name, float(row["seconds"]))
-        runs.append({"name": run.name, "method": cfg["method"], "images_per_s": ips,
-                     "fixed_s": max(0.0, wall - a.probe_images / ips), "probe_wall_s": wall})
+        runs.append(
+            {
+                "name": run.name,
+                "method": cfg["method"],
+                "images_per_s": ips,
+                "fixed_s": max(0.0, wall - a.probe_images / ips),
+                "probe_wall_s": wall,
+            }
+        )
     if not runs:
         raise SystemExit(f"error: no probe run with metrics.csv under {probe}")
     order = {name: i for i, name in enumerate(a.order or [])}
@@ -89,8 +96,11 @@ def plan(a) -> dict:
     keep = bool(optional) and e_all >= 1 and e_all >= math.ceil(KEEP_OPTIONAL * e_core)
     chosen, epochs = (runs, e_all) if keep or not optional else (core, e_core)
     if epochs < 1:
-        raise SystemExit(f"error: not even one epoch fits in {a.seconds:.0f} s (probe rates: "
-                         + ", ".join(f"{r['name']} {r['images_per_s']:.0f} img/s" for r in runs) + ")")
+        raise SystemExit(
+            f"error: not even one epoch fits in {a.seconds:.0f} s (probe rates: "
+            + ", ".join(f"{r['name']} {r['images_per_s']:.0f} img/s" for r in runs)
+            + ")"
+        )
     result = {
         "epochs": epochs,
         "per_gpu": a.per_gpu,
@@ -98,7 +108,9 @@ def plan(a) -> dict:
         "seconds_available": round(a.seconds, 1),
         "predicted_train_s": round(makespan(chosen, epochs, a.train_images, a.per_gpu), 1),
         "methods": sorted({r["method"] for r in chosen}),
-        "optional": {m: {"kept": keep, "epochs_with": e_all, "epochs_without": e_core} for m in sorted(optional)},
+        "optional": {
+            m: {"kept": keep, "epochs_with": e_all, "epochs_without": e_core} for m in sorted(optional)
+        },
         "probe": runs,
     }
     Path(a.out).write_text(json.dumps(result, indent=1))
@@ -117,7 +129,9 @@ def _fmt(values: list[float], scale: float = 100.0) -> tuple[str, str]:
 
 def summarize(a) -> str:
     p = json.loads(Path(a.plan).read_text())
-    device = Path(a.device_info).read_text().strip().splitlines() if Path(a.device_info).is_file() else ["unknown"]
+    device = (
+        Path(a.device_info).read_text().strip().splitlines() if Path(a.device_info).is_file() else ["unknown"]
+    )
     groups: dict[str, list[dict]] = {}
     for run in sorted(Path(a.runs).iterdir()):
         summary = run / "eval" / "summary.json"
@@ -134,14 +148,17 @@ def summarize(a) -> str:
         f"- **epochs**: {p['epochs']} per run, the same for every method (the reference schedule scaled: "
         f"milestones at the same fractions of training); {p['train_images']:,} training images per epoch",
         f"- **wall time**: {a.wall:.0f} s for the whole script ({p['per_gpu']} runs at once per device"
-        + (f", {a.packing}" if a.packing else "") + ")",
+        + (f", {a.packing}" if a.packing else "")
+        + ")",
         f"- **runs**: {sum(len(v) for v in groups.values())} ({', '.join(sorted(groups))}); "
         f"seeds {sorted({s['seed'] for v in groups.values() for s in v})}",
     ]
     for method, info in p.get("optional", {}).items():
         state = "kept" if info["kept"] else "left out"
-        lines.append(f"- **{method}**: {state} (would allow {info['epochs_with']} epochs with it, "
-                     f"{info['epochs_without']} without)")
+        lines.append(
+            f"- **{method}**: {state} (would allow {info['epochs_with']} epochs with it, "
+            f"{info['epochs_without']} without)"
+        )
     lines += [
         "",
         "| method | runs | clean acc % | spread | mean corruption acc (19) % | spread | mCE (19) % | spread |",

@@ -4,7 +4,7 @@
 ``(clean_acc, corruptions_acc)``; see :mod:`robustbench_aux.evaluation.benchmark`.
 """
 
-__version__ = "0.1.0"
+from robustbench_aux._version import __version__
 
 __all__ = ["__version__", "benchmark"]
 

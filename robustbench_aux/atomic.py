@@ -49,8 +49,10 @@ def remove_orphans(path: str | os.PathLike) -> list[Path]:
     for tmp in candidates:
         middle = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
         try:
-            orphan = not _alive(int(middle)) if middle.isdigit() else (
-                time.time() - tmp.stat().st_mtime > ORPHAN_AGE_S
+            orphan = (
+                not _alive(int(middle))
+                if middle.isdigit()
+                else (time.time() - tmp.stat().st_mtime > ORPHAN_AGE_S)
             )
             if orphan:
                 tmp.unlink()

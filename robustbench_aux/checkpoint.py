@@ -46,7 +46,9 @@ def nonfinite_tensors(state: dict) -> list[str]:
     return bad
 
 
-def save_checkpoint(path: str | Path, *, arch: str, model_kwargs: dict, state_dict: dict, config: dict, **extra):
+def save_checkpoint(
+    path: str | Path, *, arch: str, model_kwargs: dict, state_dict: dict, config: dict, **extra
+):
     """Write a checkpoint atomically (a killed write leaves the previous file intact).
 
     Raises :class:`NonFiniteError` (and writes nothing) if a parameter or buffer is NaN or infinite.
@@ -76,7 +78,9 @@ def find_checkpoint(path: str | Path) -> Path:
         for name in (FINAL_PT, LAST_PT):
             if (path / name).is_file():
                 return path / name
-        raise UserError(f"{path} holds no final.pt or last.pt; train it first (robustbench-aux train --out {path})")
+        raise UserError(
+            f"{path} holds no final.pt or last.pt; train it first (robustbench-aux train --out {path})"
+        )
     raise UserError(f"no such run directory or checkpoint: {path}")
 
 
@@ -93,12 +97,20 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         ) from None
     except Exception as exc:  # truncated zip, wrong file type
         first = (str(exc).strip().splitlines() or [""])[0][:160]
-        raise UserError(f"cannot read checkpoint {path} ({type(exc).__name__}: {first}); it may be truncated") from None
+        raise UserError(
+            f"cannot read checkpoint {path} ({type(exc).__name__}: {first}); it may be truncated"
+        ) from None
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
         raise UserError(f"{path} is not a robustbench-aux checkpoint (format {FORMAT})")
     model = ckpt.get("model")
-    if not (isinstance(model, dict) and isinstance(model.get("arch"), str) and isinstance(model.get("kwargs"), dict)):
-        raise UserError(f"{path} is damaged: its 'model' entry must hold 'arch' (a name) and 'kwargs' (a table)")
+    if not (
+        isinstance(model, dict)
+        and isinstance(model.get("arch"), str)
+        and isinstance(model.get("kwargs"), dict)
+    ):
+        raise UserError(
+            f"{path} is damaged: its 'model' entry must hold 'arch' (a name) and 'kwargs' (a table)"
+        )
     if not isinstance(ckpt.get("state_dict"), dict):
         raise UserError(f"{path} is damaged: it holds no 'state_dict' of tensors")
     if not isinstance(ckpt.get("config", {}), dict):
@@ -125,7 +137,9 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu"):
     try:
         model = build_model(spec["arch"], **spec["kwargs"])
     except TypeError as exc:
-        raise UserError(f"{find_checkpoint(path)}: cannot rebuild {spec['arch']!r} from its kwargs ({exc})") from None
+        raise UserError(
+            f"{find_checkpoint(path)}: cannot rebuild {spec['arch']!r} from its kwargs ({exc})"
+        ) from None
     try:
         missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
     except RuntimeError as exc:  # shape mismatch

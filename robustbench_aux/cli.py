@@ -16,7 +16,7 @@ import os
 import re
 import sys
 
-from robustbench_aux import __version__
+from robustbench_aux._version import __version__
 from robustbench_aux.errors import UserError
 
 # Subcommand modules, in the order ``--help`` lists them.
@@ -66,10 +66,16 @@ def _polish(parser: argparse.ArgumentParser, top: bool = True) -> None:
         taken = {s for a in parser._actions for s in a.option_strings}
         if not taken & {"-v", "--verbose", "-q", "--quiet"}:
             # SUPPRESS: given only here, they do not reset the top-level value when absent
-            parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                                help="debug logging")
-            parser.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
-                                help="warnings and errors only")
+            parser.add_argument(
+                "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+            )
+            parser.add_argument(
+                "-q",
+                "--quiet",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help="warnings and errors only",
+            )
     for sub in subs:
         for choice in sub._choices_actions:
             choice.help = plain_text(choice.help)
@@ -86,7 +92,9 @@ def get_args_parser(add_help: bool = True) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging (also after the command)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only (also after the command)")
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", help="warnings and errors only (also after the command)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="<command>")
     for name in COMMANDS:
         importlib.import_module(f"robustbench_aux.commands.{name}").add_parser(sub)
@@ -107,7 +115,9 @@ def os_error_message(exc: OSError) -> str:
         errno.ENOTDIR: "a path component is a file, not a directory",
         errno.EISDIR: "a directory is in the way of a file",
     }.get(exc.errno, "check the path")
-    return f"{what}{f': {paths}' if paths else ''} ({hint}); files already written are kept".replace("\n", " ")
+    return f"{what}{f': {paths}' if paths else ''} ({hint}); files already written are kept".replace(
+        "\n", " "
+    )
 
 
 def _run(argv: list[str] | None) -> int:

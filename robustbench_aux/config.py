@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-
-import tomllib
 
 from robustbench_aux.errors import UserError, comma_list, did_you_mean, require_choices
 from robustbench_aux.registry import Registry
@@ -68,9 +67,15 @@ class TrainConfig:
     amp: str = "auto"  # auto (bf16 on CUDA) | bf16 | off (fp32, the reference)
     tf32: bool = False  # allow TF32 matmul/convolutions on CUDA (off = true fp32, the reference)
     compile: bool = False  # torch.compile the model (CUDA)
-    compile_mode: str = "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
-    optimizer_impl: str = "default"  # SGD kernels: default (torch's choice) | foreach | fused (CUDA) | for_loop
-    finite_check: str = "epoch"  # non-finite losses: found on the device, read once per epoch (epoch) or every step
+    compile_mode: str = (
+        "default"  # torch.compile mode: default | reduce-overhead (CUDA graphs) | max-autotune
+    )
+    optimizer_impl: str = (
+        "default"  # SGD kernels: default (torch's choice) | foreach | fused (CUDA) | for_loop
+    )
+    finite_check: str = (
+        "epoch"  # non-finite losses: found on the device, read once per epoch (epoch) or every step
+    )
     sbn_passes: str = "auto"  # selective BN: single | per_view | auto (single on CUDA, per_view on the CPU)
     log_every: int = 50  # steps between log lines when no progress bar is shown
 
@@ -80,18 +85,28 @@ class TrainConfig:
         _require(self.batch_size >= 1, "batch_size", self.batch_size, "at least 1")
         _require(_finite(self.lr) and self.lr > 0, "lr", self.lr, "a positive number")
         _require(_finite(self.momentum) and self.momentum >= 0, "momentum", self.momentum, ">= 0")
-        _require(not self.nesterov or self.momentum > 0, "momentum", self.momentum, "> 0 with nesterov = true")
-        _require(_finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0")
         _require(
-            _finite(self.lr_decay) and 0 < self.lr_decay <= 1, "lr_decay", self.lr_decay, "in (0, 1]"
+            not self.nesterov or self.momentum > 0, "momentum", self.momentum, "> 0 with nesterov = true"
         )
-        _require(_finite(self.warmup_epochs) and self.warmup_epochs >= 0, "warmup_epochs", self.warmup_epochs, ">= 0")
+        _require(
+            _finite(self.weight_decay) and self.weight_decay >= 0, "weight_decay", self.weight_decay, ">= 0"
+        )
+        _require(_finite(self.lr_decay) and 0 < self.lr_decay <= 1, "lr_decay", self.lr_decay, "in (0, 1]")
+        _require(
+            _finite(self.warmup_epochs) and self.warmup_epochs >= 0,
+            "warmup_epochs",
+            self.warmup_epochs,
+            ">= 0",
+        )
         _require(all(m >= 0 for m in self.milestones), "milestones", self.milestones, "epoch numbers >= 0")
         _require(self.n_train >= 0, "n_train", self.n_train, ">= 0 (0 = all images)")
         _require(self.crop_padding >= 0, "crop_padding", self.crop_padding, ">= 0")
         _require(self.log_every >= 0, "log_every", self.log_every, ">= 0")
         _require(
-            all(_finite(m) and 0 <= m <= 1 for m in self.mean), "mean", self.mean, "per-channel values in [0, 1]"
+            all(_finite(m) and 0 <= m <= 1 for m in self.mean),
+            "mean",
+            self.mean,
+            "per-channel values in [0, 1]",
         )
         _require(all(_finite(s) and s > 0 for s in self.std), "std", self.std, "positive per-channel values")
         _require(len(self.mean) in (0, 1, 3), "mean", self.mean, "0, 1 or 3 values")
@@ -101,7 +116,9 @@ class TrainConfig:
             ("amp", ("auto", "bf16", "off")),
             ("sbn_passes", ("auto", "single", "per_view")),
         ):
-            _require(getattr(self, name) in allowed, name, getattr(self, name), f"one of {', '.join(allowed)}")
+            _require(
+                getattr(self, name) in allowed, name, getattr(self, name), f"one of {', '.join(allowed)}"
+            )
 
 
 @dataclass
@@ -176,7 +193,9 @@ def _read_recipe_text(name_or_path: str, base: Path | None = None) -> tuple[str,
         try:
             return path.read_text(encoding="utf-8"), str(path)
         except UnicodeDecodeError as exc:
-            raise UserError(f"recipe file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+            raise UserError(
+                f"recipe file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
     shipped = _recipe_dir() / f"{name_or_path}.toml"
     if not shipped.is_file():
         hint = did_you_mean(name_or_path, recipe_names())
@@ -206,7 +225,9 @@ def load_recipe(name_or_path: str, _seen: tuple[str, ...] = (), _base: Path | No
             raise UserError(f"recipe {label}: [{key}] must be a table")
     for key, section in data.get("reference", {}).items():
         if key not in _REFERENCE_SECTIONS or not isinstance(section, dict):
-            raise UserError(f"recipe {label}: [reference.{key}] must be one of the tables train, model, method")
+            raise UserError(
+                f"recipe {label}: [reference.{key}] must be one of the tables train, model, method"
+            )
     here = Path(label).parent if label.endswith(".toml") or Path(label).is_file() else None
     base = load_recipe(data["extends"], _seen + (label,), here) if "extends" in data else {}
     merged = {k: v for k, v in base.items() if k not in ("train", "model", "method", "reference")}
@@ -377,7 +398,12 @@ def resolved_switches(cfg: RunConfig, device_type: str) -> dict:
 
 def _check_train(train: TrainConfig) -> None:
     require_choices(
-        train, {"amp": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"), "schedule": ("step", "cosine")}
+        train,
+        {
+            "amp": ("auto", "bf16", "off"),
+            "channels_last": ("auto", "on", "off"),
+            "schedule": ("step", "cosine"),
+        },
     )
 
 

@@ -53,5 +53,7 @@ def inside(root: str | os.PathLike, *parts: str) -> Path:
     base = root.resolve()
     resolved = target.resolve()
     if resolved == base or base not in resolved.parents:
-        raise UserError(f"refusing to write {target}: it resolves to {resolved}, outside the output directory {root}")
+        raise UserError(
+            f"refusing to write {target}: it resolves to {resolved}, outside the output directory {root}"
+        )
     return target

@@ -57,11 +57,31 @@ def run_cli(argv: list[str], echo=print) -> None:
         raise UserError(f"step failed (exit code {rc}): robustbench-aux {shlex.join(argv)}")
 
 
-def corrupt_argv(dataset: str, data, out, *, seed: int = 0, n: int | None = None, device: str | None = None,
-                 corruptions=None, severities=None) -> list[str]:
+def corrupt_argv(
+    dataset: str,
+    data,
+    out,
+    *,
+    seed: int = 0,
+    n: int | None = None,
+    device: str | None = None,
+    corruptions=None,
+    severities=None,
+) -> list[str]:
     """The ``robustbench-aux corrupt`` command generating CIFAR-C with the ``cifar`` preset."""
-    argv = ["corrupt", "--dataset", dataset, "--data", str(data), "--preset", "cifar", "--out", str(out),
-            "--seed", str(seed)]
+    argv = [
+        "corrupt",
+        "--dataset",
+        dataset,
+        "--data",
+        str(data),
+        "--preset",
+        "cifar",
+        "--out",
+        str(out),
+        "--seed",
+        str(seed),
+    ]
     for flag, value in (("--n", n), ("--device", device)):
         if value:
             argv += [flag, str(value)]
@@ -111,7 +131,9 @@ def corruption_dir(p: Pipeline, echo=print) -> Path:
         except UserError as exc:
             echo(f"the published {CIFAR_C_NAMES[p.dataset]} could not be downloaded ({exc}); generating it")
     generated = p.out / f"{CIFAR_C_NAMES.get(p.dataset, p.dataset + '-C')}-generated"
-    device = p.overrides.get("device") or ("cuda" if p.gpus else None)  # generate on the GPU when there is one
+    device = p.overrides.get("device") or (
+        "cuda" if p.gpus else None
+    )  # generate on the GPU when there is one
     argv = corrupt_argv(p.dataset, p.data, generated, seed=p.seed, n=p.generate_n, device=device)
     run_cli(argv, echo)
     return generated
@@ -121,8 +143,13 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
     """Run every stage; returns the report's ``index.html``."""
     ensure_dataset(p, echo)
     cdir = corruption_dir(p, echo)
-    overrides = {**p.overrides, "dataset": p.dataset, "data": str(p.data), "out": str(p.out),
-                 "corruptions": str(cdir)}
+    overrides = {
+        **p.overrides,
+        "dataset": p.dataset,
+        "data": str(p.data),
+        "out": str(p.out),
+        "corruptions": str(cdir),
+    }
     sweep = load_sweep(p.grid, overrides=overrides, **p.filters)
     echo(f"training and evaluating {len(sweep.jobs)} run(s) from {p.grid}")
     outcomes = run_local(sweep.jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)

@@ -9,10 +9,9 @@ runs in the work directory), then compares every metric with its expected value.
 from __future__ import annotations
 
 import json
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
-
-import tomllib
 
 from robustbench_aux import atomic
 from robustbench_aux.errors import UserError
@@ -55,8 +54,15 @@ def load_check(spec_path: Path) -> dict:
     missing = sorted({"dataset", "n_test", "corruptions", "metrics"} - set(check))
     if missing:
         raise UserError(f"{spec_path} [check]: missing key(s) {', '.join(missing)}")
-    types = {"dataset": str, "n_test": int, "corruptions": list, "metrics": list, "tolerance": dict,
-             "seed": int, "severities": list}
+    types = {
+        "dataset": str,
+        "n_test": int,
+        "corruptions": list,
+        "metrics": list,
+        "tolerance": dict,
+        "seed": int,
+        "severities": list,
+    }
     for key, kind in types.items():
         if key in check and (not isinstance(check[key], kind) or isinstance(check[key], bool)):
             raise UserError(f"{spec_path} [check]: {key} must be a {kind.__name__}, got {check[key]!r}")
@@ -70,11 +76,24 @@ def measure(spec_path: Path, data: Path, work: Path, echo=print) -> dict[str, di
     check = load_check(spec_path)
     cdir = work / "cifar-c"
     if not (cdir / "manifest.json").is_file():
-        argv = corrupt_argv(check["dataset"], data, cdir, seed=check.get("seed", 0), n=check["n_test"],
-                            corruptions=check["corruptions"], severities=check.get("severities"))
+        argv = corrupt_argv(
+            check["dataset"],
+            data,
+            cdir,
+            seed=check.get("seed", 0),
+            n=check["n_test"],
+            corruptions=check["corruptions"],
+            severities=check.get("severities"),
+        )
         run_cli(argv, echo)
-    overrides = {"dataset": check["dataset"], "data": str(data), "out": str(work / "runs"), "corruptions": str(cdir),
-                 "eval_n": check["n_test"], "device": "cpu"}
+    overrides = {
+        "dataset": check["dataset"],
+        "data": str(data),
+        "out": str(work / "runs"),
+        "corruptions": str(cdir),
+        "eval_n": check["n_test"],
+        "device": "cpu",
+    }
     sweep = load_sweep(spec_path.parent / "grid.toml", overrides=overrides)
     outcomes = run_local(sweep.jobs, echo=echo)
     failed = [o.job.name for o in outcomes if o.state == "failed"]
@@ -95,16 +114,24 @@ def drift_rows(expected: dict, got: dict, tolerance: dict) -> list[Drift]:
         if run not in got:
             raise UserError(f"expected run {run!r} was not produced by the check grid; re-run with --update")
         for metric, value in metrics.items():
-            rows.append(Drift(run, metric, value, got[run][metric], float(tolerance.get(metric, tolerance["default"]))))
+            rows.append(
+                Drift(
+                    run, metric, value, got[run][metric], float(tolerance.get(metric, tolerance["default"]))
+                )
+            )
     return rows
 
 
 def table(rows: list[Drift]) -> str:
     width = max(len(r.run) for r in rows)
-    lines = [f"{'run':{width}s}  {'metric':12s} {'expected':>9s} {'got':>9s} {'diff':>8s} {'tol':>6s}  status"]
+    lines = [
+        f"{'run':{width}s}  {'metric':12s} {'expected':>9s} {'got':>9s} {'diff':>8s} {'tol':>6s}  status"
+    ]
     for r in rows:
-        lines.append(f"{r.run:{width}s}  {r.metric:12s} {r.expected:9.4f} {r.got:9.4f} {r.got - r.expected:+8.4f} "
-                     f"{r.tolerance:6.3f}  {'ok' if r.ok else 'DRIFTED'}")
+        lines.append(
+            f"{r.run:{width}s}  {r.metric:12s} {r.expected:9.4f} {r.got:9.4f} {r.got - r.expected:+8.4f} "
+            f"{r.tolerance:6.3f}  {'ok' if r.ok else 'DRIFTED'}"
+        )
     return "\n".join(lines)
 
 
@@ -114,10 +141,13 @@ def run_check(spec_path: Path, data: Path, work: Path, *, update: bool = False, 
     got = measure(spec_path, data, work, echo)
     expected_path = spec_path.parent / "expected.json"
     if update:
-        atomic.write_json(expected_path, {
-            "regenerate": f"robustbench-aux check --data <dir holding {check['dataset']}/> --update",
-            "runs": got,
-        })
+        atomic.write_json(
+            expected_path,
+            {
+                "regenerate": f"robustbench-aux check --data <dir holding {check['dataset']}/> --update",
+                "runs": got,
+            },
+        )
         echo(f"wrote {expected_path}")
         return 0
     if not expected_path.is_file():

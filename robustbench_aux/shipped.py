@@ -29,5 +29,9 @@ def resolve_grid(grid: str | Path) -> Path:
     if shipped.is_file() and (len(path.parts) == 1 or path.parent.as_posix().endswith("baselines/grids")):
         return shipped
     if path.is_dir():
-        raise UserError(f"grid {grid} is a directory; give a TOML file or a shipped grid name ({', '.join(grid_names())})")
-    raise UserError(f"grid {grid} does not exist; give a TOML file or a shipped grid name ({', '.join(grid_names())})")
+        raise UserError(
+            f"grid {grid} is a directory; give a TOML file or a shipped grid name ({', '.join(grid_names())})"
+        )
+    raise UserError(
+        f"grid {grid} does not exist; give a TOML file or a shipped grid name ({', '.join(grid_names())})"
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from robustbench_aux import __version__
+from robustbench_aux._version import __version__
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -88,7 +88,9 @@ class Case:
     words: str  # expected (case-insensitive) in the error line
     setup: object = None  # callable(world: Path) or None
     rc: int = 2
-    allowed: tuple[str, ...] = field(default_factory=tuple)  # output paths that may change (relative to tmp_path)
+    allowed: tuple[str, ...] = field(
+        default_factory=tuple
+    )  # output paths that may change (relative to tmp_path)
 
 
 def run_case(case: Case, world: Path, tmp_path: Path, capsys, monkeypatch) -> str:

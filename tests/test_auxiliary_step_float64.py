@@ -103,7 +103,12 @@ def independent_loss(p, views, y, mean, std):
         zj = logits[j]
         loss = loss + ALPHA * cross_entropy(zj, y)
         loss = loss + BETA * (-(teacher * log_softmax(zj / T)).sum(dim=1).mean())
-        w0, b0, wj, bj = p["fc.weight"], p["fc.bias"], p[f"aux_heads.{j - 1}.fc.weight"], p[f"aux_heads.{j - 1}.fc.bias"]
+        w0, b0, wj, bj = (
+            p["fc.weight"],
+            p["fc.bias"],
+            p[f"aux_heads.{j - 1}.fc.weight"],
+            p[f"aux_heads.{j - 1}.fc.bias"],
+        )
         loss = loss + GAMMA * (((w0 - wj) ** 2).sum() + ((b0 - bj) ** 2).sum())
     return loss
 
@@ -117,7 +122,9 @@ def test_full_auxiliary_step_matches_the_equations_in_float64(sbn_passes):
         for name, prm in model.named_parameters():
             if name.endswith(".bias") or (prm.ndim == 1 and name.endswith(".weight")):
                 prm.add_(0.1 * torch.randn_like(prm))
-    options = AuxiliaryOptions(alpha=ALPHA, beta=BETA, temperature=T, penalty_weight=GAMMA, penalty_start_epoch=1)
+    options = AuxiliaryOptions(
+        alpha=ALPHA, beta=BETA, temperature=T, penalty_weight=GAMMA, penalty_start_epoch=1
+    )
     options.validate()
     method = build_method("auxiliary", options)
     g = torch.Generator().manual_seed(1)

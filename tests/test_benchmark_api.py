@@ -32,8 +32,9 @@ def _acc(model, x, y):
 def test_one_liner_matches_a_direct_computation(data_dir, cifar10):
     torch.manual_seed(0)
     model = TinyEvalCNN(10).eval()
-    clean_acc, corruptions_acc = robustbench_aux.benchmark(model, dataset="cifar10", data_dir=data_dir, n=N,
-                                                           device="cpu")
+    clean_acc, corruptions_acc = robustbench_aux.benchmark(
+        model, dataset="cifar10", data_dir=data_dir, n=N, device="cpu"
+    )
     assert clean_acc == pytest.approx(_acc(model, cifar10.test_x[:N], cifar10.test_y[:N]))
     reader = CifarCReader(data_dir / "CIFAR-10-C")
     blocks = [reader.block(c, s) for c in BENCHMARK_15 for s in SEVERITIES]

@@ -44,9 +44,9 @@ def test_reads_blocks_in_published_order(tmp_path):
     assert isinstance(r._array("fog"), np.memmap)  # memory-mapped, not loaded
     blocks = list(r.blocks(n=3))
     assert len(blocks) == 95 and all(len(bl.labels) == 3 for bl in blocks)
-    assert [(bl.corruption, bl.severity) for bl in blocks[:6]] == [("gaussian_noise", s) for s in range(1, 6)] + [
-        ("shot_noise", 1)
-    ]
+    assert [(bl.corruption, bl.severity) for bl in blocks[:6]] == [
+        ("gaussian_noise", s) for s in range(1, 6)
+    ] + [("shot_noise", 1)]
 
 
 def test_generated_manifest_is_reported(tmp_path):

@@ -41,7 +41,10 @@ def test_help_has_no_rest_markup(capsys):
         texts = [parser.description or "", parser.epilog or ""] + [a.help or "" for a in parser._actions]
         for text in texts:
             assert "``" not in text and ":func:`" not in text and ":class:`" not in text, (path, text[:80])
-    assert plain_text("see :class:`~robustbench_aux.errors.UserError` and ``x = 1``") == "see UserError and x = 1"
+    assert (
+        plain_text("see :class:`~robustbench_aux.errors.UserError` and ``x = 1``")
+        == "see UserError and x = 1"
+    )
     assert plain_text(":func:`robustbench_aux.evaluation.evaluate`") == "robustbench_aux.evaluation.evaluate"
 
 
@@ -66,7 +69,10 @@ def test_closed_pipe_gives_no_traceback(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "robustbench_aux.cli", "sweep", "cifar100", "--dry-run"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=tmp_path,
     )
     proc.stdout.close()  # the reader is gone before anything is written, like `| head -0`
     err = proc.stderr.read().decode()

@@ -29,7 +29,11 @@ def test_array_layout_round_trip(tmp_path):
     d = small()
     write_array_dir(tmp_path / "cifar10", d)
     assert sorted(p.name for p in (tmp_path / "cifar10").iterdir()) == [
-        "classes.json", "test_x.npy", "test_y.npy", "train_x.npy", "train_y.npy"
+        "classes.json",
+        "test_x.npy",
+        "test_y.npy",
+        "train_x.npy",
+        "train_y.npy",
     ]
     back = read_array_dir(tmp_path / "cifar10", "cifar10", num_classes=10)
     np.testing.assert_array_equal(back.train_x, d.train_x)
@@ -91,7 +95,9 @@ def test_truncated_npy_is_named(tmp_path):
 def test_misshaped_and_wrong_dtype(tmp_path):
     d = _written(tmp_path)
     np.save(d / "test_x.npy", np.zeros((20, 3, 32, 32), np.uint8))
-    with pytest.raises(UserError, match=r"test_x\.npy has shape \(20, 3, 32, 32\), expected \(N, 32, 32, 3\)"):
+    with pytest.raises(
+        UserError, match=r"test_x\.npy has shape \(20, 3, 32, 32\), expected \(N, 32, 32, 3\)"
+    ):
         load_dataset("cifar10", tmp_path)
     np.save(d / "test_x.npy", np.zeros((20, 32, 32, 3), np.float32))
     with pytest.raises(UserError, match=r"test_x\.npy has dtype float32, expected uint8"):
@@ -159,9 +165,16 @@ def test_synthetic_100_classes_is_learnable():
     xt = torch.from_numpy(np.asarray(d.test_x)).permute(0, 3, 1, 2).float() / 255
     yt = torch.from_numpy(np.asarray(d.test_y))
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.BatchNorm2d(32), torch.nn.ReLU(), torch.nn.MaxPool2d(4),
-        torch.nn.Conv2d(32, 64, 3, padding=1), torch.nn.BatchNorm2d(64), torch.nn.ReLU(),
-        torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(256, 100),
+        torch.nn.Conv2d(3, 32, 3, padding=1),
+        torch.nn.BatchNorm2d(32),
+        torch.nn.ReLU(),
+        torch.nn.MaxPool2d(4),
+        torch.nn.Conv2d(32, 64, 3, padding=1),
+        torch.nn.BatchNorm2d(64),
+        torch.nn.ReLU(),
+        torch.nn.AdaptiveAvgPool2d(2),
+        torch.nn.Flatten(),
+        torch.nn.Linear(256, 100),
     )
     opt = torch.optim.Adam(net.parameters(), 3e-3)
     g = torch.Generator().manual_seed(0)

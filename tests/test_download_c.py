@@ -64,7 +64,9 @@ class Server:
                         self.end_headers()
                         return
                     self.send_response(206)
-                    self.send_header("Content-Range", f"bytes {start}-{len(server.payload) - 1}/{len(server.payload)}")
+                    self.send_header(
+                        "Content-Range", f"bytes {start}-{len(server.payload) - 1}/{len(server.payload)}"
+                    )
                 else:
                     self.send_response(200)
                 body = server.payload[start:]
@@ -95,8 +97,21 @@ def md5(data: bytes) -> str:
 
 
 def _cli(root: Path, url: str, checksum: str) -> int:
-    return main(["data", "download-c", "--dataset", "cifar10", "--data", str(root), "--url", url,
-                 "--md5", checksum, "--no-progress"])
+    return main(
+        [
+            "data",
+            "download-c",
+            "--dataset",
+            "cifar10",
+            "--data",
+            str(root),
+            "--url",
+            url,
+            "--md5",
+            checksum,
+            "--no-progress",
+        ]
+    )
 
 
 def _leftovers(root: Path) -> list[str]:
@@ -132,7 +147,9 @@ def test_interrupted_download_is_kept_and_resumed(tmp_path, capsys):
         s.cut_after = 7000
         assert _cli(tmp_path, s.url, md5(payload)) == 2
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and "rerun the same command to resume" in err and err.count("\n") == 1
+        assert (
+            err.startswith("error: ") and "rerun the same command to resume" in err and err.count("\n") == 1
+        )
         assert (tmp_path / ".CIFAR-10-C.tar.part").stat().st_size == 7000
         assert not (tmp_path / "CIFAR-10-C").exists()
         assert _cli(tmp_path, s.url, md5(payload)) == 0
@@ -195,7 +212,10 @@ def test_archive_with_unsafe_or_foreign_entries_is_refused(tmp_path):
     (tmp_path / "b.tar").write_bytes(broken)
     with pytest.raises(UserError):
         download.extract(tmp_path / "b.tar", "CIFAR-10-C", tmp_path, 10)
-    assert not (tmp_path / "CIFAR-10-C").exists() and [p for p in tmp_path.iterdir() if "extract" in p.name] == []
+    assert (
+        not (tmp_path / "CIFAR-10-C").exists()
+        and [p for p in tmp_path.iterdir() if "extract" in p.name] == []
+    )
 
 
 def test_unreachable_server_is_a_one_line_error(tmp_path, capsys):
@@ -230,8 +250,14 @@ def test_pipeline_downloads_else_generates(tmp_path, monkeypatch):
             raise UserError("step failed (exit code 2)")
 
     monkeypatch.setattr(pipeline, "run_cli", fake_run_cli)
-    p = pipeline.Pipeline(grid=Path("g.toml"), dataset="cifar10", data=tmp_path, out=tmp_path / "runs",
-                          report=tmp_path / "r", download_c=True)
+    p = pipeline.Pipeline(
+        grid=Path("g.toml"),
+        dataset="cifar10",
+        data=tmp_path,
+        out=tmp_path / "runs",
+        report=tmp_path / "r",
+        download_c=True,
+    )
     got = pipeline.corruption_dir(p, echo=lambda *a: None)
     assert calls == ["download-c", "corrupt"] and got.name == "CIFAR-10-C-generated"
     calls.clear()

@@ -102,8 +102,18 @@ def test_final_checkpoint_loads_as_a_plain_classifier(finished_run):
 def test_finished_run_is_not_overwritten(finished_run, capsys):
     before = (finished_run / "final.pt").stat().st_mtime_ns
     same = _train_args(
-        finished_run, "auxiliary", "--n-train", "256", "--epochs", "3",
-        "--set", "batch_size=32", "--set", "milestones=[1,2]", "--set", "penalty_start_epoch=2",
+        finished_run,
+        "auxiliary",
+        "--n-train",
+        "256",
+        "--epochs",
+        "3",
+        "--set",
+        "batch_size=32",
+        "--set",
+        "milestones=[1,2]",
+        "--set",
+        "penalty_start_epoch=2",
     )
     assert cli.main(same) == 0
     assert "already finished" in capsys.readouterr().out

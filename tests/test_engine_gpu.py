@@ -55,9 +55,30 @@ def test_cuda_training_with_channels_last_and_bf16(method, tmp_path):
 
 
 def _cuda_train(out, *extra, rc=0):
-    args = ["train", "--method", "auxiliary", "--recipe", "smoke", "--arch", "resnet8", "--dataset", "synthetic100",
-            "--n-train", "4096", "--seed", "0", "--device", "cuda", "--out", str(out), "--set", "batch_size=128",
-            "--set", "amp=bf16", *extra]
+    args = [
+        "train",
+        "--method",
+        "auxiliary",
+        "--recipe",
+        "smoke",
+        "--arch",
+        "resnet8",
+        "--dataset",
+        "synthetic100",
+        "--n-train",
+        "4096",
+        "--seed",
+        "0",
+        "--device",
+        "cuda",
+        "--out",
+        str(out),
+        "--set",
+        "batch_size=128",
+        "--set",
+        "amp=bf16",
+        *extra,
+    ]
     assert cli.main(args) == rc
 
 
@@ -77,10 +98,18 @@ def test_captured_step_follows_the_eager_trajectory_and_resumes_the_same_random_
             rows[name] = list(csv.DictReader(f))
     assert len(rows["eager"]) == len(rows["graph"]) == 8
     for e, g in zip(rows["eager"], rows["graph"]):
-        assert float(g["loss"]) == pytest.approx(float(e["loss"]), rel=0.05), (e["epoch"], e["loss"], g["loss"])
-    assert float(rows["graph"][-1]["train_acc"]) == pytest.approx(float(rows["eager"][-1]["train_acc"]), abs=0.05)
+        assert float(g["loss"]) == pytest.approx(float(e["loss"]), rel=0.05), (
+            e["epoch"],
+            e["loss"],
+            g["loss"],
+        )
+    assert float(rows["graph"][-1]["train_acc"]) == pytest.approx(
+        float(rows["eager"][-1]["train_acc"]), abs=0.05
+    )
     config = json.loads((tmp_path / "graph" / "config.json").read_text())
-    assert config["train"]["compile_mode"] == "reduce-overhead" and config["train"]["optimizer_impl"] == "fused"
+    assert (
+        config["train"]["compile_mode"] == "reduce-overhead" and config["train"]["optimizer_impl"] == "fused"
+    )
     # the same captured run stopped after epoch 4 and resumed: the same random stream to the end
     full_stream = load_checkpoint(tmp_path / "graph" / "last.pt")["generator"]
     half = tmp_path / "cut"

@@ -21,7 +21,9 @@ def _train(out, method, *extra):
 
 def _rows(out):
     with open(out / "metrics.csv") as f:
-        return [{k: v for k, v in r.items() if k not in ("images_per_s", "seconds")} for r in csv.DictReader(f)]
+        return [
+            {k: v for k, v in r.items() if k not in ("images_per_s", "seconds")} for r in csv.DictReader(f)
+        ]
 
 
 def test_epoch_finite_check_trains_exactly_as_the_per_step_check(tmp_path):
@@ -41,7 +43,9 @@ def test_epoch_finite_check_stops_with_the_per_step_message_and_keeps_last_good(
     common = ("--n-train", "128", "--epochs", "2", "--set", "batch_size=32", "--set", "lr=1e12")
     errors = {}
     for check in ("step", "epoch"):
-        assert _train(tmp_path / check, "auxiliary", *common, "--set", f"finite_check={check}") == 3  # diverged
+        assert (
+            _train(tmp_path / check, "auxiliary", *common, "--set", f"finite_check={check}") == 3
+        )  # diverged
         errors[check] = capsys.readouterr().err.replace(str(tmp_path / check), "RUN")
         assert not (tmp_path / check / "final.pt").exists()
     assert "non-finite loss at epoch" in errors["epoch"] and "step" in errors["epoch"]
@@ -54,17 +58,33 @@ def test_epoch_finite_check_stops_with_the_per_step_message_and_keeps_last_good(
 
 
 def test_sgd_kernel_switch_is_checked_and_foreach_matches_the_loop(tmp_path, capsys):
-    assert _train(tmp_path / "fused", "plain", "--n-train", "64", "--epochs", "1", "--set", "optimizer_impl=fused") == 2
+    assert (
+        _train(
+            tmp_path / "fused", "plain", "--n-train", "64", "--epochs", "1", "--set", "optimizer_impl=fused"
+        )
+        == 2
+    )
     assert "optimizer_impl=fused needs a CUDA device" in capsys.readouterr().err
     assert _train(tmp_path / "bad", "plain", "--n-train", "64", "--set", "compile_mode=fast") == 2
     assert "compile_mode must be one of" in capsys.readouterr().err
     for impl in ("foreach", "for_loop"):
-        args = ("--n-train", "64", "--epochs", "1", "--set", "batch_size=16", "--set", f"optimizer_impl={impl}")
+        args = (
+            "--n-train",
+            "64",
+            "--epochs",
+            "1",
+            "--set",
+            "batch_size=16",
+            "--set",
+            f"optimizer_impl={impl}",
+        )
         assert _train(tmp_path / impl, "plain", *args) == 0
     a = load_checkpoint(tmp_path / "foreach" / "final.pt")["state_dict"]
     b = load_checkpoint(tmp_path / "for_loop" / "final.pt")["state_dict"]
     assert all(torch.allclose(a[k].float(), b[k].float(), rtol=1e-5, atol=1e-6) for k in a)
-    assert json.loads((tmp_path / "foreach" / "config.json").read_text())["train"]["optimizer_impl"] == "foreach"
+    assert (
+        json.loads((tmp_path / "foreach" / "config.json").read_text())["train"]["optimizer_impl"] == "foreach"
+    )
 
 
 def test_interrupt_after_an_epoch_then_resume_continues_the_same_stream(tmp_path, monkeypatch):

@@ -12,7 +12,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _estimator():
-    spec = importlib.util.spec_from_file_location("estimate_grid_time", REPO / "benchmarks" / "estimate_grid_time.py")
+    spec = importlib.util.spec_from_file_location(
+        "estimate_grid_time", REPO / "benchmarks" / "estimate_grid_time.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -37,9 +39,11 @@ def test_unmeasured_precision_is_said_not_guessed(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "total: 0.0 GPU-hours for 0 runs" in out and "without 26 unmeasured run(s)" in out
     grid = tmp_path / "grid.toml"
-    grid.write_text('[defaults]\nrecipe = "reference"\nset = { amp = "bf16" }\n[[runs]]\nmethods = ["plain"]\n'
-                    'archs = ["resnet18"]\nseeds = [0]\n[[runs]]\nmethods = ["plain"]\narchs = ["resnet18"]\n'
-                    'seeds = [0]\nvary = { amp = ["off"] }\n')
+    grid.write_text(
+        '[defaults]\nrecipe = "reference"\nset = { amp = "bf16" }\n[[runs]]\nmethods = ["plain"]\n'
+        'archs = ["resnet18"]\nseeds = [0]\n[[runs]]\nmethods = ["plain"]\narchs = ["resnet18"]\n'
+        'seeds = [0]\nvary = { amp = ["off"] }\n'
+    )
     assert _estimator().main(["--grid", str(grid)]) == 0  # each run's own precision
     out = capsys.readouterr().out
     assert "| plain-resnet18-s0 | 210 | 11,865 | bf16, measured |" in out
@@ -49,7 +53,9 @@ def test_unmeasured_precision_is_said_not_guessed(tmp_path, capsys):
 
 def test_unpriceable_method_is_an_error(tmp_path):
     rates = tmp_path / "rates.json"
-    rates.write_text(json.dumps({"device": "x", "date": "d", "train_images_per_s": {"resnet18": {"plain": 1.0}}}))
+    rates.write_text(
+        json.dumps({"device": "x", "date": "d", "train_images_per_s": {"resnet18": {"plain": 1.0}}})
+    )
     with pytest.raises(SystemExit, match="no measured or scalable throughput for auxiliary"):
         _estimator().main(["--throughput", str(rates), "--precision", "bf16"])
 
@@ -61,8 +67,16 @@ def test_packing_factor_is_read_from_measurements_or_says_unmeasured(tmp_path, c
     assert "packed, 4 runs per GPU: unmeasured (no packing measurement" in out
     total = float(out.split("total: ")[1].split(" GPU-hours")[0])
     packing = tmp_path / "packing.json"
-    packing.write_text(json.dumps({"method": "auxiliary", "via": "CUDA MPS", "gpu": "G",
-                                   "factor": {"1": 1.0, "2": 1.5, "4": 2.5, "8": "not measured (budget)"}}))
+    packing.write_text(
+        json.dumps(
+            {
+                "method": "auxiliary",
+                "via": "CUDA MPS",
+                "gpu": "G",
+                "factor": {"1": 1.0, "2": 1.5, "4": 2.5, "8": "not measured (budget)"},
+            }
+        )
+    )
     assert est.main(["--precision", "bf16", "--per-gpu", "4", "--packing", str(packing)]) == 0
     out = capsys.readouterr().out
     packed = float(out.split("packed, 4 runs per GPU: ")[1].split(" GPU-hours")[0])

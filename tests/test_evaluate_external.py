@@ -29,15 +29,35 @@ def cifar_c(cifar10, tmp_path_factory):
 
 
 def _args(cifar10_root, cifar_c, out, *extra):
-    return ["evaluate", *extra, "--dataset", "cifar10", "--data", str(cifar10_root), "--corruptions",
-            str(cifar_c), "--n", str(N), "--device", "cpu", "--out", str(out)]
+    return [
+        "evaluate",
+        *extra,
+        "--dataset",
+        "cifar10",
+        "--data",
+        str(cifar10_root),
+        "--corruptions",
+        str(cifar_c),
+        "--n",
+        str(N),
+        "--device",
+        "cpu",
+        "--out",
+        str(out),
+    ]
 
 
 def _direct(model, cifar10, cifar_c, normalization=None):
     """The same evaluation through the Python API on the in-memory model (the reference)."""
     model = model.eval()
-    return evaluate(model, (cifar10.test_x[:N], cifar10.test_y[:N]), cifar_c, n=N, device="cpu",
-                    normalization=normalization).table.set_index(["corruption", "severity"])["acc"]
+    return evaluate(
+        model,
+        (cifar10.test_x[:N], cifar10.test_y[:N]),
+        cifar_c,
+        n=N,
+        device="cpu",
+        normalization=normalization,
+    ).table.set_index(["corruption", "severity"])["acc"]
 
 
 def _accs(out):
@@ -54,8 +74,19 @@ def test_torchvision_factory_with_weights_and_normalization(tmp_path, cifar10, c
             m.running_var.uniform_(0.5, 1.5)
     torch.save({"state_dict": {f"module.{k}": v for k, v in model.state_dict().items()}}, tmp_path / "w.pth")
     out = tmp_path / "tv"
-    argv = _args(cifar10_root, cifar_c, out, "--model", "torchvision.models:resnet18", "--model-arg",
-                 "num_classes=10", "--weights", str(tmp_path / "w.pth"), "--normalize", "cifar10")
+    argv = _args(
+        cifar10_root,
+        cifar_c,
+        out,
+        "--model",
+        "torchvision.models:resnet18",
+        "--model-arg",
+        "num_classes=10",
+        "--weights",
+        str(tmp_path / "w.pth"),
+        "--normalize",
+        "cifar10",
+    )
     assert main(argv) == 0
     stdout = capsys.readouterr().out
     assert stdout.startswith("resnet18  (external, resnet18, cifar10)") and "clean_acc" in stdout
@@ -71,8 +102,22 @@ def test_torchvision_factory_with_weights_and_normalization(tmp_path, cifar10, c
     # a rerun finds every block finished; a different model in the same folder is refused
     assert main(argv) == 0
     capsys.readouterr()
-    assert main(_args(cifar10_root, cifar_c, out, "--model", "torchvision.models:resnet18", "--model-arg",
-                      "num_classes=10", "--normalize", "cifar10")) == 2
+    assert (
+        main(
+            _args(
+                cifar10_root,
+                cifar_c,
+                out,
+                "--model",
+                "torchvision.models:resnet18",
+                "--model-arg",
+                "num_classes=10",
+                "--normalize",
+                "cifar10",
+            )
+        )
+        == 2
+    )
     assert "holds results of a different evaluation" in capsys.readouterr().err
 
 
@@ -97,7 +142,10 @@ def test_users_own_factory_module(tmp_path, cifar10, cifar10_root, cifar_c, monk
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     out = tmp_path / "own"
-    assert main(_args(cifar10_root, cifar_c, out, "--model", "mymodels.zoo:Builders.small", "--name", "mine")) == 0
+    assert (
+        main(_args(cifar10_root, cifar_c, out, "--model", "mymodels.zoo:Builders.small", "--name", "mine"))
+        == 0
+    )
     got, summary = _accs(out)
     from mymodels.zoo import Net
 
@@ -114,9 +162,26 @@ def test_timm_factory(tmp_path, cifar10, cifar10_root, cifar_c):
     weights = tmp_path / "timm_resnet18.pt"
     torch.save(model.state_dict(), weights)
     out = tmp_path / "timm"
-    assert main(_args(cifar10_root, cifar_c, out, "--model", "timm:create_model", "--model-arg",
-                      "model_name='resnet18'", "--model-arg", "num_classes=10", "--weights", str(weights),
-                      "--normalize", "cifar10")) == 0
+    assert (
+        main(
+            _args(
+                cifar10_root,
+                cifar_c,
+                out,
+                "--model",
+                "timm:create_model",
+                "--model-arg",
+                "model_name='resnet18'",
+                "--model-arg",
+                "num_classes=10",
+                "--weights",
+                str(weights),
+                "--normalize",
+                "cifar10",
+            )
+        )
+        == 0
+    )
     got, summary = _accs(out)
     want = _direct(model, cifar10, cifar_c, NAMED_STATS["cifar10"])
     assert got.sort_index().tolist() == pytest.approx(want.sort_index().tolist())
@@ -147,8 +212,20 @@ def test_external_runs_go_into_report_and_export(tmp_path, cifar10_root, cifar_c
     model = _tiny()
     torch.jit.save(torch.jit.trace(model, torch.rand(2, 3, 32, 32)), tmp_path / "a.pt")
     for name in ("a1", "a2"):
-        assert main(_args(cifar10_root, cifar_c, tmp_path / "runs" / name, "--model", str(tmp_path / "a.pt"),
-                          "--name", name)) == 0
+        assert (
+            main(
+                _args(
+                    cifar10_root,
+                    cifar_c,
+                    tmp_path / "runs" / name,
+                    "--model",
+                    str(tmp_path / "a.pt"),
+                    "--name",
+                    name,
+                )
+            )
+            == 0
+        )
     from robustbench_aux.report.runs import check_comparable, load_runs
 
     records = load_runs([tmp_path / "runs"])
@@ -161,7 +238,7 @@ def test_external_runs_go_into_report_and_export(tmp_path, cifar10_root, cifar_c
         (["--model", "torchvision.models:resnet18", "--model-arg", "num_classes=7"], "outputs 7 classes"),
         (["--model", "no_such_module_xyz:f"], "cannot import no_such_module_xyz"),
         (["--model", "torchvision.models:no_such_factory"], "has no attribute 'no_such_factory'"),
-        (["--model", "math:sqrt"], "sqrt(" ),
+        (["--model", "math:sqrt"], "sqrt("),
         (["--model", "json:dumps", "--model-arg", "obj=1"], "returned str, not a torch.nn.Module"),
         (["--model", "torchvision.models:resnet18", "--weights", "missing.pth"], "does not exist"),
         (["--model", "torchvision.models:resnet18", "--normalize", "1,2"], "--normalize '1,2'"),
@@ -181,12 +258,36 @@ def test_bad_models_are_one_line_errors(tmp_path, cifar10_root, cifar_c, capsys,
 
 def test_weights_that_do_not_fit(tmp_path, cifar10_root, cifar_c, capsys):
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "w.pth")
-    assert main(_args(cifar10_root, cifar_c, tmp_path / "o", "--model", "torchvision.models:resnet18",
-                      "--weights", str(tmp_path / "w.pth"))) == 2
+    assert (
+        main(
+            _args(
+                cifar10_root,
+                cifar_c,
+                tmp_path / "o",
+                "--model",
+                "torchvision.models:resnet18",
+                "--weights",
+                str(tmp_path / "w.pth"),
+            )
+        )
+        == 2
+    )
     assert "does not fit the model" in capsys.readouterr().err
     torch.save({"a": 1}, tmp_path / "x.pth")
-    assert main(_args(cifar10_root, cifar_c, tmp_path / "o", "--model", "torchvision.models:resnet18",
-                      "--weights", str(tmp_path / "x.pth"))) == 2
+    assert (
+        main(
+            _args(
+                cifar10_root,
+                cifar_c,
+                tmp_path / "o",
+                "--model",
+                "torchvision.models:resnet18",
+                "--weights",
+                str(tmp_path / "x.pth"),
+            )
+        )
+        == 2
+    )
     assert "does not hold a state dict" in capsys.readouterr().err
     torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), tmp_path / "sd.pt")
     assert main(_args(cifar10_root, cifar_c, tmp_path / "o", "--model", str(tmp_path / "sd.pt"))) == 2

@@ -12,10 +12,12 @@ from robustbench_aux.cli import main
 from robustbench_aux.errors import UserError
 from robustbench_aux.report.export import MODEL_ID, export_robustbench
 
-YEAR = datetime.datetime.now(datetime.timezone.utc).year
+YEAR = datetime.datetime.now(datetime.UTC).year
 
 
-def _run(root, label="auxiliary", arch="resnet18", seed=0, n=10_000, provenance="published", dataset="cifar100"):
+def _run(
+    root, label="auxiliary", arch="resnet18", seed=0, n=10_000, provenance="published", dataset="cifar100"
+):
     return write_fixture_run(root, label, arch, seed, n=n, provenance=provenance, dataset=dataset)
 
 
@@ -26,12 +28,17 @@ def standard(tmp_path_factory):
 
 def test_standard_reproduction_is_exported_as_a_reproduction(standard, tmp_path):
     paths = export_robustbench([standard], tmp_path / "o")
-    assert sorted(p.name for p in paths) == ["Zhang2020Auxiliary_Repro_ResNet18.json", "unaggregated_results.csv"]
+    assert sorted(p.name for p in paths) == [
+        "Zhang2020Auxiliary_Repro_ResNet18.json",
+        "unaggregated_results.csv",
+    ]
     entry = json.loads((tmp_path / "o" / "Zhang2020Auxiliary_Repro_ResNet18.json").read_text())
     assert "nonstandard" not in entry and "NON-STANDARD" not in entry["footnote"]
     assert "reproduction" in entry["name"] and entry["authors"] == ""  # never the paper's authors
     assert entry["footnote"].startswith("Reproduction of Zhang et al. (CVPR 2020) with robustbench-aux")
-    assert entry["link"] == "https://doi.org/10.1109/CVPR42600.2020.00045" and "reproduction" in entry["venue"]
+    assert (
+        entry["link"] == "https://doi.org/10.1109/CVPR42600.2020.00045" and "reproduction" in entry["venue"]
+    )
     entry = json.loads(export_robustbench([standard], tmp_path / "p", authors="A. Person")[0].read_text())
     assert entry["authors"] == "A. Person"
 
@@ -61,9 +68,12 @@ def test_nonstandard_is_refused_unless_allowed_and_then_marked(tmp_path, capsys,
 
 def test_file_names_follow_robustbench_style(tmp_path):
     runs = [
-        _run(tmp_path, "plain", n=10), _run(tmp_path, "per_corruption[noise]", "resnet50", n=10),
-        _run(tmp_path, "auxiliary[no_sbn]", n=10), _run(tmp_path, "augmix", "resnet50", n=10),
-        _run(tmp_path, "auxiliary", seed=0, n=10), _run(tmp_path, "auxiliary", seed=1, n=10),
+        _run(tmp_path, "plain", n=10),
+        _run(tmp_path, "per_corruption[noise]", "resnet50", n=10),
+        _run(tmp_path, "auxiliary[no_sbn]", n=10),
+        _run(tmp_path, "augmix", "resnet50", n=10),
+        _run(tmp_path, "auxiliary", seed=0, n=10),
+        _run(tmp_path, "auxiliary", seed=1, n=10),
     ]
     paths = export_robustbench(runs, tmp_path / "o", allow_nonstandard=True)
     names = [p.stem for p in paths if p.suffix == ".json"]

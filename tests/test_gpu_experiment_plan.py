@@ -34,9 +34,27 @@ def _probe(tmp_path, rates: dict[str, tuple[str, float]], wall: float = 12.0):
 
 def _plan(tmp_path, probe, seconds, per_gpu, optional="augmix"):
     out = tmp_path / "plan.json"
-    _planner().main(["plan", "--probe", str(probe), "--probe-log", str(tmp_path / "probe.txt"), "--probe-images",
-                     "1000", "--train-images", "50000", "--seconds", str(seconds), "--per-gpu", str(per_gpu),
-                     "--optional", optional, "--out", str(out)])
+    _planner().main(
+        [
+            "plan",
+            "--probe",
+            str(probe),
+            "--probe-log",
+            str(tmp_path / "probe.txt"),
+            "--probe-images",
+            "1000",
+            "--train-images",
+            "50000",
+            "--seconds",
+            str(seconds),
+            "--per-gpu",
+            str(per_gpu),
+            "--optional",
+            optional,
+            "--out",
+            str(out),
+        ]
+    )
     return json.loads(out.read_text())
 
 
@@ -46,8 +64,14 @@ def test_schedule_and_epochs(tmp_path, capsys):
     assert m.makespan(runs, 2, 50_000, 2) == pytest.approx(10 + 2 * 20)  # side by side: the slower one
     assert m.makespan(runs, 2, 50_000, 1) == pytest.approx(10 + 20 + 10 + 40)  # one after the other
     assert m.best_epochs(runs, 50_000, 2, 100.0, 210) == 4  # 10 + 4 x 20 = 90 <= 100 < 110
-    probe = _probe(tmp_path, {"plain-s0": ("plain", 5000.0), "auxiliary-s0": ("auxiliary", 2500.0),
-                              "augmix-s0": ("augmix", 2000.0)})
+    probe = _probe(
+        tmp_path,
+        {
+            "plain-s0": ("plain", 5000.0),
+            "auxiliary-s0": ("auxiliary", 2500.0),
+            "augmix-s0": ("augmix", 2000.0),
+        },
+    )
     plan = _plan(tmp_path, probe, 300, 3)
     # fixed cost = 12 s wall - 1000 images / rate; augmix (25 s/epoch) vs auxiliary (20 s/epoch): 11 vs 14
     assert plan["optional"]["augmix"] == {"kept": False, "epochs_with": 11, "epochs_without": 14}

@@ -23,13 +23,34 @@ def _env():
 @pytest.mark.slow
 def test_gpu_experiment_tiny_end_to_end(cifar10_root, tmp_path):
     pack = tmp_path / "device-data"
-    subprocess.run([sys.executable, "benchmarks/make_device_data.py", str(pack), "--webp", "--data",
-                    str(cifar10_root), "--n-train", "300", "--n-test", "200"], cwd=REPO, env=_env(), check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/make_device_data.py",
+            str(pack),
+            "--webp",
+            "--data",
+            str(cifar10_root),
+            "--n-train",
+            "300",
+            "--n-test",
+            "200",
+        ],
+        cwd=REPO,
+        env=_env(),
+        check=True,
+    )
     manifest = json.loads((pack / "cifar10-webp" / "manifest.json").read_text())
     assert manifest["test"]["exact"] and manifest["train"]["psnr_db"] > 35
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", "benchmarks/gpu_experiment.sh", str(out), "--tiny", "--data", str(pack)],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=3000)
+    proc = subprocess.run(
+        ["bash", "benchmarks/gpu_experiment.sh", str(out), "--tiny", "--data", str(pack)],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=3000,
+    )
     summary = (out / "summary.md").read_text()
     assert proc.returncode == 0, summary + proc.stdout[-3000:] + proc.stderr[-3000:]
     files = sorted(p.name for p in out.iterdir())
@@ -58,8 +79,14 @@ def test_gpu_experiment_tiny_end_to_end(cifar10_root, tmp_path):
 @pytest.mark.slow
 def test_gpu_check_tiny_end_to_end(cifar10_root, tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", str(out), str(cifar10_root), "--tiny"],
-                          cwd=REPO, env=_env(), capture_output=True, text=True, timeout=2400)
+    proc = subprocess.run(
+        ["bash", "benchmarks/gpu_check.sh", str(out), str(cifar10_root), "--tiny"],
+        cwd=REPO,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=2400,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     summary = (out / "summary.md").read_text()
     for stage in ("generate", "train", "evaluate", "steps", "packing"):

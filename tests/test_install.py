@@ -14,10 +14,10 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from robustbench_aux.shipped import CI_SPEC, GRIDS, grid_names, resolve_grid
 
@@ -62,47 +62,83 @@ def test_shipped_files_are_package_data():
         assert any(fnmatch.fnmatch(f, g) for g in globs), f"{f} is not covered by package-data"
     assert CI_SPEC.is_file() and set(grid_names()) >= {"cifar100", "demo"}
     assert resolve_grid("cifar100") == GRIDS / "cifar100.toml"
-    assert resolve_grid(REPO / "baselines/grids/cifar100.toml").resolve() == GRIDS / "cifar100.toml"  # the link
+    assert (
+        resolve_grid(REPO / "baselines/grids/cifar100.toml").resolve() == GRIDS / "cifar100.toml"
+    )  # the link
 
 
 @pytest.fixture(scope="module")
 def wheel_venv(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"  # a copy: the build writes build/ and *.egg-info beside the sources
-    shutil.copytree(REPO / "robustbench_aux", src / "robustbench_aux",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        REPO / "robustbench_aux", src / "robustbench_aux", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, src / name)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     run = dict(check=True, capture_output=True, text=True, env=env)
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "-w", str(tmp / "dist"), str(src)], **run)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(tmp / "dist"),
+            str(src),
+        ],
+        **run,
+    )
     (wheel,) = (tmp / "dist").glob("robustbench_aux-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], **run)
     py = venv / "bin" / "python"
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], **run)
     # afterwards (so pip never sees the source tree's install): torch & co. from this interpreter
-    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          **run).stdout.strip()
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], **run
+    ).stdout.strip()
     Path(site, "shared_environment.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     outside = tmp / "elsewhere"
     outside.mkdir()
-    offline = {**env, "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
-               "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "PIP_NO_INDEX": "1"}
+    offline = {
+        **env,
+        "http_proxy": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "HTTP_PROXY": "http://127.0.0.1:9",
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "PIP_NO_INDEX": "1",
+    }
     return {"bin": venv / "bin", "cwd": outside, "env": offline}
 
 
 def _cli(w, *args, timeout=600):
-    return subprocess.run([str(w["bin"] / "robustbench-aux"), *args], cwd=w["cwd"], env=w["env"],
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [str(w["bin"] / "robustbench-aux"), *args],
+        cwd=w["cwd"],
+        env=w["env"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.mark.slow
 def test_wheel_install_runs_sweep_and_reproduce_grids_by_name(wheel_venv):
     w = wheel_venv
-    where = subprocess.run([str(w["bin"] / "python"), "-c", "import robustbench_aux; print(robustbench_aux.__file__)"],
-                           cwd=w["cwd"], env=w["env"], capture_output=True, text=True, check=True).stdout
+    where = subprocess.run(
+        [str(w["bin"] / "python"), "-c", "import robustbench_aux; print(robustbench_aux.__file__)"],
+        cwd=w["cwd"],
+        env=w["env"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "site-packages" in where and str(REPO) not in where
     r = _cli(w, "sweep", "cifar100", "--dry-run")
     assert r.returncode == 0 and "robustbench-aux train --method auxiliary" in r.stdout, r.stderr

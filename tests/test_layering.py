@@ -77,3 +77,12 @@ def test_design_doc_lists_every_run_directory_file():
     run = rundir.RunDir("r")
     assert run.summary == Path("r") / "eval" / "summary.json"
     assert run.last.name == "last.pt" and run.final.name == "final.pt" and run.lock.name == ".lock"
+
+
+def test_import_contracts_hold():
+    """The layering contract of pyproject.toml (docs/design.md): an upward import fails here."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    assert lint.is_file(), "import-linter is part of the dev extra"
+    result = subprocess.run([str(lint)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 kept, 0 broken" in result.stdout

@@ -14,8 +14,30 @@ from robustbench_aux.datasets import load_dataset
 
 def test_augmix_model_is_accurate_in_eval_mode(tmp_path):
     out = tmp_path / "augmix"
-    assert main(["train", "--method", "augmix", "--recipe", "smoke", "--arch", "test_tiny", "--dataset",
-                 "synthetic10", "--out", str(out), "--device", "cpu", "--epochs", "3", "--n-train", "1024"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--method",
+                "augmix",
+                "--recipe",
+                "smoke",
+                "--arch",
+                "test_tiny",
+                "--dataset",
+                "synthetic10",
+                "--out",
+                str(out),
+                "--device",
+                "cpu",
+                "--epochs",
+                "3",
+                "--n-train",
+                "1024",
+            ]
+        )
+        == 0
+    )
     model, _ = load_classifier(out)
     d = load_dataset("synthetic10", n_test=500)
     x = torch.from_numpy(np.asarray(d.test_x)).permute(0, 3, 1, 2).float() / 255

@@ -106,6 +106,8 @@ def test_cifar_motion_blur_and_snow_truncate_like_the_png_round_trip(cifar10):
     p = PRESETS["cifar"]["snow"][2]
     x = torch.from_numpy(np.array(cifar10.test_x[:32])).permute(0, 3, 1, 2).float() / 255
     floor = snow(x, p, PRESET_VARIANTS["cifar"], torch.Generator().manual_seed(2))
-    rounded = snow(x, p, {**PRESET_VARIANTS["cifar"], "motion_quantize": "none"}, torch.Generator().manual_seed(2))
+    rounded = snow(
+        x, p, {**PRESET_VARIANTS["cifar"], "motion_quantize": "none"}, torch.Generator().manual_seed(2)
+    )
     step = rounded - floor  # 0, 1 or 2 grey levels (the layer and its rotation), never negative
     assert step.min() > -1e-3 and step.max() < 2 + 1e-3 and step.mean() > 0.1

@@ -28,7 +28,12 @@ NOISE_METHODS = ("auxiliary", "naive_augmentation", "per_corruption")
 def _ref(method: str, recipe: str = "reference", overrides=()):
     return resolve_config(
         methods=METHODS,
-        method=method, arch="resnet18", dataset="cifar100", seed=0, recipe=recipe, overrides=list(overrides)
+        method=method,
+        arch="resnet18",
+        dataset="cifar100",
+        seed=0,
+        recipe=recipe,
+        overrides=list(overrides),
     )
 
 
@@ -70,8 +75,12 @@ def test_the_reproduction_grid_runs_the_reference_protocol_exactly():
         sets = [argv[i + 1] for i, a in enumerate(argv) if a == "--set"]
         cfg = resolve_config(
             methods=METHODS,
-            method=flags["--method"], arch=flags["--arch"], dataset=flags["--dataset"], seed=0,
-            recipe=flags["--recipe"], overrides=sets,
+            method=flags["--method"],
+            arch=flags["--arch"],
+            dataset=flags["--dataset"],
+            seed=0,
+            recipe=flags["--recipe"],
+            overrides=sets,
         )
         assert cfg.recipe == "reference"
         assert protocol_deviations(cfg.reference, resolved_switches(cfg, "cuda")) == [], job.name
@@ -126,7 +135,9 @@ def test_rotation_view_is_crop_then_rotation_without_flip():
     assert tilted > 0
     other = build_method(
         "per_corruption",
-        _ref("per_corruption", overrides=["corruption=rotation", "rotation_view=corrupt_then_crop_flip"]).options,
+        _ref(
+            "per_corruption", overrides=["corruption=rotation", "rotation_view=corrupt_then_crop_flip"]
+        ).options,
     )
     assert not torch.equal(other.views(x, torch.Generator().manual_seed(3))[1], views[1])
 
@@ -163,9 +174,28 @@ def test_last_partial_batch_is_kept_by_the_reference():
 
 def _train(tmp_path, name, *extra, method="plain"):
     out = tmp_path / name
-    args = ["train", "--method", method, "--recipe", "reference", "--arch", "test_tiny", "--dataset",
-            "synthetic10", "--n-train", "100", "--epochs", "1", "--set", "batch_size=32", "--out", str(out),
-            "--device", "cpu", *extra]
+    args = [
+        "train",
+        "--method",
+        method,
+        "--recipe",
+        "reference",
+        "--arch",
+        "test_tiny",
+        "--dataset",
+        "synthetic10",
+        "--n-train",
+        "100",
+        "--epochs",
+        "1",
+        "--set",
+        "batch_size=32",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        *extra,
+    ]
     assert cli.main(args) == 0
     return out
 
@@ -279,10 +309,22 @@ def test_augmix_draws_the_chain_depth_per_image(monkeypatch):
 
 
 def test_augmix_published_recipe():
-    cfg = resolve_config(methods=METHODS, method="augmix", arch="wrn40_2", dataset="cifar100", seed=0, recipe="augmix_published")
+    cfg = resolve_config(
+        methods=METHODS,
+        method="augmix",
+        arch="wrn40_2",
+        dataset="cifar100",
+        seed=0,
+        recipe="augmix_published",
+    )
     t = cfg.train
     assert (t.epochs, t.batch_size, t.lr, t.nesterov, t.schedule, t.weight_decay) == (
-        100, 128, 0.1, True, "cosine", 5e-4,
+        100,
+        128,
+        0.1,
+        True,
+        "cosine",
+        5e-4,
     )
     assert cfg.source == "augmix_published" and cfg.options.depth == 0 and cfg.options.width == 3
     assert protocol_deviations(cfg.reference, resolved_switches(cfg, "cuda")) == []

@@ -21,7 +21,17 @@ from reliability_world import GRID, TINY, Case, build_world, run_case, train_arg
 RUN = "plain-resnet18-s0"  # the evaluated fixture run in evruns/
 EVAL = ["evaluate", "run", "--device", "cpu"]
 EVAL_C = [*EVAL, "--corruptions", "cc", "--n", "40"]
-CORRUPT = ["corrupt", "--dataset", "synthetic10", "--corruptions", "gaussian_noise", "--n", "20", "--workers", "1"]
+CORRUPT = [
+    "corrupt",
+    "--dataset",
+    "synthetic10",
+    "--corruptions",
+    "gaussian_noise",
+    "--n",
+    "20",
+    "--workers",
+    "1",
+]
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +105,7 @@ def _evil(w: Path) -> None:
 
 def _truncate(w: Path) -> None:
     p = w / "run" / "final.pt"
-    p.write_bytes(p.read_bytes()[: 1000])
+    p.write_bytes(p.read_bytes()[:1000])
 
 
 def _config_run_id(value):
@@ -158,11 +168,17 @@ VALUES = [
     Case("lr_decay-negative", train_argv("new", "--set", "lr_decay=-1"), "lr_decay must be in (0, 1]"),
     Case("lr_decay-above-1", train_argv("new", "--set", "lr_decay=2"), "lr_decay"),
     Case("momentum-negative", train_argv("new", "--set", "momentum=-0.5"), "momentum"),
-    Case("nesterov-without-momentum", train_argv("new", "--set", "nesterov=true", "--set", "momentum=0"), "nesterov"),
+    Case(
+        "nesterov-without-momentum",
+        train_argv("new", "--set", "nesterov=true", "--set", "momentum=0"),
+        "nesterov",
+    ),
     Case("weight_decay-negative", train_argv("new", "--set", "weight_decay=-1e-4"), "weight_decay"),
     Case("batch_size-zero", train_argv("new", "--set", "batch_size=0"), "batch_size"),
     Case("epochs-set-zero", train_argv("new", "--set", "epochs=0"), "epochs"),
-    Case("epochs-flag-zero", ["train", "--method", "plain", *TINY, "--epochs", "0", "--out", "new"], "--epochs"),
+    Case(
+        "epochs-flag-zero", ["train", "--method", "plain", *TINY, "--epochs", "0", "--out", "new"], "--epochs"
+    ),
     Case("warmup-negative", train_argv("new", "--set", "warmup_epochs=-1"), "warmup_epochs"),
     Case("milestone-negative", train_argv("new", "--set", "milestones=[-3]"), "milestones"),
     Case("width-negative", train_argv("new", "--set", "width=-8"), "width"),
@@ -174,25 +190,70 @@ VALUES = [
     Case("seed-too-large", train_argv("new", "--seed", str(2**33)), "seed"),
     Case("device-unknown", train_argv("new", "--device", "gpu0"), "unknown device"),
     Case("device-index", train_argv("new", "--device", "cuda:99"), "cuda"),
-    Case("one-class", ["train", "--method", "plain", "--recipe", "smoke", "--arch", "test_tiny",
-                       "--dataset", "synthetic1", "--device", "cpu", "--out", "new"], "at least 2 classes"),
+    Case(
+        "one-class",
+        [
+            "train",
+            "--method",
+            "plain",
+            "--recipe",
+            "smoke",
+            "--arch",
+            "test_tiny",
+            "--dataset",
+            "synthetic1",
+            "--device",
+            "cpu",
+            "--out",
+            "new",
+        ],
+        "at least 2 classes",
+    ),
     Case("eval-batch-size", [*EVAL, "--batch-size", "0"], "--batch-size"),
     Case("eval-severity", [*EVAL_C, "--severities", "9"], "1..5"),
     Case("eval-n-negative", [*EVAL, "--n", "-1"], "--n"),
     Case("corrupt-n-negative", [*CORRUPT[:-4], "--n", "-5", "--out", "cco"], "--n"),
     Case("corrupt-seed", [*CORRUPT, "--seed", "-1", "--out", "cco"], "--seed"),
     Case("corrupt-batch", [*CORRUPT, "--batch-size", "0", "--out", "cco"], "batch size", allowed=("cco",)),
-    Case("grid-seed-string", ["sweep", "grid.toml"], "seed", _grid(replace=("seeds = [0]", 'seeds = ["abc"]'))),
-    Case("grid-seed-negative", ["sweep", "grid.toml"], "seed", _grid(replace=("seeds = [0]", "seeds = [-1]"))),
-    Case("grid-method-int", ["sweep", "grid.toml"], "names", _grid(replace=('methods = ["plain"]', "methods = [1]"))),
+    Case(
+        "grid-seed-string", ["sweep", "grid.toml"], "seed", _grid(replace=("seeds = [0]", 'seeds = ["abc"]'))
+    ),
+    Case(
+        "grid-seed-negative", ["sweep", "grid.toml"], "seed", _grid(replace=("seeds = [0]", "seeds = [-1]"))
+    ),
+    Case(
+        "grid-method-int",
+        ["sweep", "grid.toml"],
+        "names",
+        _grid(replace=('methods = ["plain"]', "methods = [1]")),
+    ),
     Case("grid-runs-table", ["sweep", "grid.toml"], "[[runs]]", _grid(replace=("[[runs]]", "[runs]"))),
-    Case("grid-defaults-int", ["sweep", "grid.toml"], "defaults must be", _write("grid.toml", "defaults = 5\n")),
-    Case("grid-vary-string", ["sweep", "grid.toml"], "vary.corruption", _grid('vary = {corruption = "noise"}\n')),
+    Case(
+        "grid-defaults-int", ["sweep", "grid.toml"], "defaults must be", _write("grid.toml", "defaults = 5\n")
+    ),
+    Case(
+        "grid-vary-string",
+        ["sweep", "grid.toml"],
+        "vary.corruption",
+        _grid('vary = {corruption = "noise"}\n'),
+    ),
     Case("grid-vary-table", ["sweep", "grid.toml"], "vary.x", _grid("vary = {x = [{a = 1}]}\n")),
-    Case("grid-n_train-negative", ["sweep", "grid.toml"], "n_train", _grid(replace=("n_train = 64", "n_train = -1990"))),
+    Case(
+        "grid-n_train-negative",
+        ["sweep", "grid.toml"],
+        "n_train",
+        _grid(replace=("n_train = 64", "n_train = -1990")),
+    ),
     Case("grid-epochs-zero", ["sweep", "grid.toml"], "epochs", _grid(replace=("epochs = 1", "epochs = 0"))),
-    Case("grid-epochs-bool", ["sweep", "grid.toml"], "epochs", _grid(replace=("epochs = 1", "epochs = true"))),
-    Case("grid-archs-not-list", ["sweep", "grid.toml"], "archs", _grid(replace=('archs = ["test_tiny"]', 'archs = "test_tiny"'))),
+    Case(
+        "grid-epochs-bool", ["sweep", "grid.toml"], "epochs", _grid(replace=("epochs = 1", "epochs = true"))
+    ),
+    Case(
+        "grid-archs-not-list",
+        ["sweep", "grid.toml"],
+        "archs",
+        _grid(replace=('archs = ["test_tiny"]', 'archs = "test_tiny"')),
+    ),
 ]
 
 
@@ -204,11 +265,21 @@ def test_bad_values(case, world, tmp_path, capsys, monkeypatch):
 # ----------------------------------------------------------------------------- bad files
 
 FILES = [
-    Case("recipe-not-utf8", train_argv("new", "--recipe", "recipe.toml"), "utf-8", _write("recipe.toml", b"\xff\xfe[train]\n")),
+    Case(
+        "recipe-not-utf8",
+        train_argv("new", "--recipe", "recipe.toml"),
+        "utf-8",
+        _write("recipe.toml", b"\xff\xfe[train]\n"),
+    ),
     Case("grid-not-utf8", ["sweep", "grid.toml"], "utf-8", _write("grid.toml", b"\xff\xfe[defaults]\n")),
     Case("grid-not-toml", ["sweep", "grid.toml"], "not valid toml", _write("grid.toml", "[[runs]\n")),
     Case("cifar-c-manifest-list", EVAL_C, "not a json object", _write("cc/manifest.json", "[]")),
-    Case("corrupt-manifest-list", [*CORRUPT, "--out", "cc"], "not a json object", _write("cc/manifest.json", "[1, 2]")),
+    Case(
+        "corrupt-manifest-list",
+        [*CORRUPT, "--out", "cc"],
+        "not a json object",
+        _write("cc/manifest.json", "[1, 2]"),
+    ),
     Case("cifar-c-labels-mismatch", EVAL_C, "differs from the clean test labels", _labels_shuffled),
     Case("checkpoint-no-model", EVAL, "'model' entry", _drop("model")),
     Case("checkpoint-no-state_dict", EVAL, "state_dict", _drop("state_dict")),
@@ -218,23 +289,87 @@ FILES = [
     Case("checkpoint-malicious-pickle", EVAL, "refusing checkpoint", _evil),
     Case("checkpoint-truncated", EVAL, "cannot read checkpoint", _truncate),
     Case("checkpoint-not-a-dict", EVAL, "not a robustbench-aux checkpoint", _ckpt(lambda c: [1, 2])),
-    Case("resume-no-optimizer", train_argv("run", "--set", "batch_size=32", "--resume"), "lacks optimizer",
-         _resume_without("optimizer")),
-    Case("resume-no-generator", train_argv("run", "--set", "batch_size=32", "--resume"), "lacks generator",
-         _resume_without("generator")),
+    Case(
+        "resume-no-optimizer",
+        train_argv("run", "--set", "batch_size=32", "--resume"),
+        "lacks optimizer",
+        _resume_without("optimizer"),
+    ),
+    Case(
+        "resume-no-generator",
+        train_argv("run", "--set", "batch_size=32", "--resume"),
+        "lacks generator",
+        _resume_without("generator"),
+    ),
     Case("config-json-list", EVAL, "not a json object", _write("run/config.json", "[]")),
     Case("config-json-not-utf8", EVAL, "not valid json", _write("run/config.json", b"\xff{}")),
-    Case("classes-json-string", ["corrupt", "--dataset", "cifar10", "--corruptions", "gaussian_noise", "--data", "data", "--n", "5", "--out", "cco"],
-         "class names", _array_layout('"abc"')),
-    Case("classes-json-objects", ["corrupt", "--dataset", "cifar10", "--corruptions", "gaussian_noise", "--data", "data", "--n", "5", "--out", "cco"],
-         "class names", _array_layout('[{"a": 1}]')),
-    Case("per-image-corrupt", ["report", "evruns", "-o", "rep"], "per_image", _write(f"evruns/{RUN}/eval/per_image/clean.npy", b"garbage"),
-         allowed=("rep",)),
-    Case("summary-json-list", ["export", "evruns", "-o", "exp", "--allow-nonstandard"], "not a json object", _write(f"evruns/{RUN}/eval/summary.json", "[]")),
-    Case("check-spec-bad-type", ["check", "--spec", "spec.toml", "--data", "."], "must be a str",
-         _write("spec.toml", '[check]\ndataset = 5\nn_test = 10\ncorruptions = []\nmetrics = []\n')),
-    Case("check-spec-not-toml", ["check", "--spec", "spec.toml", "--data", "."], "not valid toml", _write("spec.toml", "[check\n")),
-    Case("check-spec-missing", ["check", "--spec", "spec.toml", "--data", "."], "missing key", _write("spec.toml", "[check]\n")),
+    Case(
+        "classes-json-string",
+        [
+            "corrupt",
+            "--dataset",
+            "cifar10",
+            "--corruptions",
+            "gaussian_noise",
+            "--data",
+            "data",
+            "--n",
+            "5",
+            "--out",
+            "cco",
+        ],
+        "class names",
+        _array_layout('"abc"'),
+    ),
+    Case(
+        "classes-json-objects",
+        [
+            "corrupt",
+            "--dataset",
+            "cifar10",
+            "--corruptions",
+            "gaussian_noise",
+            "--data",
+            "data",
+            "--n",
+            "5",
+            "--out",
+            "cco",
+        ],
+        "class names",
+        _array_layout('[{"a": 1}]'),
+    ),
+    Case(
+        "per-image-corrupt",
+        ["report", "evruns", "-o", "rep"],
+        "per_image",
+        _write(f"evruns/{RUN}/eval/per_image/clean.npy", b"garbage"),
+        allowed=("rep",),
+    ),
+    Case(
+        "summary-json-list",
+        ["export", "evruns", "-o", "exp", "--allow-nonstandard"],
+        "not a json object",
+        _write(f"evruns/{RUN}/eval/summary.json", "[]"),
+    ),
+    Case(
+        "check-spec-bad-type",
+        ["check", "--spec", "spec.toml", "--data", "."],
+        "must be a str",
+        _write("spec.toml", "[check]\ndataset = 5\nn_test = 10\ncorruptions = []\nmetrics = []\n"),
+    ),
+    Case(
+        "check-spec-not-toml",
+        ["check", "--spec", "spec.toml", "--data", "."],
+        "not valid toml",
+        _write("spec.toml", "[check\n"),
+    ),
+    Case(
+        "check-spec-missing",
+        ["check", "--spec", "spec.toml", "--data", "."],
+        "missing key",
+        _write("spec.toml", "[check]\n"),
+    ),
 ]
 
 
@@ -270,23 +405,64 @@ def test_bad_paths(case, world, tmp_path, capsys, monkeypatch):
 # ----------------------------------------------------------------------------- traversal attempts
 
 TRAVERSAL = [
-    Case("grid-vary-value", ["sweep", "grid.toml"], "cannot be used in a file name",
-         _grid('vary = {amp = ["/../../../../x"]}\n')),
-    Case("grid-vary-slash", ["sweep", "grid.toml"], "cannot be used in a file name", _grid('vary = {amp = ["a/b"]}\n')),
-    Case("grid-vary-nul", ["sweep", "grid.toml"], "cannot be used in a file name", _grid('vary = {amp = ["a\\u0000"]}\n')),
-    Case("grid-method", ["sweep", "grid.toml"], "cannot be used in a file name",
-         _grid(replace=('methods = ["plain"]', 'methods = ["../../../x"]'))),
-    Case("grid-arch", ["sweep", "grid.toml"], "cannot be used in a file name",
-         _grid(replace=('archs = ["test_tiny"]', 'archs = ["../../x"]'))),
+    Case(
+        "grid-vary-value",
+        ["sweep", "grid.toml"],
+        "cannot be used in a file name",
+        _grid('vary = {amp = ["/../../../../x"]}\n'),
+    ),
+    Case(
+        "grid-vary-slash",
+        ["sweep", "grid.toml"],
+        "cannot be used in a file name",
+        _grid('vary = {amp = ["a/b"]}\n'),
+    ),
+    Case(
+        "grid-vary-nul",
+        ["sweep", "grid.toml"],
+        "cannot be used in a file name",
+        _grid('vary = {amp = ["a\\u0000"]}\n'),
+    ),
+    Case(
+        "grid-method",
+        ["sweep", "grid.toml"],
+        "cannot be used in a file name",
+        _grid(replace=('methods = ["plain"]', 'methods = ["../../../x"]')),
+    ),
+    Case(
+        "grid-arch",
+        ["sweep", "grid.toml"],
+        "cannot be used in a file name",
+        _grid(replace=('archs = ["test_tiny"]', 'archs = ["../../x"]')),
+    ),
     Case("sweep-archs-flag", ["sweep", "grid.toml", "--archs", "../../x"], "cannot be used in a file name"),
-    Case("export-run-id", ["export", "evruns", "-o", "exp", "--allow-nonstandard"], "cannot be used in a file name",
-         _results_column("run_id", "../../../x")),
-    Case("export-run-id-absolute", ["export", "evruns", "-o", "exp", "--allow-nonstandard"], "cannot be used in a file name",
-         _results_column("run_id", "/tmp/x")),
-    Case("report-arch", ["report", "evruns", "-o", "rep"], "cannot be used in a file name",
-         _results_column("arch", "../../../x")),
-    Case("evaluate-checkpoint-run-id", EVAL, "cannot be used in a file name", _config_run_id("../../../../x")),
-    Case("export-symlink-out", ["export", "evruns", "-o", "exp", "--allow-nonstandard"], "outside the output directory", _symlink_out),
+    Case(
+        "export-run-id",
+        ["export", "evruns", "-o", "exp", "--allow-nonstandard"],
+        "cannot be used in a file name",
+        _results_column("run_id", "../../../x"),
+    ),
+    Case(
+        "export-run-id-absolute",
+        ["export", "evruns", "-o", "exp", "--allow-nonstandard"],
+        "cannot be used in a file name",
+        _results_column("run_id", "/tmp/x"),
+    ),
+    Case(
+        "report-arch",
+        ["report", "evruns", "-o", "rep"],
+        "cannot be used in a file name",
+        _results_column("arch", "../../../x"),
+    ),
+    Case(
+        "evaluate-checkpoint-run-id", EVAL, "cannot be used in a file name", _config_run_id("../../../../x")
+    ),
+    Case(
+        "export-symlink-out",
+        ["export", "evruns", "-o", "exp", "--allow-nonstandard"],
+        "outside the output directory",
+        _symlink_out,
+    ),
 ]
 
 
@@ -307,5 +483,8 @@ def test_world_is_sound(world, tmp_path, capsys, monkeypatch):
     assert json.loads((world / "run" / "config.json").read_text())["run_id"] == "run"
     from robustbench_aux import cli
 
-    assert cli.main(["export", "evruns", "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"]) == 0
+    assert (
+        cli.main(["export", "evruns", "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"])
+        == 0
+    )
     assert cli.main([*EVAL_C, "--out", str(tmp_path / "ev")]) == 0

@@ -47,8 +47,22 @@ def _one_error(capsys) -> str:
         (train_argv("run", "--set", "batch_size=32", "--resume"), "run"),
         (train_argv("fresh"), "fresh"),
         (["evaluate", "run", "--device", "cpu", "--corruptions", "cc", "--n", "40"], "run/eval"),
-        (["corrupt", "--dataset", "synthetic10", "--corruptions", "gaussian_noise", "--n", "20",
-          "--workers", "1", "--out", "cco"], "cco"),
+        (
+            [
+                "corrupt",
+                "--dataset",
+                "synthetic10",
+                "--corruptions",
+                "gaussian_noise",
+                "--n",
+                "20",
+                "--workers",
+                "1",
+                "--out",
+                "cco",
+            ],
+            "cco",
+        ),
     ],
     ids=["train-resume", "train-new", "evaluate", "corrupt"],
 )
@@ -162,7 +176,9 @@ def test_sweep_reports_a_diverged_run_as_failed(tmp_path, capsys):
 def _mount_tmpfs(path: Path, size: str) -> bool:
     path.mkdir(parents=True, exist_ok=True)
     try:
-        r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+        r = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+        )
     except OSError:
         return False
     return r.returncode == 0
@@ -196,8 +212,19 @@ def small_disk(tmp_path):
 DISK_CASES = {
     "train": train_argv("{m}/run"),
     "evaluate": ["evaluate", "run", "--device", "cpu", "--corruptions", "cc", "--n", "40", "--out", "{m}/ev"],
-    "corrupt": ["corrupt", "--dataset", "synthetic10", "--corruptions", "gaussian_noise", "--n", "20",
-                "--workers", "1", "--out", "{m}/cc"],
+    "corrupt": [
+        "corrupt",
+        "--dataset",
+        "synthetic10",
+        "--corruptions",
+        "gaussian_noise",
+        "--n",
+        "20",
+        "--workers",
+        "1",
+        "--out",
+        "{m}/cc",
+    ],
     "report": ["report", "evruns", "-o", "{m}/rep"],
     "export": ["export", "evruns", "-o", "{m}/exp", "--allow-nonstandard"],
 }
@@ -213,7 +240,11 @@ def test_disk_full(command, small_disk, world, tmp_path, capsys, monkeypatch):
     assert "no space left on device" in _one_error(capsys).lower()
     assert snapshot(w) == before
     assert (small_disk / "keep.txt").read_text() == "written before\n"
-    left = [p.name for p in small_disk.rglob("*") if p.is_file() and p.name not in ("filler", "keep.txt", LOCK_NAME)]
+    left = [
+        p.name
+        for p in small_disk.rglob("*")
+        if p.is_file() and p.name not in ("filler", "keep.txt", LOCK_NAME)
+    ]
     assert not [n for n in left if n.endswith(".tmp")], left  # no half-written temporary file
 
 
@@ -259,11 +290,29 @@ def test_orphaned_temporary_files_are_removed_on_the_next_write(tmp_path):
 def test_evaluate_out_dir_is_usable_by_report_and_export(world, tmp_path, capsys):
     w = copy_world(world, tmp_path)
     ev = tmp_path / "elsewhere" / "ev"
-    assert cli.main(["evaluate", str(w / "run"), "--device", "cpu", "--corruptions", str(w / "cc"),
-                     "--n", "40", "--out", str(ev)]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                str(w / "run"),
+                "--device",
+                "cpu",
+                "--corruptions",
+                str(w / "cc"),
+                "--n",
+                "40",
+                "--out",
+                str(ev),
+            ]
+        )
+        == 0
+    )
     assert cli.main(["report", str(ev), "-o", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "index.html").is_file()
-    assert cli.main(["export", str(ev), "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"]) == 0
+    assert (
+        cli.main(["export", str(ev), "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"])
+        == 0
+    )
     (exported,) = (tmp_path / "exp").glob("*.json")
     entry = json.loads(exported.read_text())
     assert entry["partial"] is True and "partial" in entry["footnote"].lower()
@@ -272,13 +321,21 @@ def test_evaluate_out_dir_is_usable_by_report_and_export(world, tmp_path, capsys
 def test_unfinished_run_is_marked_and_not_exported_as_complete(world, tmp_path, capsys):
     w = copy_world(world, tmp_path)
     (w / "run" / "final.pt").unlink()  # as if stopped after the last epoch's last.pt
-    assert cli.main(["evaluate", str(w / "run"), "--device", "cpu", "--corruptions", str(w / "cc"), "--n", "40"]) == 0
+    assert (
+        cli.main(["evaluate", str(w / "run"), "--device", "cpu", "--corruptions", str(w / "cc"), "--n", "40"])
+        == 0
+    )
     summary = json.loads((w / "run" / "eval" / "summary.json").read_text())
     assert summary["provenance"]["checkpoint_finished"] is False
     capsys.readouterr()
     assert cli.main(["export", str(w / "run"), "-o", str(tmp_path / "exp"), "--allow-nonstandard"]) == 2
     assert "unfinished" in _one_error(capsys)
-    assert cli.main(["export", str(w / "run"), "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"]) == 0
+    assert (
+        cli.main(
+            ["export", str(w / "run"), "-o", str(tmp_path / "exp"), "--allow-partial", "--allow-nonstandard"]
+        )
+        == 0
+    )
     (exported,) = (tmp_path / "exp").glob("*.json")
     entry = json.loads(exported.read_text())
     assert entry["partial"] is True and "unfinished" in entry["footnote"]
@@ -298,5 +355,3 @@ def test_recipe_extends_is_relative_to_the_recipe_file(tmp_path, monkeypatch):
 def test_os_error_message_is_one_line():
     msg = cli.os_error_message(OSError(errno.ENOSPC, "No space left on device", "/x/y"))
     assert msg.startswith("No space left on device: /x/y") and "\n" not in msg
-
-

@@ -13,12 +13,27 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_missing_dataset_stops_at_once_with_the_fix(tmp_path, capsys):
-    rc = main(["reproduce", "--grid", str(REPO / "baselines/grids/demo.toml"), "--report", str(tmp_path / "r"),
-               "--dataset", "cifar100", "--data", str(tmp_path / "empty"), "--no-download",
-               "--hint", "offline? make demo DATASET=cifar10 DATA=<dir>"])
+    rc = main(
+        [
+            "reproduce",
+            "--grid",
+            str(REPO / "baselines/grids/demo.toml"),
+            "--report",
+            str(tmp_path / "r"),
+            "--dataset",
+            "cifar100",
+            "--data",
+            str(tmp_path / "empty"),
+            "--no-download",
+            "--hint",
+            "offline? make demo DATASET=cifar10 DATA=<dir>",
+        ]
+    )
     err = capsys.readouterr().err
     assert rc == 2 and err.count("\n") == 1
-    assert err.startswith("error: cifar100 not found") and err.rstrip().endswith("make demo DATASET=cifar10 DATA=<dir>")
+    assert err.startswith("error: cifar100 not found") and err.rstrip().endswith(
+        "make demo DATASET=cifar10 DATA=<dir>"
+    )
     assert not (tmp_path / "r").exists()
 
 
@@ -34,9 +49,31 @@ seeds = [0]
 
 
 def reproduce_args(grid, tmp_path, data, *extra):
-    return ["reproduce", "--grid", str(grid), "--report", str(tmp_path / "report"), "--dataset", "cifar10",
-            "--data", str(data), "--out", str(tmp_path / "runs"), "--epochs", "1", "--n-train", "256",
-            "--eval-n", "100", "--generate-n", "100", "--device", "cpu", "--no-download", *extra]
+    return [
+        "reproduce",
+        "--grid",
+        str(grid),
+        "--report",
+        str(tmp_path / "report"),
+        "--dataset",
+        "cifar10",
+        "--data",
+        str(data),
+        "--out",
+        str(tmp_path / "runs"),
+        "--epochs",
+        "1",
+        "--n-train",
+        "256",
+        "--eval-n",
+        "100",
+        "--generate-n",
+        "100",
+        "--device",
+        "cpu",
+        "--no-download",
+        *extra,
+    ]
 
 
 def test_reproduce_end_to_end_on_cifar10(cifar10_root, tmp_path, capsys):
@@ -62,8 +99,17 @@ def test_reproduce_end_to_end_on_cifar10(cifar10_root, tmp_path, capsys):
 def test_reproduce_default_grid_sliced_to_a_tiny_model(cifar10_root, tmp_path, capsys):
     """What `make reproduce-cifar100 DATASET=cifar10 ARCHS=test_tiny SEEDS=0 EPOCHS=1 ...` runs:
     every method and ablation of the default grid, once each."""
-    rc = main(reproduce_args(REPO / "baselines/grids/cifar100.toml", tmp_path, cifar10_root,
-                             "--archs", "test_tiny", "--seeds", "0"))
+    rc = main(
+        reproduce_args(
+            REPO / "baselines/grids/cifar100.toml",
+            tmp_path,
+            cifar10_root,
+            "--archs",
+            "test_tiny",
+            "--seeds",
+            "0",
+        )
+    )
     out = capsys.readouterr().out
     assert rc == 0, out
     html = (tmp_path / "report" / "index.html").read_text()

@@ -48,17 +48,28 @@ def test_expansion_and_dedup(tmp_path):
 
 
 def test_filters_and_overrides(tmp_path):
-    sweep = load_sweep(write(tmp_path), overrides={"epochs": 1, "out": "X"}, methods=["auxiliary"],
-                       archs=["test_tiny"], seeds=[5])
+    sweep = load_sweep(
+        write(tmp_path),
+        overrides={"epochs": 1, "out": "X"},
+        methods=["auxiliary"],
+        archs=["test_tiny"],
+        seeds=[5],
+    )
     assert [j.name for j in sweep.jobs] == ["auxiliary-test_tiny-s5"]
     argv = sweep.jobs[0].steps[0].argv
-    assert argv[argv.index("--epochs") + 1] == "1" and argv[argv.index("--out") + 1] == "X/auxiliary-test_tiny-s5"
+    assert (
+        argv[argv.index("--epochs") + 1] == "1"
+        and argv[argv.index("--out") + 1] == "X/auxiliary-test_tiny-s5"
+    )
 
 
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("[defaults]\nepoch = 3\n[[runs]]\nmethods=['plain']\narchs=['a']\nseeds=[0]\n", "unknown key 'epoch'"),
+        (
+            "[defaults]\nepoch = 3\n[[runs]]\nmethods=['plain']\narchs=['a']\nseeds=[0]\n",
+            "unknown key 'epoch'",
+        ),
         ("[[runs]]\nmethods=['plain']\narchs=['a']\n", "'seeds' is missing"),
         ("[[runs]]\nmethod=['plain']\narchs=['a']\nseeds=[0]\n", "unknown key 'method'"),
         ("[default]\n", "unknown top-level key 'default'"),

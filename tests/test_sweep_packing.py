@@ -41,8 +41,24 @@ TIMING = ("images_per_s", "seconds")
 @pytest.fixture(scope="module")
 def corruptions(cifar10_root, tmp_path_factory):
     out = tmp_path_factory.mktemp("c") / "CIFAR-10-C"
-    assert main(["corrupt", "--dataset", "cifar10", "--data", str(cifar10_root), "--out", str(out),
-                 "--n", "32", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "corrupt",
+                "--dataset",
+                "cifar10",
+                "--data",
+                str(cifar10_root),
+                "--out",
+                str(out),
+                "--n",
+                "32",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -151,9 +167,11 @@ def test_packed_gpu_slots_report_how_they_share_the_gpu(tmp_path, monkeypatch):
     bindir, log = _fake_control(tmp_path)
     monkeypatch.setenv("PATH", f"{bindir}{os.pathsep}{os.environ['PATH']}")
     grid = tmp_path / "g.toml"
-    grid.write_text('[defaults]\ndataset = "synthetic10"\nrecipe = "smoke"\nout = "%s"\nn_train = 64\n'
-                    'epochs = 1\ndevice = "cpu"\n[[runs]]\nmethods = ["plain"]\narchs = ["test_tiny"]\n'
-                    'seeds = [0, 1]\n' % (tmp_path / "runs"))
+    grid.write_text(
+        '[defaults]\ndataset = "synthetic10"\nrecipe = "smoke"\nout = "%s"\nn_train = 64\n'
+        'epochs = 1\ndevice = "cpu"\n[[runs]]\nmethods = ["plain"]\narchs = ["test_tiny"]\n'
+        "seeds = [0, 1]\n" % (tmp_path / "runs")
+    )
     lines = []
     outcomes = run_local(load_sweep(grid).jobs, gpus=[0], per_gpu=2, echo=lines.append)
     assert [o.state for o in outcomes] == ["done", "done"]
@@ -161,12 +179,18 @@ def test_packed_gpu_slots_report_how_they_share_the_gpu(tmp_path, monkeypatch):
     assert "packing: 2 runs per GPU on GPU(s) 0 via plain concurrent processes (no MPS:" in text
     assert text.count("on GPU 0") == 2
     assert "cmd quit" in log.read_text()
-    assert "# packed: plain concurrent processes" in (tmp_path / "runs/plain-test_tiny-s1/sweep.log").read_text()
+    assert (
+        "# packed: plain concurrent processes" in (tmp_path / "runs/plain-test_tiny-s1/sweep.log").read_text()
+    )
     with pytest.raises(UserError, match="--per-gpu"):
         run_local(load_sweep(grid).jobs, per_gpu=0)
 
 
 def test_make_passes_packing_to_reproduce(tmp_path):
-    out = subprocess.run(["make", "-n", "reproduce-cifar100", "PER_GPU=4", "GPUS=0,1", "STAMP=/dev/null"],
-                         capture_output=True, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    out = subprocess.run(
+        ["make", "-n", "reproduce-cifar100", "PER_GPU=4", "GPUS=0,1", "STAMP=/dev/null"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert "--per-gpu 4 --gpus 0,1" in out.stdout, out.stderr

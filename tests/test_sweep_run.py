@@ -54,8 +54,20 @@ def test_submitit_local_executor(tmp_path, capsys):
     pytest.importorskip("submitit")
     grid = tmp_path / "grid.toml"
     grid.write_text(GRID.format(out=tmp_path / "runs"))
-    rc = main(["sweep", str(grid), "--executor", "submitit-local", "--methods", "plain", "--seeds", "3",
-               "--slurm-folder", str(tmp_path / "slurm")])
+    rc = main(
+        [
+            "sweep",
+            str(grid),
+            "--executor",
+            "submitit-local",
+            "--methods",
+            "plain",
+            "--seeds",
+            "3",
+            "--slurm-folder",
+            str(tmp_path / "slurm"),
+        ]
+    )
     assert rc == 0, capsys.readouterr()
     config = json.loads((tmp_path / "runs" / "plain-test_tiny-s3" / "config.json").read_text())
     assert config["seed"] == 3 and config["method"] == "plain"

@@ -22,7 +22,11 @@ DEFAULT_SPEC = CI_SPEC  # shipped inside the package: works from an installed wh
 
 def add_parser(sub) -> None:
     p = sub.add_parser("check", help="CI regression check on small fixed runs", description=__doc__)
-    p.add_argument("--spec", default=str(DEFAULT_SPEC), help="check definition (default: the shipped baselines/ci/check.toml)")
+    p.add_argument(
+        "--spec",
+        default=str(DEFAULT_SPEC),
+        help="check definition (default: the shipped baselines/ci/check.toml)",
+    )
     p.add_argument("--data", help="data root holding cifar10/ (default: $ROBUSTBENCH_AUX_DATA, then ./data)")
     p.add_argument("--work", help="work directory for the runs (default: a temporary directory)")
     p.add_argument("--update", action="store_true", help="store the measured metrics as the expected values")

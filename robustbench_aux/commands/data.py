@@ -28,10 +28,14 @@ def add_parser(sub) -> None:
     info.add_argument("--data", help=f"data root (default: ${ENV_VAR}, then ./data)")
     info.set_defaults(func=run_info)
 
-    prep = dsub.add_parser("prepare", help="download (torchvision) and convert a dataset into the array layout")
+    prep = dsub.add_parser(
+        "prepare", help="download (torchvision) and convert a dataset into the array layout"
+    )
     prep.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     prep.add_argument("--data", help=f"data root (default: ${ENV_VAR}, then ./data)")
-    prep.add_argument("--no-download", action="store_true", help="never use the network; convert a local copy only")
+    prep.add_argument(
+        "--no-download", action="store_true", help="never use the network; convert a local copy only"
+    )
     prep.set_defaults(func=run_prepare)
 
     dl = dsub.add_parser(
@@ -41,7 +45,9 @@ def add_parser(sub) -> None:
         "for CIFAR-100-C) into <data root>/CIFAR-10-C or CIFAR-100-C. An interrupted download resumes "
         "when rerun; a bad MD5 or a full disk is an error and leaves no half-extracted folder.",
     )
-    dl.add_argument("--dataset", required=True, choices=sorted(CIFAR_C_DIRS), help="whose CIFAR-C to download")
+    dl.add_argument(
+        "--dataset", required=True, choices=sorted(CIFAR_C_DIRS), help="whose CIFAR-C to download"
+    )
     dl.add_argument("--data", help=f"data root (default: ${ENV_VAR}, then ./data)")
     dl.add_argument("--url", help="download from this URL instead (a mirror)")
     dl.add_argument("--md5", help="expected MD5 of the archive at --url (default: the published one)")
@@ -104,7 +110,11 @@ def run_download_c(args: argparse.Namespace) -> int:
     if args.md5 and not args.url:
         raise UserError("--md5 goes with --url (the published archive's MD5 is built in)")
     target = download_cifar_c(
-        args.dataset, args.data, url=args.url, md5=args.md5, keep_archive=args.keep_archive,
+        args.dataset,
+        args.data,
+        url=args.url,
+        md5=args.md5,
+        keep_archive=args.keep_archive,
         progress=False if args.no_progress else None,
     )
     r = CifarCReader(target, num_classes=DATASETS[args.dataset])

@@ -45,7 +45,10 @@ def add_parser(sub) -> None:
     )
     g.add_argument("--weights", metavar="FILE", help="state dict loaded into the factory's model (strict)")
     g.add_argument(
-        "--model-arg", action="append", default=[], metavar="KEY=VALUE",
+        "--model-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="keyword argument of the factory (repeatable), e.g. num_classes=10",
     )
     g.add_argument(
@@ -55,7 +58,9 @@ def add_parser(sub) -> None:
         help="input statistics the model expects: none (images in [0, 1], the default), cifar10, cifar100, "
         "imagenet, or six numbers MEAN_R,MEAN_G,MEAN_B,STD_R,STD_G,STD_B",
     )
-    g.add_argument("--dataset", help="test set of the model: cifar10, cifar100 or synthetic<K> (needed with --model)")
+    g.add_argument(
+        "--dataset", help="test set of the model: cifar10, cifar100 or synthetic<K> (needed with --model)"
+    )
     g.add_argument("--name", help="run id of the model's results (default: the factory or file name)")
     p.add_argument(
         "--corruptions",
@@ -78,7 +83,10 @@ def add_parser(sub) -> None:
         help="autocast precision of the forward pass (default: fp32)",
     )
     p.add_argument(
-        "--corruption-names", type=comma_list, metavar="A,B", help="only these corruptions (default: all present)"
+        "--corruption-names",
+        type=comma_list,
+        metavar="A,B",
+        help="only these corruptions (default: all present)",
     )
     p.add_argument(
         "--severities",

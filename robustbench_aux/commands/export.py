@@ -36,8 +36,12 @@ def add_parser(sub) -> None:
         help="export runs RobustBench would not accept (generated CIFAR-C, < 10,000 images per block, other "
         "datasets); the entry gets a 'nonstandard' list and a NON-STANDARD footnote",
     )
-    p.add_argument("--model-id", help="file name of a single exported run, <Name><Year><Word> (e.g. Smith2024Robust)")
-    p.add_argument("--name", help="model name field (default: the paper's title plus 'reproduction' for auxiliary runs)")
+    p.add_argument(
+        "--model-id", help="file name of a single exported run, <Name><Year><Word> (e.g. Smith2024Robust)"
+    )
+    p.add_argument(
+        "--name", help="model name field (default: the paper's title plus 'reproduction' for auxiliary runs)"
+    )
     p.add_argument("--link", help="link field")
     p.add_argument("--authors", help="authors field: who trained the model (default: empty)")
     p.add_argument("--venue", help="venue field")

@@ -15,16 +15,27 @@ from robustbench_aux.shipped import resolve_grid
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("reproduce", help="the whole pipeline: data, CIFAR-C, grid of runs, report",
-                       description=__doc__)
-    p.add_argument("--grid", required=True, help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)")
+    p = sub.add_parser(
+        "reproduce", help="the whole pipeline: data, CIFAR-C, grid of runs, report", description=__doc__
+    )
+    p.add_argument(
+        "--grid",
+        required=True,
+        help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)",
+    )
     p.add_argument("--report", required=True, help="report directory (index.html and CSV tables)")
     p.add_argument("--no-download", action="store_true", help="never download the dataset")
-    p.add_argument("--download-c", action="store_true",
-                   help="download the published CIFAR-C (data download-c) when it is not under the data "
-                   "root; generate it only if that fails (no network)")
-    p.add_argument("--generate-n", type=int,
-                   help="when CIFAR-C must be generated: only the first N test images (default: all)")
+    p.add_argument(
+        "--download-c",
+        action="store_true",
+        help="download the published CIFAR-C (data download-c) when it is not under the data "
+        "root; generate it only if that fails (no network)",
+    )
+    p.add_argument(
+        "--generate-n",
+        type=int,
+        help="when CIFAR-C must be generated: only the first N test images (default: all)",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel runs on the CPU (default 1)")
     p.add_argument("--hint", default="", help="text appended to a missing-dataset error (used by make demo)")
     add_packing_options(p)
@@ -41,12 +52,21 @@ def run(args: argparse.Namespace) -> int:
     out = Path(overrides.pop("out", None) or f"runs/{dataset}")
     corruptions = overrides.pop("corruptions", None)
     pipeline = Pipeline(
-        grid=resolve_grid(args.grid), dataset=dataset, data=data, out=out, report=Path(args.report),
-        download=not args.no_download, generate_n=args.generate_n,
+        grid=resolve_grid(args.grid),
+        dataset=dataset,
+        data=data,
+        out=out,
+        report=Path(args.report),
+        download=not args.no_download,
+        generate_n=args.generate_n,
         filters={"methods": args.methods, "archs": args.archs, "seeds": args.seeds},
-        overrides=overrides, workers=args.workers, gpus=args.gpus or visible_gpus(),
-        per_gpu=args.per_gpu, mps=args.mps,
-        hint=f"; {args.hint}" if args.hint else "", corruptions=Path(corruptions) if corruptions else None,
+        overrides=overrides,
+        workers=args.workers,
+        gpus=args.gpus or visible_gpus(),
+        per_gpu=args.per_gpu,
+        mps=args.mps,
+        hint=f"; {args.hint}" if args.hint else "",
+        corruptions=Path(corruptions) if corruptions else None,
         download_c=args.download_c,
     )
     index = run_pipeline(pipeline)

@@ -35,17 +35,34 @@ def add_sweep_filters(p: argparse.ArgumentParser) -> None:
 def add_packing_options(p: argparse.ArgumentParser) -> None:
     """Where local runs go: which GPUs, how many runs at once on each (shared with ``reproduce``)."""
     p.add_argument("--gpus", type=_csv(int), help="GPU ids for the local executor (default: all visible)")
-    p.add_argument("--per-gpu", type=int, default=1, metavar="K",
-                   help="runs at once on each GPU (packing; on the CPU: K runs at once); default 1")
-    p.add_argument("--mps", choices=("auto", "off"), default="auto",
-                   help="packed GPUs: use CUDA MPS when its daemon starts (auto, default) or never (off)")
+    p.add_argument(
+        "--per-gpu",
+        type=int,
+        default=1,
+        metavar="K",
+        help="runs at once on each GPU (packing; on the CPU: K runs at once); default 1",
+    )
+    p.add_argument(
+        "--mps",
+        choices=("auto", "off"),
+        default="auto",
+        help="packed GPUs: use CUDA MPS when its daemon starts (auto, default) or never (off)",
+    )
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("sweep", help="run a grid of trainings + evaluations (local or Slurm)", description=__doc__)
-    p.add_argument("grid", help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)")
-    p.add_argument("--executor", choices=("local", "slurm", "submitit-local"), default="local",
-                   help="local subprocesses (default), a Slurm job array, or submitit's local executor")
+    p = sub.add_parser(
+        "sweep", help="run a grid of trainings + evaluations (local or Slurm)", description=__doc__
+    )
+    p.add_argument(
+        "grid", help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)"
+    )
+    p.add_argument(
+        "--executor",
+        choices=("local", "slurm", "submitit-local"),
+        default="local",
+        help="local subprocesses (default), a Slurm job array, or submitit's local executor",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel jobs on the CPU (local executor)")
     add_packing_options(p)
     p.add_argument("--dry-run", action="store_true", help="print the commands without running them")
@@ -70,7 +87,11 @@ def visible_gpus() -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     sweep = load_sweep(
-        resolve_grid(args.grid), overrides=overrides_from(args), methods=args.methods, archs=args.archs, seeds=args.seeds
+        resolve_grid(args.grid),
+        overrides=overrides_from(args),
+        methods=args.methods,
+        archs=args.archs,
+        seeds=args.seeds,
     )
     print(f"{len(sweep.jobs)} run(s) in {args.grid}")
     if args.dry_run:
@@ -81,18 +102,30 @@ def run(args: argparse.Namespace) -> int:
     if args.executor == "local":
         from robustbench_aux.sweep.local import run_local
 
-        outcomes = run_local(sweep.jobs, workers=args.workers, gpus=args.gpus or visible_gpus(),
-                             per_gpu=args.per_gpu, mps=args.mps)
+        outcomes = run_local(
+            sweep.jobs,
+            workers=args.workers,
+            gpus=args.gpus or visible_gpus(),
+            per_gpu=args.per_gpu,
+            mps=args.mps,
+        )
         failed = [o for o in outcomes if o.state == "failed"]
         print(f"summary: {len(outcomes) - len(failed)} done, {len(failed)} failed")
         for o in failed:
-            print(f"  failed: {o.job.name}: {o.detail}  (log: {o.job.run_dir / 'sweep.log'})", file=sys.stderr)
+            print(
+                f"  failed: {o.job.name}: {o.detail}  (log: {o.job.run_dir / 'sweep.log'})", file=sys.stderr
+            )
         return 1 if failed else 0
     from robustbench_aux.sweep.slurm import make_executor, submit
 
-    params = {"timeout_min": args.slurm_time, "gpus_per_node": args.slurm_gpus, "slurm_partition": args.slurm_partition}
+    params = {
+        "timeout_min": args.slurm_time,
+        "gpus_per_node": args.slurm_gpus,
+        "slurm_partition": args.slurm_partition,
+    }
     executor = make_executor(
-        args.slurm_folder, local=args.executor == "submitit-local",
+        args.slurm_folder,
+        local=args.executor == "submitit-local",
         **{k: v for k, v in params.items() if v is not None},
     )
     handles = submit(sweep.jobs, executor)
@@ -107,5 +140,3 @@ def run(args: argparse.Namespace) -> int:
                 print(f"failed: {str(exc).splitlines()[-1] if str(exc) else exc}", file=sys.stderr)
         return 1 if errors else 0
     return 0
-
-

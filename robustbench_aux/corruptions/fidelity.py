@@ -171,6 +171,15 @@ def measure_fidelity(images: np.ndarray, name: str, severity: int, seed: int = 0
     mean_gap, std_gap = _gaps(own, ref, clean)
     passed = agree >= AGREE_MIN
     return FidelityResult(
-        name, severity, how, n, agree, float(diff.mean()), float(signed.mean()), float(diff.max()), mean_gap,
-        std_gap, passed,
+        name,
+        severity,
+        how,
+        n,
+        agree,
+        float(diff.mean()),
+        float(signed.mean()),
+        float(diff.max()),
+        mean_gap,
+        std_gap,
+        passed,
     )

@@ -168,4 +168,3 @@ def check_preset(preset: str) -> str:
         hint = did_you_mean(str(preset), PRESETS, cutoff=0.4)
         raise UserError(f"unknown corruption preset {preset!r}{hint} (known: {', '.join(PRESETS)})")
     return preset
-

@@ -104,11 +104,15 @@ def write_array_dir(directory: str | Path, data: DatasetArrays) -> Path:
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create {directory} ({exc.strerror}); choose a writable --data root") from None
+        raise UserError(
+            f"cannot create {directory} ({exc.strerror}); choose a writable --data root"
+        ) from None
     if not _writable(directory):
         raise UserError(f"data root {directory} is not writable; choose another --data root")
     for stem in ("train", "test"):
-        atomic.save_npy(directory / f"{stem}_x.npy", np.ascontiguousarray(getattr(data, f"{stem}_x"), np.uint8))
+        atomic.save_npy(
+            directory / f"{stem}_x.npy", np.ascontiguousarray(getattr(data, f"{stem}_x"), np.uint8)
+        )
         atomic.save_npy(directory / f"{stem}_y.npy", np.asarray(getattr(data, f"{stem}_y"), np.int64))
     atomic.write_json(directory / "classes.json", list(data.classes))
     return directory

@@ -47,12 +47,20 @@ class Archive:
 
 ARCHIVES = {
     "cifar10": Archive(
-        "cifar10", "CIFAR-10-C", "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar?download=1",
-        "56bf5dcef84df0e2308c6dcbcbbd8499", 2_918_471_680, "https://zenodo.org/records/2535967",
+        "cifar10",
+        "CIFAR-10-C",
+        "https://zenodo.org/records/2535967/files/CIFAR-10-C.tar?download=1",
+        "56bf5dcef84df0e2308c6dcbcbbd8499",
+        2_918_471_680,
+        "https://zenodo.org/records/2535967",
     ),
     "cifar100": Archive(
-        "cifar100", "CIFAR-100-C", "https://zenodo.org/records/3555552/files/CIFAR-100-C.tar?download=1",
-        "11f0ed0f1191edbf9fa23466ae6021d3", None, "https://zenodo.org/records/3555552",
+        "cifar100",
+        "CIFAR-100-C",
+        "https://zenodo.org/records/3555552/files/CIFAR-100-C.tar?download=1",
+        "11f0ed0f1191edbf9fa23466ae6021d3",
+        None,
+        "https://zenodo.org/records/3555552",
     ),
 }
 
@@ -103,9 +111,13 @@ def fetch(url: str, part: Path, *, timeout: float = 30.0, progress: bool | None 
         if remaining is not None:
             _check_free(part.parent, remaining, f"the download of {url}")
         bar = tqdm(
-            total=None if remaining is None else have + remaining, initial=have, unit="B", unit_scale=True,
-            unit_divisor=1024, desc=part.name.removeprefix(".").removesuffix(".part"), disable=progress is False
-            or None,
+            total=None if remaining is None else have + remaining,
+            initial=have,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=part.name.removeprefix(".").removesuffix(".part"),
+            disable=progress is False or None,
         )
         try:
             with open(part, "ab" if resumed else "wb") as f, bar:
@@ -135,7 +147,9 @@ def _safe_members(tar: tarfile.TarFile, dirname: str) -> list[tarfile.TarInfo]:
     for m in tar.getmembers():
         parts = Path(m.name).parts
         if m.name.startswith("/") or ".." in parts or not parts or parts[0] != dirname:
-            raise UserError(f"unexpected entry {m.name!r} in the archive (expected {dirname}/...): not CIFAR-C")
+            raise UserError(
+                f"unexpected entry {m.name!r} in the archive (expected {dirname}/...): not CIFAR-C"
+            )
         if not (m.isfile() or m.isdir()):
             raise UserError(f"archive entry {m.name!r} is not a regular file: refusing to extract it")
         members.append(m)
@@ -152,7 +166,12 @@ def extract(archive_path: Path, dirname: str, root: Path, num_classes: int) -> P
                 members = _safe_members(tar, dirname)
                 _check_free(root, sum(m.size for m in members), f"extracting {archive_path.name}")
                 for m in members:
-                    tar.extract(m, tmp, set_attrs=False, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+                    tar.extract(
+                        m,
+                        tmp,
+                        set_attrs=False,
+                        **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}),
+                    )
         except tarfile.TarError as exc:
             raise UserError(f"{archive_path} is not a readable tar archive ({exc})") from None
         except OSError as exc:
@@ -161,7 +180,9 @@ def extract(archive_path: Path, dirname: str, root: Path, num_classes: int) -> P
             raise
         extracted = tmp / dirname
         if (extracted / MANIFEST).is_file():
-            raise UserError(f"{archive_path} holds a manifest.json: a generated copy, not the published files")
+            raise UserError(
+                f"{archive_path} holds a manifest.json: a generated copy, not the published files"
+            )
         CifarCReader(extracted, num_classes=num_classes)  # validates every file before it is used
         os.replace(extracted, target)
     finally:

@@ -66,7 +66,9 @@ def prepare_dataset(name: str, root: str | os.PathLike | None = None, *, downloa
     try:
         downloads.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise UserError(f"cannot create {downloads} ({exc.strerror}); choose a writable --data root") from None
+        raise UserError(
+            f"cannot create {downloads} ({exc.strerror}); choose a writable --data root"
+        ) from None
     if not os.access(downloads, os.W_OK):
         raise UserError(f"data root {root} is not writable; choose a writable --data root")
     try:
@@ -112,7 +114,9 @@ def load_dataset(
         data = make_synthetic(int(m.group(1)), n_train or 5000, n_test or 1000, seed=seed)
         return data
     if name not in DATASETS:
-        raise UserError(f"unknown dataset {name!r}; choose cifar10, cifar100 or synthetic<K> (e.g. synthetic100)")
+        raise UserError(
+            f"unknown dataset {name!r}; choose cifar10, cifar100 or synthetic<K> (e.g. synthetic100)"
+        )
     root = resolve_data_root(root)
     target = root / name
     if not (target / "test_y.npy").is_file() and not (target / "train_x.npy").is_file():

@@ -15,7 +15,14 @@ from robustbench_aux.rundir import LOCK_FILE, SWEEP_LOG, RunDir
 IDENTITY_KEYS = ("method", "arch", "dataset", "seed", "train", "model", "options")
 # train settings that change speed or logging only: a resume may change them (e.g. on another device)
 SPEED_ONLY_TRAIN_KEYS = (
-    "log_every", "compile", "amp", "tf32", "channels_last", "sbn_passes", "compile_mode", "optimizer_impl",
+    "log_every",
+    "compile",
+    "amp",
+    "tf32",
+    "channels_last",
+    "sbn_passes",
+    "compile_mode",
+    "optimizer_impl",
     "finite_check",
 )
 

@@ -212,7 +212,9 @@ class _Trainer:
             raise UserError(f"{path} cannot be resumed: it lacks {', '.join(missing)}; choose a new --out")
         bad = nonfinite_tensors(ckpt["state_dict"])
         if bad:
-            raise UserError(f"{path} holds NaN/inf tensors (e.g. {bad[0]}); it cannot be resumed, choose a new --out")
+            raise UserError(
+                f"{path} holds NaN/inf tensors (e.g. {bad[0]}); it cannot be resumed, choose a new --out"
+            )
         try:
             self.model.load_state_dict(ckpt["state_dict"])
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -401,7 +403,11 @@ class _Trainer:
         if self._bad is None or self._bad[0] != names:
             if self._bad is not None:  # the loss terms changed shape: settle what is pending first
                 self._raise_first_bad(self._epoch_index)
-            self._bad = (names, torch.full((), -1, dtype=torch.long, device=values.device), torch.zeros_like(values))
+            self._bad = (
+                names,
+                torch.full((), -1, dtype=torch.long, device=values.device),
+                torch.zeros_like(values),
+            )
         _, first, saved = self._bad
         new = (~torch.isfinite(values)).any() & (first < 0)
         first.copy_(torch.where(new, torch.full_like(first, step), first))
@@ -416,8 +422,10 @@ class _Trainer:
             return
         step = int(first.item())
         if step < 0:  # another rank saw it
-            raise NonFiniteLoss(f"non-finite loss at epoch {epoch + 1} on another process; training stopped "
-                                f"and {self.out / 'last.pt'} keeps the last good epoch")
+            raise NonFiniteLoss(
+                f"non-finite loss at epoch {epoch + 1} on another process; training stopped "
+                f"and {self.out / 'last.pt'} keeps the last good epoch"
+            )
         values = saved.tolist()
         i = next(j for j, v in enumerate(values) if not np.isfinite(v))
         self._non_finite(epoch, step, names[i], values[i])

@@ -39,7 +39,9 @@ def benchmark(
     there (and resume from it).
     """
     if dataset not in CIFAR_C_DIR:
-        raise UserError(f"benchmark() covers cifar10 and cifar100, not {dataset!r}; use evaluate() for others")
+        raise UserError(
+            f"benchmark() covers cifar10 and cifar100, not {dataset!r}; use evaluate() for others"
+        )
     root = resolve_data_root(data_dir)
     cdir = Path(corruptions_dir) if corruptions_dir is not None else root / CIFAR_C_DIR[dataset]
     reader = CifarCReader(cdir, require=BENCHMARK_15)
@@ -47,8 +49,18 @@ def benchmark(
     if missing:
         raise UserError(f"{cdir} lacks severities {missing}; corruptions_acc needs all five")
     res = evaluate(
-        model, dataset, cdir, data_root=root, n=n, device=device, batch_size=batch_size, precision=precision,
-        normalization=normalization, corruptions=list(BENCHMARK_15), severities=SEVERITIES, out_dir=out_dir,
+        model,
+        dataset,
+        cdir,
+        data_root=root,
+        n=n,
+        device=device,
+        batch_size=batch_size,
+        precision=precision,
+        normalization=normalization,
+        corruptions=list(BENCHMARK_15),
+        severities=SEVERITIES,
+        out_dir=out_dir,
     )
     t = res.table
     clean = float(t.loc[t["corruption"] == CLEAN, "acc"].iloc[0])

@@ -98,7 +98,9 @@ def load_state_dict_file(model: nn.Module, path: str | Path) -> dict:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure is bad input here
-        raise UserError(f"cannot read weights {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+        raise UserError(
+            f"cannot read weights {path} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        ) from None
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
@@ -142,7 +144,7 @@ def _load_file(path: Path) -> tuple[nn.Module, str]:
 
 
 def _load_robustbench(spec: str) -> tuple[nn.Module, str, dict]:
-    rest = spec[len(ROBUSTBENCH_PREFIX):]
+    rest = spec[len(ROBUSTBENCH_PREFIX) :]
     dataset, _, name = rest.partition("/")
     if dataset not in ("cifar10", "cifar100") or not name:
         raise UserError(f"--model {spec}: expected robustbench:cifar10/<name> or robustbench:cifar100/<name>")
@@ -156,7 +158,9 @@ def _load_robustbench(spec: str) -> tuple[nn.Module, str, dict]:
     try:
         model = load_model(model_name=name, dataset=dataset, threat_model="corruptions")
     except Exception as exc:  # noqa: BLE001 - unknown names, missing weights offline, ...
-        raise UserError(f"robustbench could not load {dataset}/{name} ({type(exc).__name__}: {exc})") from None
+        raise UserError(
+            f"robustbench could not load {dataset}/{name} ({type(exc).__name__}: {exc})"
+        ) from None
     return model, name, {"robustbench_dataset": dataset}
 
 
@@ -176,14 +180,20 @@ def load_external(
     path = Path(spec)
     if path.suffix in EXPORT_SUFFIXES + SCRIPT_SUFFIXES or path.is_file():
         if weights or kwargs:
-            raise UserError(f"--weights and --model-arg go with PKG.MODULE:FACTORY, not with a model file ({spec})")
+            raise UserError(
+                f"--weights and --model-arg go with PKG.MODULE:FACTORY, not with a model file ({spec})"
+            )
         model, kind = _load_file(path)
-        return ExternalModel(model, kind, spec, path.stem, {"file": str(path.resolve()), "file_sha256": sha256_file(path)})
+        return ExternalModel(
+            model, kind, spec, path.stem, {"file": str(path.resolve()), "file_sha256": sha256_file(path)}
+        )
     factory = _import_factory(spec)
     try:
         model = factory(**kwargs)
     except TypeError as exc:
-        raise UserError(f"{spec}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: {exc}") from None
+        raise UserError(
+            f"{spec}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: {exc}"
+        ) from None
     if not isinstance(model, nn.Module):
         raise UserError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
     model.eval()  # a freshly built module is in training mode; evaluation is in eval mode

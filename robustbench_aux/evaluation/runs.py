@@ -26,7 +26,6 @@ from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, LAST_PT
 log = logging.getLogger(__name__)
 
 
-
 def eval_dir_for(path: str | Path, out: str | Path | None = None) -> Path:
     """Where results go: ``out`` if given; ``<run>/eval`` for a run directory (or a checkpoint
     inside one); else ``<checkpoint stem>_eval/`` beside a bare checkpoint file."""

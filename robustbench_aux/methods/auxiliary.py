@@ -82,7 +82,9 @@ class AuxiliaryOptions:
             },
         )
         if self.sbn_running_stats == "all_views" and not self.selective_bn:
-            raise UserError("sbn_running_stats = all_views needs selective_bn = true (per-view batch statistics)")
+            raise UserError(
+                "sbn_running_stats = all_views needs selective_bn = true (per-view batch statistics)"
+            )
         if self.temperature <= 0:
             raise UserError(f"temperature must be positive, got {self.temperature}")
         if not self.corruptions:

@@ -44,7 +44,9 @@ class AuxiliaryHead(nn.Module):
     primary head.
     """
 
-    def __init__(self, channels: int, num_classes: int, attention: bool = True, init: str = "kaiming_fan_out"):
+    def __init__(
+        self, channels: int, num_classes: int, attention: bool = True, init: str = "kaiming_fan_out"
+    ):
         super().__init__()
         self.attention = attention
         if attention:
@@ -114,7 +116,8 @@ class CifarClassifier(nn.Module):
         # "per_view" = one backbone pass per view (the engine picks per device; see TrainConfig.sbn_passes)
         self.sbn_passes = "single"
         self.aux_heads = nn.ModuleList(
-            AuxiliaryHead(feature_channels, num_classes, aux_attention, aux_init) for _ in range(num_aux_heads)
+            AuxiliaryHead(feature_channels, num_classes, aux_attention, aux_init)
+            for _ in range(num_aux_heads)
         )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:

@@ -46,15 +46,22 @@ class Paper:
 
 PAPERS = {
     "auxiliary": Paper(
-        "Zhang", 2020, "Auxiliary", "Auxiliary Training: Towards Accurate and Robust Models",
-        "Linfeng Zhang, Muzhou Yu, Tong Chen, Zhenda Shi, Chenglong Bao, Kaisheng Ma", "CVPR 2020",
+        "Zhang",
+        2020,
+        "Auxiliary",
+        "Auxiliary Training: Towards Accurate and Robust Models",
+        "Linfeng Zhang, Muzhou Yu, Tong Chen, Zhenda Shi, Chenglong Bao, Kaisheng Ma",
+        "CVPR 2020",
         "https://doi.org/10.1109/CVPR42600.2020.00045",
     ),
     "augmix": Paper(
-        "Hendrycks", 2020, "AugMix",
+        "Hendrycks",
+        2020,
+        "AugMix",
         "AugMix: A Simple Data Processing Method to Improve Robustness and Uncertainty",
         "Dan Hendrycks, Norman Mu, Ekin D. Cubuk, Barret Zoph, Justin Gilmer, Balaji Lakshminarayanan",
-        "ICLR 2020", "https://arxiv.org/abs/1912.02781",
+        "ICLR 2020",
+        "https://arxiv.org/abs/1912.02781",
     ),
 }
 PAPER = PAPERS["auxiliary"]  # the paper this suite reproduces
@@ -129,7 +136,7 @@ def model_id(r: RunRecord, year: int | None = None) -> str:
     paper = PAPERS.get(method)
     if paper is not None:
         return f"{paper.first_author}{paper.year}{paper.word}{_camel(_variant(r))}_Repro_{arch}"
-    year = year or datetime.datetime.now(datetime.timezone.utc).year
+    year = year or datetime.datetime.now(datetime.UTC).year
     if method == "external":
         return f"{SUITE_NAME}{year}{_camel(r.run_id)}"
     return f"{SUITE_NAME}{year}{_camel(r.label)}_{arch}"
@@ -157,7 +164,9 @@ def robustbench_entry(
     )
     if paper is not None:
         variant = _variant(r)
-        name = f"{paper.title}{f' ({variant} variant)' if variant else ''} - reproduction with robustbench-aux"
+        name = (
+            f"{paper.title}{f' ({variant} variant)' if variant else ''} - reproduction with robustbench-aux"
+        )
         footnote = (
             f"Reproduction of {paper.first_author} et al. ({paper.venue}) with robustbench-aux, not the "
             f"authors' entry; {run_note}"
@@ -208,7 +217,9 @@ def model_ids(records: list[RunRecord], given: str | None = None) -> list[str]:
     ids = [f"{i}_s{r.seed}" if ids.count(i) > 1 and r.seed >= 0 else i for i, r in zip(ids, records)]
     dup = sorted({i for i in ids if ids.count(i) > 1})
     if dup:
-        raise UserError(f"several runs would be exported as {', '.join(dup)}; export them one at a time with --model-id")
+        raise UserError(
+            f"several runs would be exported as {', '.join(dup)}; export them one at a time with --model-id"
+        )
     return ids
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from robustbench_aux import __version__, atomic
+from robustbench_aux import atomic
+from robustbench_aux._version import __version__
 from robustbench_aux.catalog import ALL_19
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
@@ -144,7 +145,7 @@ def build_report(
         "title": title or f"Corruption robustness report: {', '.join(archs)} on {shared['dataset']}",
         "note": note,
         "notes": notes,
-        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__,
         "n_runs": len(records),
         "claim": html_table(claim, "claim") if not claim.empty else None,

@@ -23,10 +23,9 @@ type (``seeds = ["abc"]``, ``vary = {corruption = "noise"}``) are errors naming 
 from __future__ import annotations
 
 import itertools
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from robustbench_aux.errors import UserError
 from robustbench_aux.paths import component, inside
@@ -35,8 +34,16 @@ from robustbench_aux.rundir import RunDir
 MAX_SEED = 2**32 - 1  # the range every seeded generator (torch, numpy) accepts
 
 DEFAULT_KEYS = {
-    "dataset": str, "data": str, "recipe": str, "out": str, "corruptions": str, "device": str,
-    "epochs": int, "n_train": int, "eval_n": int, "set": dict,
+    "dataset": str,
+    "data": str,
+    "recipe": str,
+    "out": str,
+    "corruptions": str,
+    "device": str,
+    "epochs": int,
+    "n_train": int,
+    "eval_n": int,
+    "set": dict,
 }
 RUN_KEYS = {"methods": list, "archs": list, "seeds": list, "vary": dict, "set": dict}
 
@@ -112,13 +119,31 @@ def _run_id(method: str, variant: dict, arch: str, seed: int) -> str:
 
 def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, fixed: dict) -> Job:
     """The train (and, with ``corruptions``, evaluate) steps of one run."""
-    name = component(_run_id(method, variant, arch, seed), "run id (from the grid's method, vary values, arch)")
+    name = component(
+        _run_id(method, variant, arch, seed), "run id (from the grid's method, vary values, arch)"
+    )
     run_dir = inside(defaults.get("out", "runs"), name)
     train = [
-        "train", "--method", method, "--arch", arch, "--seed", str(seed), "--out", str(run_dir),
-        "--recipe", defaults.get("recipe", "reference"), "--dataset", defaults.get("dataset", "cifar100"),
+        "train",
+        "--method",
+        method,
+        "--arch",
+        arch,
+        "--seed",
+        str(seed),
+        "--out",
+        str(run_dir),
+        "--recipe",
+        defaults.get("recipe", "reference"),
+        "--dataset",
+        defaults.get("dataset", "cifar100"),
     ]
-    for key, flag in (("data", "--data"), ("device", "--device"), ("epochs", "--epochs"), ("n_train", "--n-train")):
+    for key, flag in (
+        ("data", "--data"),
+        ("device", "--device"),
+        ("epochs", "--epochs"),
+        ("n_train", "--n-train"),
+    ):
         if key in defaults:
             train += [flag, str(defaults[key])]
     train += _set_args({**defaults.get("set", {}), **fixed, **variant})
@@ -149,7 +174,9 @@ def expand(defaults: dict, blocks: list[dict], *, methods=None, archs=None, seed
         for method in block["methods"]:
             if methods is not None and method not in methods:
                 continue
-            for arch, seed, variant in itertools.product(archs or block["archs"], seeds or block["seeds"], variants):
+            for arch, seed, variant in itertools.product(
+                archs or block["archs"], seeds or block["seeds"], variants
+            ):
                 job = make_job(defaults, method, arch, int(seed), variant, block.get("set", {}))
                 jobs.setdefault(job.name, job)
     return list(jobs.values())

@@ -111,7 +111,10 @@ def _run_slots(jobs, slots, free, extra_env, packing, echo) -> list[Outcome]:
         with lock:
             free.append(slot)
             states[job.name] = "done" if rc == 0 else "failed"
-            echo(f"{states[job.name]:6s} {job.name} ({seconds:.0f} s)  [{tally(states)}]" + (f"  {err}" if err else ""))
+            echo(
+                f"{states[job.name]:6s} {job.name} ({seconds:.0f} s)  [{tally(states)}]"
+                + (f"  {err}" if err else "")
+            )
         return Outcome(job, "done" if rc == 0 else "failed", seconds, err)
 
     with ThreadPoolExecutor(max_workers=len(slots)) as pool:

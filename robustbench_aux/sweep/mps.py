@@ -19,7 +19,9 @@ from pathlib import Path
 
 CONTROL = "nvidia-cuda-mps-control"
 # a client that must reach the GPU through the daemon (the MPS server starts on the first client)
-PROBE = "import torch; x = torch.ones(64, device='cuda'); torch.cuda.synchronize(); assert float(x.sum()) == 64"
+PROBE = (
+    "import torch; x = torch.ones(64, device='cuda'); torch.cuda.synchronize(); assert float(x.sum()) == 64"
+)
 
 
 @dataclass
@@ -44,8 +46,12 @@ class Mps:
 
 def _control(command: str, env: dict[str, str], timeout: float = 30) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [CONTROL], input=command + "\n", text=True, capture_output=True,
-        env={**os.environ, **env}, timeout=timeout,
+        [CONTROL],
+        input=command + "\n",
+        text=True,
+        capture_output=True,
+        env={**os.environ, **env},
+        timeout=timeout,
     )
 
 
@@ -70,8 +76,9 @@ def start_mps(probe: str = PROBE, probe_timeout: float = 45) -> tuple[Mps | None
         detail = (started.stderr or started.stdout).strip().splitlines()
         return None, f"{CONTROL} -d exited {started.returncode}" + (f" ({detail[-1]})" if detail else "")
     try:
-        rc = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
-                            timeout=probe_timeout)
+        rc = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=probe_timeout
+        )
         ok, why = rc.returncode == 0, (rc.stderr.strip().splitlines() or [f"exit {rc.returncode}"])[-1]
     except subprocess.TimeoutExpired:
         ok, why = False, f"a CUDA client did not start within {probe_timeout:.0f} s"

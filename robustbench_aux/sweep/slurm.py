@@ -31,7 +31,9 @@ class ResumableJob:
     def __call__(self) -> str:
         rc = run_job(self.job)
         if rc != 0:
-            raise RuntimeError(f"{self.job.name} failed with exit code {rc}; see {self.job.run_dir / 'sweep.log'}")
+            raise RuntimeError(
+                f"{self.job.name} failed with exit code {rc}; see {self.job.run_dir / 'sweep.log'}"
+            )
         return self.job.name
 
     def checkpoint(self, *args, **kwargs):
