@@ -1,14 +1,18 @@
 """The run directory's file names, in one place (docs/design.md lists what each file holds).
 
 Every stage that writes or reads a run directory (train, evaluate, report, sweep, check) spells its
-files through this module: the names below, or a :class:`RunDir`. It imports nothing of the project,
-so it sits at the bottom of the import order.
+files through this module: the names below, or a :class:`RunDir`. It imports only
+``errors`` of the project, so it sits at the bottom of the import order. :func:`read_config` is the
+one reader of ``config.json``.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+
+from robustbench_aux.errors import UserError
 
 CONFIG_JSON = "config.json"  # the resolved run config
 METRICS_CSV = "metrics.csv"  # one row per epoch
@@ -67,3 +71,23 @@ class RunDir:
     @property
     def lock(self) -> Path:
         return self.path / LOCK_FILE
+
+
+def read_config(
+    run_dir: str | Path, *, missing_ok: bool = False, fix: str = "the run directory is damaged"
+) -> dict:
+    """The run directory's ``config.json`` as a dict (``{}`` if absent and ``missing_ok``); a one-line
+    UserError naming the file and ``fix`` if it cannot be read, is not JSON or not a JSON object."""
+    path = RunDir(run_dir).config
+    if missing_ok and not path.is_file():
+        return {}
+    try:
+        text = path.read_text(encoding="utf-8")
+        config = json.loads(text)
+    except OSError as exc:
+        raise UserError(f"cannot read {path} ({exc.strerror or type(exc).__name__}); {fix}") from None
+    except ValueError as exc:  # bad JSON or not UTF-8
+        raise UserError(f"{path} is not valid JSON ({str(exc).splitlines()[0]}); {fix}") from None
+    if not isinstance(config, dict):
+        raise UserError(f"{path} is not a JSON object; {fix}")
+    return config

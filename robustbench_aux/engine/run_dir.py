@@ -7,7 +7,7 @@ import io
 import json
 from pathlib import Path
 
-from robustbench_aux import atomic
+from robustbench_aux import atomic, rundir
 from robustbench_aux.errors import UserError
 from robustbench_aux.rundir import LOCK_FILE, SWEEP_LOG, RunDir
 
@@ -34,17 +34,7 @@ def write_config(out: Path, config: dict) -> None:
 
 def read_config(out: Path) -> dict:
     """A run directory's ``config.json``; a UserError if it is unreadable."""
-    path = RunDir(out).config
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # ValueError: bad JSON or not UTF-8
-        raise UserError(
-            f"cannot read {path} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); "
-            "the run directory is damaged, use a new --out"
-        ) from None
-    if not isinstance(config, dict):
-        raise UserError(f"{path} is not a JSON object; the run directory is damaged, use a new --out")
-    return config
+    return rundir.read_config(out, fix="the run directory is damaged, use a new --out")
 
 
 # files a directory may hold before `train` makes it a run (sweep writes its log first)

@@ -8,7 +8,6 @@ test set is the run's ``dataset`` and its class count must match the model's.
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from robustbench_aux.evaluation.results import build_summary, read_results, writ
 from robustbench_aux.hashing import sha256_file
 from robustbench_aux.lock import exclusive
 from robustbench_aux.paths import component
-from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, LAST_PT
+from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, LAST_PT, read_config
 
 log = logging.getLogger(__name__)
 
@@ -42,20 +41,12 @@ def eval_dir_for(path: str | Path, out: str | Path | None = None) -> Path:
 def _run_config(path: Path, ckpt_config: dict) -> dict:
     """The checkpoint's config, completed by the run directory's config.json where present."""
     run_dir = path if path.is_dir() else path.parent
-    cfg_path = run_dir / CONFIG_JSON
-    config = {}
-    if cfg_path.is_file():
-        try:
-            config = json.loads(cfg_path.read_text())
-        except ValueError as exc:  # bad JSON or not UTF-8
-            raise UserError(f"{cfg_path} is not valid JSON ({exc}); restore it from the checkpoint") from None
-        if not isinstance(config, dict):
-            raise UserError(f"{cfg_path} is not a JSON object; restore it from the checkpoint")
+    config = read_config(run_dir, missing_ok=True, fix="restore it from the checkpoint")
     merged = {**config, **(ckpt_config or {})}
     merged.setdefault("run_id", run_dir.name)  # runs without an id are named after their directory
     for key in ("run_id", "arch"):  # later file names (export, report): checked where they are read
         if key in merged:
-            component(merged[key], f"{cfg_path.parent}: config {key}")
+            component(merged[key], f"{run_dir}: config {key}")
     return merged
 
 

@@ -7,7 +7,6 @@ down (a sweep's output folder) stands for all of them.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image
 from robustbench_aux.metrics.tidy import method_label
 from robustbench_aux.paths import component
-from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, RESULTS_CSV
+from robustbench_aux.rundir import EVAL_DIR, RESULTS_CSV, read_config
 
 
 @dataclass
@@ -98,14 +97,7 @@ def load_run(path: str | Path) -> RunRecord:
         raise UserError(f"{eval_dir / 'results.csv'} holds several runs; a run's table holds one")
     for column in ("run_id", "arch"):  # both become file names (<run_id>.json, interference_<arch>.csv)
         component(str(table[column].iloc[0]), f"{eval_dir / 'results.csv'}: {column}")
-    config = {}
-    if (path / CONFIG_JSON).is_file():
-        try:
-            config = json.loads((path / CONFIG_JSON).read_text(encoding="utf-8"))
-        except ValueError as exc:  # bad JSON or not UTF-8
-            raise UserError(f"{path / 'config.json'} is not valid JSON ({exc})") from None
-        if not isinstance(config, dict):
-            raise UserError(f"{path / 'config.json'} is not a JSON object")
+    config = read_config(path, missing_ok=True, fix="the run directory is damaged")
     if config.get("method"):
         # the label is derived from the config again, so runs evaluated before a labelling rule
         # existed (data reading, AugMix's published protocol) are still told apart
