@@ -39,6 +39,8 @@ from robustbench_aux.registry import Registry
 _TOP_KEYS = ("description", "extends", "status", "source", "train", "model", "method", "reference")
 _REFERENCE_SECTIONS = ("train", "model", "method")
 AUX_INITS = ("kaiming_fan_out", "default")
+# torch.compile modes for train.compile_mode
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 @dataclass
@@ -111,14 +113,18 @@ class TrainConfig:
         _require(all(_finite(s) and s > 0 for s in self.std), "std", self.std, "positive per-channel values")
         _require(len(self.mean) in (0, 1, 3), "mean", self.mean, "0, 1 or 3 values")
         _require(len(self.std) in (0, 1, 3), "std", self.std, "0, 1 or 3 values")
-        for name, allowed in (
-            ("channels_last", ("auto", "on", "off")),
-            ("amp", ("auto", "bf16", "off")),
-            ("sbn_passes", ("auto", "single", "per_view")),
-        ):
-            _require(
-                getattr(self, name) in allowed, name, getattr(self, name), f"one of {', '.join(allowed)}"
-            )
+        require_choices(
+            self,
+            {
+                "channels_last": ("auto", "on", "off"),
+                "amp": ("auto", "bf16", "off"),
+                "sbn_passes": ("auto", "single", "per_view"),
+                "schedule": ("step", "cosine"),
+                "optimizer_impl": ("default", "foreach", "fused", "for_loop"),
+                "finite_check": ("epoch", "step"),
+                "compile_mode": COMPILE_MODES,
+            },
+        )
 
 
 @dataclass
@@ -131,6 +137,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         _require(self.width >= 0, "width", self.width, "> 0 (or 0 for the architecture's default)")
+        require_choices(self, {"aux_init": AUX_INITS})
 
 
 def _finite(x) -> bool:
@@ -396,17 +403,6 @@ def resolved_switches(cfg: RunConfig, device_type: str) -> dict:
     return out
 
 
-def _check_train(train: TrainConfig) -> None:
-    require_choices(
-        train,
-        {
-            "amp": ("auto", "bf16", "off"),
-            "channels_last": ("auto", "on", "off"),
-            "schedule": ("step", "cosine"),
-        },
-    )
-
-
 def scale_schedule(obj, factor: float) -> None:
     """Rescale every field marked ``metadata={"epochs": True}`` (epoch numbers) by ``factor``."""
     for f in fields(obj):
@@ -460,12 +456,8 @@ def resolve_config(
     for key, value in parse_overrides(overrides or []):
         section, name = _route_override(key, sections)
         assign(sections[section], {name: value}, f"--set {section}")
-    _check_train(train)
-    require_choices(model, {"aux_init": AUX_INITS})
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= 2**32 - 1:
         raise UserError(f"seed must be an integer in 0..{2**32 - 1}, got {seed!r}")
-    if train.epochs < 1 or train.batch_size < 1:
-        raise UserError(f"epochs and batch_size must be positive (got {train.epochs}, {train.batch_size})")
     if not 0 <= train.warmup_epochs <= train.epochs:
         raise UserError(
             f"warmup_epochs must be between 0 and epochs ({train.epochs}), got {train.warmup_epochs}"
