@@ -114,11 +114,15 @@ def test_run_directory_outputs(run_dir, cifar10_root, cifar_c):
     assert len(per_image) == 16 and per_image[("clean", 0)].shape == (N,)
 
 
-def test_reference_run_gives_normalized_mce(tmp_path, cifar10_root, cifar_c):
+def test_reference_run_gives_normalized_mce(tmp_path, cifar10_root, cifar_c, monkeypatch):
     ref = save_tiny_run(tmp_path / "plain", seed=0)
     evaluate_run(ref, cifar_c, data_root=cifar10_root, n=N, device="cpu")
     other = save_tiny_run(tmp_path / "other", seed=1, method="augmix")
+    writes = []
+    real_write = eval_api.write_results
+    monkeypatch.setattr(eval_api, "write_results", lambda *a: writes.append(a[2]) or real_write(*a))
     res = evaluate_run(other, cifar_c, data_root=cifar10_root, n=N, device="cpu", reference=ref)
+    assert len(writes) == 1 and writes[0]["reference_run"] == "plain-test_eval_cnn-s0"  # written once
     s = json.loads((other / "eval" / "summary.json").read_text())
     assert s["reference_run"] == "plain-test_eval_cnn-s0"
     assert s["mce_normalized"] == pytest.approx(res.summary["mce_normalized"])

@@ -11,6 +11,7 @@ from importlib import import_module
 # ``store``), which the report reads, import without torch; ``api``/``predict``/``runs`` need it.
 _HOME = {
     "EvalResult": "api",
+    "EvalSubject": "api",
     "evaluate": "api",
     "Normalized": "predict",
     "predict_labels": "predict",
@@ -25,6 +26,7 @@ _HOME = {
 __all__ = [
     "EvalResult",
     "Normalized",
+    "EvalSubject",
     "build_summary",
     "eval_dir_for",
     "evaluate",

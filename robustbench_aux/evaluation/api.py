@@ -3,7 +3,12 @@
 RobustBench-style one call on any ``torch.nn.Module`` that maps float [0, 1] images (B, 3, 32, 32)
 to logits. Every (corruption, severity) block present in ``corruptions_dir`` is evaluated, batched
 on the device; with ``out_dir`` each finished block is stored, so a killed call resumes, and the
-tidy CSV plus the summary JSON (defined in docs/metrics.md) are written there.
+tidy CSV plus the summary JSON (defined in docs/metrics.md) are written there, once.
+
+It runs in three steps, each a function of its own: :func:`plan_evaluation` checks the inputs and
+decides what to evaluate (an :class:`EvalPlan`), :func:`run_blocks` predicts every block (or loads
+it from the block store), and :func:`finish_evaluation` builds the table and summary (with the
+reference run's figures when one is given) and writes them.
 """
 
 from __future__ import annotations
@@ -38,6 +43,8 @@ from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 
+Block = tuple[str, int]  # (corruption, severity); (CLEAN, 0) is the clean test set
+
 
 @dataclass
 class EvalResult:
@@ -45,8 +52,53 @@ class EvalResult:
 
     table: pd.DataFrame
     summary: dict
-    correct: dict[tuple[str, int], np.ndarray] = field(repr=False)
+    correct: dict[Block, np.ndarray] = field(repr=False)
     out_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class EvalSubject:
+    """What an evaluation is of, for this suite's own callers (a training run, an external model).
+
+    ``info``: config-like identity (run_id, method, arch, seed, ...) for the table's rows;
+    ``provenance``: extra keys for the summary's provenance; ``fingerprint``: extra keys that tell
+    this evaluation's stored blocks from another's (a different checkpoint must not resume them).
+    """
+
+    info: Mapping | None = None
+    provenance: Mapping | None = None
+    fingerprint: Mapping | None = None
+
+
+@dataclass
+class EvalPlan:
+    """Everything :func:`run_blocks` and :func:`finish_evaluation` need, checked up front."""
+
+    model: torch.nn.Module  # on the device, wrapped in Normalized when asked
+    device: torch.device
+    x_test: np.ndarray
+    y_test: np.ndarray
+    data_desc: dict
+    reader: CifarCReader | None
+    blocks: list[Block]
+    corruption_provenance: dict
+    identity: dict
+    fingerprint: dict
+    n: int | None
+    batch_size: int | None
+    precision: str
+    normalization: tuple[Sequence[float], Sequence[float]] | None
+    was_training: bool  # the model came in training mode: put it back afterwards
+
+
+@dataclass
+class BlockOutcome:
+    """What :func:`run_blocks` found: per-image correctness and counts per block, and the work done."""
+
+    correct: dict[Block, np.ndarray]
+    counts: list[tuple[str, int, int, int]]  # (corruption, severity, n, n_correct)
+    images_now: int  # images predicted in this call (the others came from the block store)
+    compute_s: float
 
 
 def _test_arrays(dataset, data_root, n: int | None) -> tuple[np.ndarray, np.ndarray, dict, int]:
@@ -68,7 +120,7 @@ def _test_arrays(dataset, data_root, n: int | None) -> tuple[np.ndarray, np.ndar
     return x[:n], np.asarray(y[:n]).astype(np.int64), desc, k
 
 
-def _blocks(reader: CifarCReader | None, corruptions, severities) -> list[tuple[str, int]]:
+def _blocks(reader: CifarCReader | None, corruptions, severities) -> list[Block]:
     blocks = [(CLEAN, 0)]
     if reader is None:
         return blocks
@@ -83,6 +135,29 @@ def _blocks(reader: CifarCReader | None, corruptions, severities) -> list[tuple[
     if bad:
         raise UserError(f"severities must be in 1..5, got {bad}")
     return blocks + [(c, int(s)) for c in wanted for s in severities]
+
+
+def _corruption_provenance(reader: CifarCReader | None, blocks, n, y_test, verify: bool) -> dict:
+    """The CIFAR-C directory's provenance (preset, checksums checked); refuses labels that are not
+    the test set's, image for image."""
+    if reader is None:
+        return {"provenance": None}
+    used = sorted({c for c, _ in blocks if c != CLEAN})
+    preset = prov.check_presets(reader, used)
+    checked = prov.verify_checksums(reader, used) if verify else {}
+    k = min(reader.n if n is None else min(n, reader.n), len(y_test))
+    if not np.array_equal(reader.labels[:k], y_test[:k]):
+        raise UserError(
+            f"{reader.directory / 'labels.npy'} differs from the clean test labels of this dataset "
+            "(image i of every block must be test image i); it belongs to another dataset or order"
+        )
+    described = reader.describe()
+    return {
+        **described,
+        "preset": preset or described["preset"],
+        "verified_sha256": checked,
+        "labels_match_test_set": True,
+    }
 
 
 def _to_eval(model: torch.nn.Module) -> bool:
@@ -100,13 +175,154 @@ def _to_eval(model: torch.nn.Module) -> bool:
         f"{type(model).__name__} was in training mode; it is evaluated in eval mode (BatchNorm running "
         "statistics, no dropout) and put back in training mode afterwards",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return True
 
 
 def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.model if isinstance(model, Normalized) else model
+
+
+def _check_classes(model, device, x_test, y_test, num_classes: int) -> None:
+    k_out = output_classes(model, device, int(x_test.shape[1]))
+    if len(y_test) and int(y_test.max()) >= k_out:
+        raise UserError(f"test labels reach {int(y_test.max())} but the model outputs {k_out} classes")
+    if num_classes and k_out != num_classes:
+        raise UserError(
+            f"the model outputs {k_out} classes but the test set has {num_classes}; a checkpoint from a "
+            "different dataset? evaluate it on a dataset with as many classes"
+        )
+
+
+def plan_evaluation(
+    model: torch.nn.Module,
+    dataset: str | DatasetArrays | tuple,
+    corruptions_dir: str | Path | None,
+    *,
+    data_root: str | Path | None = None,
+    n: int | None = None,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    precision: str = "fp32",
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
+    corruptions: Iterable[str] | None = None,
+    severities: Iterable[int] = SEVERITIES,
+    subject: EvalSubject = EvalSubject(),
+    verify: bool = True,
+) -> EvalPlan:
+    """Check every input (test set, CIFAR-C directory and its labels, the model's class count) and
+    list the blocks; puts the model in eval mode on the device. Arguments as :func:`evaluate`."""
+    device = resolve_device(device)
+    if n is not None and n <= 0:
+        raise UserError(f"--n must be positive, got {n}")
+    x_test, y_test, data_desc, num_classes = _test_arrays(dataset, data_root, n)
+    reader = None
+    if corruptions_dir is not None:
+        reader = CifarCReader(corruptions_dir, num_classes=num_classes or None)
+    blocks = _blocks(reader, corruptions, tuple(severities))
+    c_prov = _corruption_provenance(reader, blocks, n, y_test, verify)
+    was_training = _to_eval(model)
+    try:
+        # (no .eval() on the wrapper: a torch.export program would refuse the mode switch; see _to_eval)
+        model = (Normalized(model, *normalization) if normalization is not None else model).to(device)
+        _check_classes(model, device, x_test, y_test, num_classes)
+    except BaseException:
+        if was_training:
+            _unwrap(model).train()
+        raise
+    fingerprint = {
+        "weights": prov.model_digest(model),
+        "dataset": data_desc.get("dataset"),
+        "n": n,
+        "corruptions_dir": str(Path(corruptions_dir).resolve()) if corruptions_dir is not None else None,
+        "corruption_files": c_prov.get("manifest_sha256") or None,
+        "precision": precision,
+        **dict(subject.fingerprint or {}),
+    }
+    identity = run_identity(
+        subject.info or {"run_id": "model", "method": "external", "arch": type(model).__name__}
+    )
+    return EvalPlan(
+        model=model,
+        device=device,
+        x_test=x_test,
+        y_test=y_test,
+        data_desc=data_desc,
+        reader=reader,
+        blocks=blocks,
+        corruption_provenance=c_prov,
+        identity=identity,
+        fingerprint=fingerprint,
+        n=n,
+        batch_size=batch_size,
+        precision=precision,
+        normalization=normalization,
+        was_training=was_training,
+    )
+
+
+def run_blocks(plan: EvalPlan, store: BlockStore | None = None) -> BlockOutcome:
+    """Predict every block of ``plan`` in order; a block already in ``store`` is loaded instead of
+    predicted, and a newly predicted one is stored at once (so a killed evaluation resumes)."""
+    done = BlockOutcome(correct={}, counts=[], images_now=0, compute_s=0.0)
+    for corruption, severity in tqdm(plan.blocks, desc="evaluate", unit="block", disable=None):
+        if corruption == CLEAN:
+            x, y = plan.x_test, plan.y_test
+        else:
+            b = plan.reader.block(corruption, severity, plan.n)
+            x, y = b.images, b.labels.astype(np.int64)
+        hit = store.load(corruption, severity, len(y)) if store else None
+        if hit is None:
+            t0 = time.perf_counter()
+            predicted = predict_labels(
+                plan.model, x, batch_size=plan.batch_size, device=plan.device, precision=plan.precision
+            )
+            hit = predicted == y
+            done.compute_s += time.perf_counter() - t0
+            done.images_now += len(y)
+            if store:
+                store.save(corruption, severity, hit)
+        done.correct[(corruption, severity)] = hit
+        done.counts.append((corruption, severity, len(hit), int(hit.sum())))
+        log.debug("%s s%d: %.4f", corruption, severity, hit.mean() if len(hit) else float("nan"))
+    return done
+
+
+def finish_evaluation(
+    plan: EvalPlan,
+    done: BlockOutcome,
+    *,
+    started: float,
+    subject: EvalSubject = EvalSubject(),
+    reference: pd.DataFrame | None = None,
+    out_dir: str | Path | None = None,
+) -> EvalResult:
+    """The tidy table and the summary (normalized/relative mCE against ``reference``, another
+    run's table, when given); written to ``out_dir`` once when given."""
+    table = block_rows(plan.identity, done.counts)
+    norm = plan.normalization
+    provenance = {
+        "data": plan.data_desc,
+        "corruptions": plan.corruption_provenance,
+        "code_version": code_version(),
+        "torch": torch.__version__,
+        "device": str(plan.device),
+        "precision": plan.precision,
+        "batch_size": plan.batch_size or default_batch_size(plan.device),
+        "explicit_normalization": {"mean": list(norm[0]), "std": list(norm[1])} if norm is not None else None,
+        "weights_sha256": plan.fingerprint["weights"],
+        **dict(subject.provenance or {}),
+    }
+    timing = {
+        "seconds": time.perf_counter() - started,
+        "images_evaluated_now": done.images_now,
+        "images_per_second": done.images_now / done.compute_s if done.compute_s > 0 else None,
+    }
+    summary = build_summary(table, done.correct, provenance=provenance, timing=timing, reference=reference)
+    if out_dir is not None:
+        write_results(out_dir, table, summary)
+    return EvalResult(table, summary, done.correct, Path(out_dir) if out_dir is not None else None)
 
 
 def evaluate(
@@ -123,9 +339,8 @@ def evaluate(
     corruptions: Iterable[str] | None = None,
     severities: Iterable[int] = SEVERITIES,
     out_dir: str | Path | None = None,
-    run_info: Mapping | None = None,
-    extra_provenance: Mapping | None = None,
-    fingerprint_extra: Mapping | None = None,
+    reference: pd.DataFrame | None = None,
+    subject: EvalSubject = EvalSubject(),
     restart: bool = False,
     verify: bool = True,
 ) -> EvalResult:
@@ -134,106 +349,33 @@ def evaluate(
     ``dataset``: a dataset name (loaded from ``data_root``), a DatasetArrays or ``(images, labels)``.
     ``n``: images per block (default: all). ``normalization``: ``(mean, std)`` for a foreign model
     that expects normalized input (this suite's models normalize internally: leave it None).
-    ``run_info``: config-like identity (run_id, method, arch, seed, ...) for the table's rows.
+    ``reference``: another run's results table (``read_results``) for normalized/relative mCE.
+    ``subject``: what the evaluation is of (:class:`EvalSubject`; this suite's run and model paths).
     ``restart``: discard stored blocks of a different evaluation in ``out_dir`` instead of refusing.
     ``verify``: check CIFAR-C files against the manifest's sha256 before starting.
     """
     started = time.perf_counter()
-    device = resolve_device(device)
-    if n is not None and n <= 0:
-        raise UserError(f"--n must be positive, got {n}")
-    x_test, y_test, data_desc, num_classes = _test_arrays(dataset, data_root, n)
-    reader = None
-    if corruptions_dir is not None:
-        reader = CifarCReader(corruptions_dir, num_classes=num_classes or None)
-    blocks = _blocks(reader, corruptions, tuple(severities))
-    used = sorted({c for c, _ in blocks if c != CLEAN})
-    c_prov: dict = {"provenance": None}
-    if reader is not None:
-        preset = prov.check_presets(reader, used)
-        checked = prov.verify_checksums(reader, used) if verify else {}
-        n_c = reader.n if n is None else min(n, reader.n)
-        match = bool(np.array_equal(reader.labels[: min(n_c, len(y_test))], y_test[: min(n_c, len(y_test))]))
-        if not match:
-            raise UserError(
-                f"{reader.directory / 'labels.npy'} differs from the clean test labels of this dataset "
-                "(image i of every block must be test image i); it belongs to another dataset or order"
-            )
-        c_prov = {
-            **reader.describe(),
-            "preset": preset or reader.describe()["preset"],
-            "verified_sha256": checked,
-            "labels_match_test_set": match,
-        }
-    was_training = _to_eval(model)
-    # (no .eval() on the wrapper: a torch.export program would refuse the mode switch; see _to_eval)
-    model = (Normalized(model, *normalization) if normalization is not None else model).to(device)
-    k_out = output_classes(model, device, int(x_test.shape[1]))
-    if len(y_test) and int(y_test.max()) >= k_out:
-        raise UserError(f"test labels reach {int(y_test.max())} but the model outputs {k_out} classes")
-    if num_classes and k_out != num_classes:
-        raise UserError(
-            f"the model outputs {k_out} classes but the test set has {num_classes}; a checkpoint from a "
-            "different dataset? evaluate it on a dataset with as many classes"
-        )
-    identity = run_identity(
-        run_info or {"run_id": "model", "method": "external", "arch": type(model).__name__}
+    plan = plan_evaluation(
+        model,
+        dataset,
+        corruptions_dir,
+        data_root=data_root,
+        n=n,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        normalization=normalization,
+        corruptions=corruptions,
+        severities=severities,
+        subject=subject,
+        verify=verify,
     )
-    fingerprint = {
-        "weights": prov.model_digest(model),
-        "dataset": data_desc.get("dataset"),
-        "n": n,
-        "corruptions_dir": str(Path(corruptions_dir).resolve()) if corruptions_dir is not None else None,
-        "corruption_files": c_prov.get("manifest_sha256") or None,
-        "precision": precision,
-        **dict(fingerprint_extra or {}),
-    }
-    store = BlockStore(out_dir, fingerprint, restart=restart) if out_dir is not None else None
-
-    correct: dict[tuple[str, int], np.ndarray] = {}
-    counts = []
-    images_done, compute_s = 0, 0.0
-    for corruption, severity in tqdm(blocks, desc="evaluate", unit="block", disable=None):
-        if corruption == CLEAN:
-            x, y = x_test, y_test
-        else:
-            b = reader.block(corruption, severity, n)
-            x, y = b.images, b.labels.astype(np.int64)
-        hit = store.load(corruption, severity, len(y)) if store else None
-        if hit is None:
-            t0 = time.perf_counter()
-            hit = predict_labels(model, x, batch_size=batch_size, device=device, precision=precision) == y
-            compute_s += time.perf_counter() - t0
-            images_done += len(y)
-            if store:
-                store.save(corruption, severity, hit)
-        correct[(corruption, severity)] = hit
-        counts.append((corruption, severity, len(hit), int(hit.sum())))
-        log.debug("%s s%d: %.4f", corruption, severity, hit.mean() if len(hit) else float("nan"))
-
-    table = block_rows(identity, counts)
-    provenance = {
-        "data": data_desc,
-        "corruptions": c_prov,
-        "code_version": code_version(),
-        "torch": torch.__version__,
-        "device": str(device),
-        "precision": precision,
-        "batch_size": batch_size or default_batch_size(device),
-        "explicit_normalization": {"mean": list(normalization[0]), "std": list(normalization[1])}
-        if normalization is not None
-        else None,
-        "weights_sha256": fingerprint["weights"],
-        **dict(extra_provenance or {}),
-    }
-    timing = {
-        "seconds": time.perf_counter() - started,
-        "images_evaluated_now": images_done,
-        "images_per_second": images_done / compute_s if compute_s > 0 else None,
-    }
-    summary = build_summary(table, correct, provenance=provenance, timing=timing)
-    if out_dir is not None:
-        write_results(out_dir, table, summary)
-    if was_training:
-        _unwrap(model).train()  # hand the model back in the mode it came in
-    return EvalResult(table, summary, correct, Path(out_dir) if out_dir is not None else None)
+    try:
+        store = BlockStore(out_dir, plan.fingerprint, restart=restart) if out_dir is not None else None
+        done = run_blocks(plan, store)
+        return finish_evaluation(
+            plan, done, started=started, subject=subject, reference=reference, out_dir=out_dir
+        )
+    finally:
+        if plan.was_training:
+            _unwrap(plan.model).train()  # hand the model back in the mode it came in

@@ -244,7 +244,7 @@ def evaluate_external(
 
     from robustbench_aux import atomic
     from robustbench_aux.datasets import load_dataset
-    from robustbench_aux.evaluation.api import evaluate
+    from robustbench_aux.evaluation.api import EvalSubject, evaluate
     from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR
 
     ext = load_external(spec, weights=weights, kwargs=model_args)
@@ -282,10 +282,12 @@ def evaluate_external(
         data,
         corruptions_dir,
         out_dir=out / EVAL_DIR,
-        run_info=config,
         normalization=normalization,
-        extra_provenance={"model": config["model"]},
-        fingerprint_extra={"model_spec": spec, "normalization": config["normalization"]},
+        subject=EvalSubject(
+            info=config,
+            provenance={"model": config["model"]},
+            fingerprint={"model_spec": spec, "normalization": config["normalization"]},
+        ),
         **kwargs,
     )
     atomic.write_json(cfg_path, config)

@@ -7,7 +7,6 @@ intervals over test images, the reference run used for normalized CE (if any) an
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pandas as pd
 from robustbench_aux import atomic
 from robustbench_aux.catalog import BENCHMARK_15, CLEAN
 from robustbench_aux.errors import UserError
+from robustbench_aux.jsonio import read_json_object
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.accuracy import run_summary
 from robustbench_aux.metrics.tidy import COLUMNS, check_table
@@ -122,10 +122,5 @@ def read_results(eval_dir: str | Path) -> tuple[pd.DataFrame, dict]:
         )
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise UserError(f"{csv} is not a readable CSV ({exc}); re-run the evaluation") from None
-    try:
-        summary = json.loads(js.read_text(encoding="utf-8"))
-    except ValueError as exc:  # bad JSON or not UTF-8
-        raise UserError(f"{js} is not valid JSON ({exc}); re-run the evaluation") from None
-    if not isinstance(summary, dict):
-        raise UserError(f"{js} is not a JSON object; re-run the evaluation")
+    summary = read_json_object(js, "re-run the evaluation")
     return check_table(table, str(csv)), summary

@@ -15,8 +15,8 @@ from robustbench_aux.checkpoint import find_checkpoint, load_classifier
 from robustbench_aux.datasets import load_dataset
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import UserError
-from robustbench_aux.evaluation.api import EvalResult, evaluate
-from robustbench_aux.evaluation.results import build_summary, read_results, write_results
+from robustbench_aux.evaluation.api import EvalResult, EvalSubject, evaluate
+from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.hashing import sha256_file
 from robustbench_aux.lock import exclusive
 from robustbench_aux.paths import component
@@ -117,20 +117,9 @@ def evaluate_run(
             n=n,
             device=dev,
             out_dir=out_dir,
-            run_info=config,
-            extra_provenance=extra,
-            fingerprint_extra={"checkpoint_sha256": ckpt_sha},
+            reference=ref_table,
+            subject=EvalSubject(info=config, provenance=extra, fingerprint={"checkpoint_sha256": ckpt_sha}),
             **kwargs,
         )
-        if ref_table is not None:
-            summary = build_summary(
-                result.table,
-                result.correct,
-                provenance=result.summary["provenance"],
-                timing=result.summary["timing"],
-                reference=ref_table,
-            )
-            write_results(out_dir, result.table, summary)
-            result.summary = summary
     log.info("wrote %s", out_dir)
     return result
