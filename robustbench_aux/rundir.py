@@ -8,11 +8,10 @@ one reader of ``config.json``.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustbench_aux.errors import UserError
+from robustbench_aux.jsonio import read_json_object
 
 CONFIG_JSON = "config.json"  # the resolved run config
 METRICS_CSV = "metrics.csv"  # one row per epoch
@@ -78,16 +77,4 @@ def read_config(
 ) -> dict:
     """The run directory's ``config.json`` as a dict (``{}`` if absent and ``missing_ok``); a one-line
     UserError naming the file and ``fix`` if it cannot be read, is not JSON or not a JSON object."""
-    path = RunDir(run_dir).config
-    if missing_ok and not path.is_file():
-        return {}
-    try:
-        text = path.read_text(encoding="utf-8")
-        config = json.loads(text)
-    except OSError as exc:
-        raise UserError(f"cannot read {path} ({exc.strerror or type(exc).__name__}); {fix}") from None
-    except ValueError as exc:  # bad JSON or not UTF-8
-        raise UserError(f"{path} is not valid JSON ({str(exc).splitlines()[0]}); {fix}") from None
-    if not isinstance(config, dict):
-        raise UserError(f"{path} is not a JSON object; {fix}")
-    return config
+    return read_json_object(RunDir(run_dir).config, fix, missing_ok=missing_ok)

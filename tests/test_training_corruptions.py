@@ -8,6 +8,7 @@ import torch
 from PIL import Image, ImageFilter
 
 from robustbench_aux.corruptions import training as tc
+from robustbench_aux.corruptions.ops import gaussian_matrix, rgb_to_gray
 from robustbench_aux.errors import UserError
 
 
@@ -42,8 +43,9 @@ def test_blur_matches_pil_gaussian_blur_radius_1(images):
 
 
 def test_blur_matrix_rows_sum_to_one_and_preserve_constants():
-    m = tc.gaussian_blur_matrix(32, 1.0)
-    torch.testing.assert_close(m.sum(1), torch.ones(32))
+    m = torch.from_numpy(gaussian_matrix(32, 1.0, "nearest", tc.BLUR_TRUNCATE))
+    torch.testing.assert_close(m.sum(1), torch.ones(32, dtype=torch.float64))
+    assert (m[16] > 0).sum() == 7  # taps out to 3 sigma: 3 on each side
     flat = torch.full((1, 3, 32, 32), 117, dtype=torch.uint8)
     assert torch.equal(tc.train_blur(flat), flat)
 
@@ -82,7 +84,7 @@ def test_saturation_zero_gives_pil_grayscale(images):
     out = tc.color_jitter(images, gen(), brightness=0.0, contrast=0.0, saturation=0.0)
     # factor 1 everywhere = identity
     assert torch.equal(out, images)
-    gray = tc._grayscale(images.float()).clamp(0, 255)
+    gray = rgb_to_gray(images.float()).clamp(0, 255)
     pil = np.stack(
         [np.asarray(Image.fromarray(im).convert("L")) for im in images.permute(0, 2, 3, 1).numpy()]
     )

@@ -14,7 +14,6 @@ resuming; they do depend on the device and on the batch size (both recorded).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 import zlib
@@ -31,6 +30,7 @@ from robustbench_aux.corruptions.engine import check_images, corrupt_batch, sele
 from robustbench_aux.corruptions.presets import check_preset
 from robustbench_aux.errors import UserError
 from robustbench_aux.hashing import sha256_file
+from robustbench_aux.jsonio import read_json_object
 from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
@@ -87,15 +87,7 @@ def _check_severities(severities: Iterable[int]) -> list[int]:
 
 
 def _load_manifest(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as exc:  # bad JSON or not UTF-8
-        raise UserError(f"{path} is not valid JSON ({exc}); delete it and the .npy files beside it") from None
-    if not isinstance(manifest, dict):
-        raise UserError(f"{path} is not a JSON object; delete it and the .npy files beside it")
-    return manifest
+    return read_json_object(path, "delete it and the .npy files beside it", missing_ok=True)
 
 
 def generate_cifar_c(

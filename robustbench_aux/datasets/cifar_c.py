@@ -10,7 +10,6 @@ Files are memory-mapped and read one (corruption, severity) block at a time.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 from robustbench_aux.catalog import ALL_19, SEVERITIES
 from robustbench_aux.datasets.npy import check_images, check_labels, load_npy
 from robustbench_aux.errors import UserError
+from robustbench_aux.jsonio import read_json_object
 
 MANIFEST = "manifest.json"
 # the published folder names (Zenodo archives) -> dataset
@@ -112,16 +112,7 @@ class CifarCReader:
         return tuple(listed)
 
     def _read_manifest(self) -> dict:
-        path = self.directory / MANIFEST
-        if not path.is_file():
-            return {}
-        try:
-            manifest = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:  # bad JSON or not UTF-8
-            raise UserError(f"{path} is not valid JSON ({exc}); {self.fix}") from None
-        if not isinstance(manifest, dict):
-            raise UserError(f"{path} is not a JSON object; {self.fix}")
-        return manifest
+        return read_json_object(self.directory / MANIFEST, self.fix, missing_ok=True)
 
     def _array(self, corruption: str) -> np.ndarray:
         if corruption not in self._arrays:
