@@ -1,9 +1,10 @@
 """The training step's input path, before and after the reused buffers (engine/inputs.py).
 
 Per step the engine gathers the batch's uint8 images, the method makes its views (crop/flip and
-corruptions) and the views become one float batch for the model. This times, for a batch of
-``--batch`` 32x32 images (median of ``--reps`` timed calls after warm-up), and counts the tensor
-allocations of one call (torch.profiler with ``profile_memory``: op calls that allocated, bytes):
+corruptions) and the views become one float batch for the model. For a batch of ``--batch``
+32x32 images this times each part (median of ``--reps`` calls after warm-up, before and after
+called alternately) and counts the allocations of one call (torch.profiler with
+``profile_memory``: the op calls that allocated, and their bytes):
 
 - ``assemble``: the views -> the model's float batch; before: ``to_float(torch.cat([to_float(v)
   for v in views]), channels_last)``; after: ``StepBuffers.assemble``;
@@ -14,7 +15,8 @@ allocations of one call (torch.profiler with ``profile_memory``: op calls that a
 Both forms give the same numbers bit for bit (tests/test_step_buffers.py); this measures only time
 and allocations.
 
-    OMP_NUM_THREADS=1 nice python benchmarks/step_inputs.py [--device cpu] [--batch 128] [--json OUT]
+    OMP_NUM_THREADS=1 nice python benchmarks/step_inputs.py [--device cpu] [--batch 128]
+        [--channels-last auto|on|off] [--reps 200] [--json OUT]
 """
 
 from __future__ import annotations
@@ -60,21 +62,20 @@ def old_crop_flip():
         augment.apply_crop_flip, base.apply_crop_flip = saved
 
 
-def median_ms(fn, reps, device) -> float:
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
+def paired_median_ms(before, after, reps, device) -> tuple[float, float]:
+    """Median ms of ``before`` and of ``after``, called alternately (load changes hit both alike)."""
 
-    for _ in range(5):
-        fn()
-    sync()
-    times = []
-    for _ in range(reps):
+    def timed(fn):
         t0 = time.perf_counter()
         fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+
+    for _ in range(5):
+        before(), after()
+    pairs = [(timed(before), timed(after)) for _ in range(reps)]
+    return 1e3 * statistics.median(p[0] for p in pairs), 1e3 * statistics.median(p[1] for p in pairs)
 
 
 def allocations(fn, device) -> tuple[int, int]:
@@ -101,12 +102,18 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--reps", type=int, default=200)
+    p.add_argument(
+        "--channels-last",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="auto: on for CUDA, as the engine",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch intra-op threads on the CPU")
     p.add_argument("--json", help="also write the numbers to this JSON file")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    cl = device.type == "cuda"  # the engine's channels_last default
+    cl = args.channels_last == "on" or (args.channels_last == "auto" and device.type == "cuda")
     b = args.batch
     gen = torch.Generator(device=device).manual_seed(0)
     train_x = torch.randint(0, 256, (50 * b, 3, 32, 32), dtype=torch.uint8, device=device, generator=gen)
@@ -118,7 +125,8 @@ def main(argv=None) -> int:
     buffers = StepBuffers(channels_last=cl)
 
     def input_before():
-        vs = method.views(train_x[idx], gen)
+        with old_crop_flip():
+            vs = method.views(train_x[idx], gen)
         return before_assemble(vs, 0, b, cl)
 
     def input_after():
@@ -145,12 +153,8 @@ def main(argv=None) -> int:
     print("| part of the step | before ms | after ms | before allocs (KiB) | after allocs (KiB) |")
     print("|---|---:|---:|---:|---:|")
     for name, (before, after) in cases.items():
-        if name.startswith("input_path"):
-            with old_crop_flip():
-                t_before, a_before = median_ms(before, args.reps, device), allocations(before, device)
-        else:
-            t_before, a_before = median_ms(before, args.reps, device), allocations(before, device)
-        t_after, a_after = median_ms(after, args.reps, device), allocations(after, device)
+        t_before, t_after = paired_median_ms(before, after, args.reps, device)
+        a_before, a_after = allocations(before, device), allocations(after, device)
         results["cases"][name] = {
             "before_ms": t_before,
             "after_ms": t_after,
