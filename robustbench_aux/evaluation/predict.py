@@ -8,9 +8,10 @@ Batch size: 256 images on a CPU. On a CUDA device it is sized to the device's to
 images per 16 GiB as a power of two in [1024, 8192] (fewer, larger batches: fewer kernel
 launches). That rule is an estimate from activation sizes, not a measurement: a CIFAR ResNet's
 widest inference activations take about 0.25 MiB (ResNet-18) to 1 MiB (bottleneck ResNets) per
-image and map, a few maps live at once, so 8192 images need some GiB, far below an H200's 141.
-Whatever the start, a batch that raises CUDA out of memory is halved and tried again
-(:class:`EvalBatch`), down to one image; the evaluation keeps and reports the size it settled on.
+image and map, about three maps live at once, so 8192 images need roughly 6 GiB (ResNet-18) to
+24 GiB (bottleneck ResNets), while only GPUs of 128 GiB or more start at 8192. Whatever the
+start, a batch that raises CUDA out of memory is halved and tried again (:class:`EvalBatch`), down
+to one image; the evaluation keeps the size it settled on and logs it (``EvalBatch.size``).
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ GIB_PER_1024_IMAGES = 16  # the CUDA default: 1024 images per 16 GiB of device m
 def default_batch_size(device: torch.device | str) -> int:
     """Images per forward pass: 256 on a CPU; on a CUDA device sized to its total memory, 1024
     images per 16 GiB as a power of two between 1024 and 8192 (16-24 GiB: 1024, 80 GiB: 4096,
-    141 GiB H200: 8192). A batch that does not fit is halved (:class:`EvalBatch`)."""
+    an H200, about 140 GiB: 8192). A batch that does not fit is halved (:class:`EvalBatch`)."""
     device = torch.device(device)
     if device.type != "cuda":
         return CPU_BATCH
