@@ -97,7 +97,7 @@ def main(argv=None) -> int:
         "--our-batch-size",
         type=int,
         default=None,
-        help="batch size of this suite's path (default: 256 CPU, 1024 GPU)",
+        help="batch size of this suite's path (default: 256 CPU; CUDA: sized to the device memory, 1024-8192)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
     p.add_argument("--device", default="cpu")

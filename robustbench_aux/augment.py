@@ -7,6 +7,7 @@ per-image Python).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -14,11 +15,12 @@ import torch
 
 @dataclass
 class CropFlipParams:
-    """Per-image crop offsets (0 .. 2*padding, in px of the padded image) and flip flags."""
+    """Per-image crop offsets (0 .. 2*padding, in px of the padded image) and flip flags (None:
+    no image flipped)."""
 
     dy: torch.Tensor
     dx: torch.Tensor
-    flip: torch.Tensor
+    flip: torch.Tensor | None
 
 
 def draw_crop_flip(n: int, generator, device, padding: int = 4, flip: bool = True) -> CropFlipParams:
@@ -29,20 +31,35 @@ def draw_crop_flip(n: int, generator, device, padding: int = 4, flip: bool = Tru
     return CropFlipParams(dy, dx, flips if flip else torch.zeros_like(flips))
 
 
+@functools.lru_cache(maxsize=32)
+def _positions(size: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``arange(size)`` and its reverse on ``device``, made once (never written to)."""
+    ar = torch.arange(size, device=device)
+    return ar, ar.flip(0)
+
+
 def apply_crop_flip(x: torch.Tensor, params: CropFlipParams, padding: int = 4) -> torch.Tensor:
     """Crop each image of ``x`` at its offset in the zero-padded image, then flip where asked.
 
     One gather per batch: each output pixel reads source pixel (dy - padding + i, dx - padding + j)
-    (column mirrored for flipped images), or 0 where that falls in the padding.
+    (column mirrored for flipped images), or 0 where that falls in the padding. ``params.flip`` may
+    be None (no image flipped). The index arithmetic is integer and done mostly in place on fresh
+    tensors, with the position ranges cached per device: few allocations (kernel launches on a GPU).
     """
     n, c, h, w = x.shape
-    rows = params.dy[:, None] - padding + torch.arange(h, device=x.device)  # (B, H)
-    cols = params.dx[:, None] - padding + torch.arange(w, device=x.device)  # (B, W)
-    cols = torch.where(params.flip[:, None], cols.flip(1), cols)
-    valid = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]  # (B, H, W)
-    index = rows.clamp(0, h - 1)[:, :, None] * w + cols.clamp(0, w - 1)[:, None, :]
+    rows = params.dy[:, None] + _positions(h, x.device)[0]  # (B, H): dy - padding + i
+    rows.sub_(padding)
+    cols_ar, cols_rev = _positions(w, x.device)
+    cols = (
+        cols_ar.expand(n, w) if params.flip is None else torch.where(params.flip[:, None], cols_rev, cols_ar)
+    )
+    cols = cols + params.dx[:, None]  # (B, W): dx - padding + j, or + (w - 1 - j) when flipped
+    cols.sub_(padding)
+    rows_in, cols_in = rows.clamp(0, h - 1), cols.clamp(0, w - 1)
+    valid = (rows_in == rows)[:, :, None] & (cols_in == cols)[:, None, :]  # (B, H, W): not padding
+    index = rows_in.mul_(w)[:, :, None] + cols_in[:, None, :]
     out = x.reshape(n, c, h * w).gather(2, index.view(n, 1, h * w).expand(n, c, h * w)).view(n, c, h, w)
-    return out * valid[:, None].to(out.dtype)
+    return out.mul_(valid[:, None])
 
 
 def random_crop_flip(x: torch.Tensor, generator, padding: int = 4, flip: bool = True) -> torch.Tensor:

@@ -74,7 +74,8 @@ def add_parser(sub) -> None:
         "--batch-size",
         type=int,
         default=None,
-        help="images per forward pass (default: 256 on CPU, 1024 on GPU)",
+        help="images per forward pass (default: 256 on CPU; on CUDA sized to the device memory, 1024 per "
+        "16 GiB in 1024-8192); halved and retried when a batch runs out of CUDA memory",
     )
     p.add_argument(
         "--precision",

@@ -26,11 +26,11 @@ import torch
 from tqdm import tqdm
 
 from robustbench_aux import lock as run_lock
-from robustbench_aux.augment import to_float
 from robustbench_aux.checkpoint import load_checkpoint, nonfinite_tensors, save_checkpoint
 from robustbench_aux.config import RunConfig, protocol_deviations, resolved_amp, resolved_switches
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
+from robustbench_aux.engine.inputs import StepBuffers
 from robustbench_aux.engine.run_dir import check_out_dir, check_resumable, write_config, write_metrics
 from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step
 from robustbench_aux.errors import NonFiniteError, UserError
@@ -119,6 +119,7 @@ class _Trainer:
         self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and device.type == "cuda")
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.buffers = StepBuffers(channels_last=self.channels_last)  # the step's batch, reused
         if t.sbn_passes not in ("auto", "single", "per_view"):
             raise UserError(f"sbn_passes must be auto, single or per_view, got {t.sbn_passes!r}")
         # the same mathematics either way; one large batch pays off on GPUs, small ones on CPUs
@@ -345,11 +346,13 @@ class _Trainer:
             lo, hi = dist.rank * len(idx) // dist.world_size, (dist.rank + 1) * len(idx) // dist.world_size
             seen += len(idx)
             kinds = {"kinds": idx // n} if mult > 1 else {}
-            views = self.method.views(self.train_x[idx % n], self.generator, **kinds)
-            y = self.train_y[idx % n][lo:hi]
-            # each view to [0, 1] before concatenating: methods may mix uint8 and float views (AugMix),
-            # and torch.cat would promote uint8 pixels to float 0..255 unscaled
-            inputs = to_float(torch.cat([to_float(v[lo:hi]) for v in views]), self.channels_last)
+            src = idx % n
+            views = self.method.views(self.buffers.gather(self.train_x, src), self.generator, **kinds)
+            y = self.train_y[src[lo:hi]]
+            # each view converted to [0, 1] on its own (methods may mix uint8 and float views, AugMix)
+            # straight into the reused input buffer: no per-step float copies, concatenation or
+            # layout copy (engine/inputs.py); it is rewritten only after this step's backward
+            inputs = self.buffers.assemble(views, lo, hi)
             with self._autocast():
                 result = self.method.loss(self.net, inputs, len(views), y, epoch)
             if t.finite_check == "step":

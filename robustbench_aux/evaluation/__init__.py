@@ -10,6 +10,7 @@ from importlib import import_module
 # name -> submodule. Resolved on first use (PEP 562) so that the torch-free parts (``results``,
 # ``store``), which the report reads, import without torch; ``api``/``predict``/``runs`` need it.
 _HOME = {
+    "EvalBatch": "predict",
     "EvalResult": "api",
     "EvalSubject": "api",
     "evaluate": "api",
@@ -24,6 +25,7 @@ _HOME = {
 }
 
 __all__ = [
+    "EvalBatch",
     "EvalResult",
     "Normalized",
     "EvalSubject",

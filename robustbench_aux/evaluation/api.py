@@ -30,12 +30,7 @@ from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation import provenance as prov
-from robustbench_aux.evaluation.predict import (
-    Normalized,
-    default_batch_size,
-    output_classes,
-    predict_labels,
-)
+from robustbench_aux.evaluation.predict import EvalBatch, Normalized, output_classes, predict_labels
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import BlockStore
 from robustbench_aux.metrics.tidy import block_rows, run_identity
@@ -85,7 +80,7 @@ class EvalPlan:
     identity: dict
     fingerprint: dict
     n: int | None
-    batch_size: int | None
+    batch: EvalBatch  # shared by every block: a size halved after CUDA out of memory stays halved
     precision: str
     normalization: tuple[Sequence[float], Sequence[float]] | None
     was_training: bool  # the model came in training mode: put it back afterwards
@@ -255,7 +250,7 @@ def plan_evaluation(
         identity=identity,
         fingerprint=fingerprint,
         n=n,
-        batch_size=batch_size,
+        batch=EvalBatch(device, batch_size),
         precision=precision,
         normalization=normalization,
         was_training=was_training,
@@ -276,7 +271,7 @@ def run_blocks(plan: EvalPlan, store: BlockStore | None = None) -> BlockOutcome:
         if hit is None:
             t0 = time.perf_counter()
             predicted = predict_labels(
-                plan.model, x, batch_size=plan.batch_size, device=plan.device, precision=plan.precision
+                plan.model, x, batch_size=plan.batch, device=plan.device, precision=plan.precision
             )
             hit = predicted == y
             done.compute_s += time.perf_counter() - t0
@@ -309,7 +304,7 @@ def finish_evaluation(
         "torch": torch.__version__,
         "device": str(plan.device),
         "precision": plan.precision,
-        "batch_size": plan.batch_size or default_batch_size(plan.device),
+        "batch_size": plan.batch.size,  # the size used (smaller than asked after CUDA out of memory)
         "explicit_normalization": {"mean": list(norm[0]), "std": list(norm[1])} if norm is not None else None,
         "weights_sha256": plan.fingerprint["weights"],
         **dict(subject.provenance or {}),

@@ -3,10 +3,20 @@
 The whole batch is converted on the device (uint8 -> float [0, 1], NHWC -> NCHW) in one tensor op;
 no per-image Python work. Models take float [0, 1] images and normalize internally; a foreign
 model that expects normalized input is wrapped in :class:`Normalized` with explicit statistics.
+
+Batch size: 256 images on a CPU. On a CUDA device it is sized to the device's total memory, 1024
+images per 16 GiB as a power of two in [1024, 8192] (fewer, larger batches: fewer kernel
+launches). That rule is an estimate from activation sizes, not a measurement: a CIFAR ResNet's
+widest inference activations take about 0.25 MiB (ResNet-18) to 1 MiB (bottleneck ResNets) per
+image and map, about three maps live at once, so 8192 images need roughly 6 GiB (ResNet-18) to
+24 GiB (bottleneck ResNets), while only GPUs of 128 GiB or more start at 8192. Whatever the
+start, a batch that raises CUDA out of memory is halved and tried again (:class:`EvalBatch`), down
+to one image; the evaluation keeps the size it settled on and logs it (``EvalBatch.size``).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
 
@@ -15,6 +25,8 @@ import torch
 from torch import nn
 
 from robustbench_aux.errors import UserError
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -50,9 +62,58 @@ def _autocast(device: torch.device, precision: str):
     return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def default_batch_size(device: torch.device) -> int:
-    """256 images on a CPU (cache-friendly), 1024 on a GPU (enough work per kernel launch)."""
-    return 1024 if torch.device(device).type == "cuda" else 256
+CPU_BATCH = 256  # images per forward pass on a CPU (cache-friendly)
+GPU_BATCH_MIN, GPU_BATCH_MAX = 1024, 8192
+GIB_PER_1024_IMAGES = 16  # the CUDA default: 1024 images per 16 GiB of device memory (module doc)
+
+
+def default_batch_size(device: torch.device | str) -> int:
+    """Images per forward pass: 256 on a CPU; on a CUDA device sized to its total memory, 1024
+    images per 16 GiB as a power of two between 1024 and 8192 (16-24 GiB: 1024, 80 GiB: 4096,
+    an H200, about 140 GiB: 8192). A batch that does not fit is halved (:class:`EvalBatch`)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return CPU_BATCH
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    total = torch.cuda.get_device_properties(index).total_memory
+    fits = int(total / 2**30 / GIB_PER_1024_IMAGES * 1024)
+    return max(GPU_BATCH_MIN, min(GPU_BATCH_MAX, 1 << max(fits, 1).bit_length() - 1))
+
+
+class EvalBatch:
+    """The batch size of an evaluation, shared by its :func:`predict_labels` calls.
+
+    It starts at ``batch_size`` (default :func:`default_batch_size`) and halves whenever a batch
+    raises ``torch.cuda.OutOfMemoryError`` (the cache is emptied and the same images are tried
+    again, so no prediction is lost or repeated); later calls keep the smaller size. ``size`` is the
+    size the evaluation settled on (what it records); ``start`` the one it began with.
+    """
+
+    def __init__(self, device: torch.device | str, batch_size: int | None = None):
+        self.device = torch.device(device)
+        if batch_size is not None and batch_size < 1:
+            raise UserError(f"batch size must be at least 1, got {batch_size}")
+        self.start = self.size = int(batch_size or default_batch_size(self.device))
+        self.explicit = batch_size is not None
+        log.debug("evaluation batches of %d images on %s", self.size, self.device)
+
+    def out_of_memory(self) -> None:
+        """Halve after an out-of-memory batch (and free the CUDA cache); a UserError at size 1."""
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        if self.size <= 1:
+            raise UserError(
+                f"the model does not fit in the memory of {self.device} even one image at a time (CUDA out "
+                "of memory); free the device (other processes on it?) or evaluate with --device cpu"
+            )
+        self.size //= 2
+        log.warning(
+            "CUDA out of memory with batches of %d images on %s; evaluating with %d from here on%s",
+            self.size * 2,
+            self.device,
+            self.size,
+            f" (asked for {self.start})" if self.explicit else "",
+        )
 
 
 @torch.inference_mode()
@@ -60,26 +121,39 @@ def predict_labels(
     model: nn.Module,
     images: np.ndarray,
     *,
-    batch_size: int | None = None,
+    batch_size: int | EvalBatch | None = None,
     device: torch.device | str = "cpu",
     precision: str = "fp32",
     channels_last: bool | None = None,
 ) -> np.ndarray:
     """Top-1 predictions (int64, shape (N,)) for uint8 NHWC ``images``; ``model`` must be on ``device``.
 
-    ``batch_size`` defaults to :func:`default_batch_size`; ``precision`` is ``fp32`` (exact), ``bf16``
-    or ``fp16`` (autocast).
+    ``batch_size``: an int, None (:func:`default_batch_size`) or an :class:`EvalBatch` shared with
+    other calls, which then also tells the caller the size actually used (``.size``). On CUDA out
+    of memory the batch is halved and retried. ``precision`` is ``fp32`` (exact), ``bf16`` or
+    ``fp16`` (autocast).
     """
     device = torch.device(device)
-    batch_size = batch_size or default_batch_size(device)
+    batch = batch_size if isinstance(batch_size, EvalBatch) else EvalBatch(device, batch_size)
     if channels_last is None:
         # NHWC convolutions: faster on tensor cores, and 10-30 % faster with oneDNN on a CPU (measured)
         channels_last = True
     preds = []
+    lo = 0
     with _autocast(device, precision):
-        for lo in range(0, len(images), batch_size):
-            x = to_device_batch(images[lo : lo + batch_size], device, channels_last)
-            preds.append(model(x).argmax(dim=1))
+        while lo < len(images):
+            hi = min(lo + batch.size, len(images))
+            try:
+                x = to_device_batch(images[lo:hi], device, channels_last)
+                pred = model(x).argmax(dim=1)
+            except torch.cuda.OutOfMemoryError:
+                pred = None  # handled below, once the exception and the tensors its frames hold are gone
+            x = None
+            if pred is None:
+                batch.out_of_memory()  # halves batch.size (or raises at 1); the same images again
+                continue
+            preds.append(pred)
+            lo = hi
     if not preds:
         return np.zeros(0, np.int64)
     return torch.cat(preds).cpu().numpy().astype(np.int64)

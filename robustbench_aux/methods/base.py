@@ -76,7 +76,7 @@ class Method:
         draw = lambda: draw_crop_flip(x.shape[0], generator, x.device, self.crop_padding, self.flip)  # noqa: E731
         if spec == "rotation" and getattr(self.options, "rotation_view", "") == "crop_then_rotate":
             params = params or draw()
-            crop = CropFlipParams(params.dy, params.dx, torch.zeros_like(params.flip))
+            crop = CropFlipParams(params.dy, params.dx, None)  # no flip
             return transform(apply_crop_flip(x, crop, self.crop_padding), generator)
         corrupted = transform(x, generator)
         return apply_crop_flip(corrupted, params or draw(), self.crop_padding)
