@@ -28,7 +28,7 @@ def draw_crop_flip(n: int, generator, device, padding: int = 4, flip: bool = Tru
     dy = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
     dx = torch.randint(0, 2 * padding + 1, (n,), generator=generator, device=device)
     flips = torch.rand(n, generator=generator, device=device) < 0.5
-    return CropFlipParams(dy, dx, flips if flip else torch.zeros_like(flips))
+    return CropFlipParams(dy, dx, flips if flip else None)  # drawn either way: the same random stream
 
 
 @functools.lru_cache(maxsize=32)

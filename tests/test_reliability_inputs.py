@@ -32,6 +32,20 @@ CORRUPT = [
     "--workers",
     "1",
 ]
+# corrupt a dataset read from the array layout under ./data (the class-names file cases)
+CORRUPT_ARRAYS = [
+    "corrupt",
+    "--dataset",
+    "cifar10",
+    "--corruptions",
+    "gaussian_noise",
+    "--data",
+    "data",
+    "--n",
+    "5",
+    "--out",
+    "cco",
+]
 
 
 @pytest.fixture(scope="module")
@@ -192,21 +206,7 @@ VALUES = [
     Case("device-index", train_argv("new", "--device", "cuda:99"), "cuda"),
     Case(
         "one-class",
-        [
-            "train",
-            "--method",
-            "plain",
-            "--recipe",
-            "smoke",
-            "--arch",
-            "test_tiny",
-            "--dataset",
-            "synthetic1",
-            "--device",
-            "cpu",
-            "--out",
-            "new",
-        ],
+        train_argv("new", "--dataset", "synthetic1"),  # the later --dataset wins
         "at least 2 classes",
     ),
     Case("eval-batch-size", [*EVAL, "--batch-size", "0"], "--batch-size"),
@@ -305,37 +305,13 @@ FILES = [
     Case("config-json-not-utf8", EVAL, "not valid json", _write("run/config.json", b"\xff{}")),
     Case(
         "classes-json-string",
-        [
-            "corrupt",
-            "--dataset",
-            "cifar10",
-            "--corruptions",
-            "gaussian_noise",
-            "--data",
-            "data",
-            "--n",
-            "5",
-            "--out",
-            "cco",
-        ],
+        CORRUPT_ARRAYS,
         "class names",
         _array_layout('"abc"'),
     ),
     Case(
         "classes-json-objects",
-        [
-            "corrupt",
-            "--dataset",
-            "cifar10",
-            "--corruptions",
-            "gaussian_noise",
-            "--data",
-            "data",
-            "--n",
-            "5",
-            "--out",
-            "cco",
-        ],
+        CORRUPT_ARRAYS,
         "class names",
         _array_layout('[{"a": 1}]'),
     ),
