@@ -53,8 +53,10 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False
-    milestones: tuple[int, ...] = field(default=(60, 140, 180), metadata={"epochs": True})
-    lr_decay: float = 0.1  # lr multiplier at each milestone (start of that 0-based epoch)
+    # epoch points (0-based); a fractional one (a short run's rescaled schedule) takes effect at the
+    # first step at or after it
+    milestones: tuple[int | float, ...] = field(default=(60, 140, 180), metadata={"epochs": True})
+    lr_decay: float = 0.1  # lr multiplier from each milestone on
     warmup_epochs: float = 0.0  # linear lr warm-up over this many epochs, per step (0 = none, the reference)
     n_train: int = 0  # use the first N training images; 0 = all
     crop_padding: int = 4  # random crop of the image padded by this many px (zeros)
@@ -100,7 +102,12 @@ class TrainConfig:
             self.warmup_epochs,
             ">= 0",
         )
-        _require(all(m >= 0 for m in self.milestones), "milestones", self.milestones, "epoch numbers >= 0")
+        _require(
+            all(_finite(m) and m >= 0 for m in self.milestones),
+            "milestones",
+            self.milestones,
+            "epoch numbers >= 0",
+        )
         _require(self.n_train >= 0, "n_train", self.n_train, ">= 0 (0 = all images)")
         _require(self.crop_padding >= 0, "crop_padding", self.crop_padding, ">= 0")
         _require(self.log_every >= 0, "log_every", self.log_every, ">= 0")
@@ -166,6 +173,7 @@ class RunConfig:
     recipe_status: str = ""  # e.g. "unverified" for the paper-text preset
     source: str = ""  # the protocol the recipe follows (its ``source`` key)
     reference: dict = field(default_factory=dict)  # {"train.amp": "off", ...}: the source's switch values
+    schedule_scaling: dict | None = None  # what --epochs did to the epoch points (scale_schedule)
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -269,6 +277,8 @@ def _coerce(value, hint, key: str):
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if set(args) == {int, float}:  # an epoch point: whole epochs stay integers
+            return epoch_point(_coerce(value, float, key))
         if value is None or (isinstance(value, str) and value.lower() == "none"):
             return None
         return _coerce(value, args[0], key)
@@ -403,15 +413,46 @@ def resolved_switches(cfg: RunConfig, device_type: str) -> dict:
     return out
 
 
-def scale_schedule(obj, factor: float) -> None:
-    """Rescale every field marked ``metadata={"epochs": True}`` (epoch numbers) by ``factor``."""
-    for f in fields(obj):
-        if f.metadata.get("epochs"):
-            value = getattr(obj, f.name)
-            if isinstance(value, tuple):
-                setattr(obj, f.name, tuple(int(round(v * factor)) for v in value))
-            else:
-                setattr(obj, f.name, int(round(value * factor)))
+def epoch_point(value: float) -> int | float:
+    """An epoch number as recorded: an ``int`` when whole (``60.0`` -> ``60``), else the float."""
+    return int(value) if math.isfinite(value) and float(value).is_integer() else value
+
+
+def _same_order(a: list, b: list) -> bool:
+    """True if every pair of ``a`` compares (<, =, >) as the same pair of ``b`` does."""
+    sign = lambda x: (x > 0) - (x < 0)  # noqa: E731
+    return all(
+        sign(a[i] - a[j]) == sign(b[i] - b[j]) for i in range(len(a)) for j in range(i + 1, len(a))
+    )
+
+
+def scale_schedule(objs, old_epochs: int, new_epochs: int) -> dict:
+    """Rescale the epoch points of ``objs`` (fields marked ``metadata={"epochs": True}``: lr
+    milestones, the penalty start) from a run of ``old_epochs`` to one of ``new_epochs``.
+
+    Each point p becomes p * new / old. Rounded to whole epochs when rounding keeps the order of
+    all the points among themselves and against the run's start (0) and end (``new_epochs``): a
+    point inside the run stays inside it, distinct points stay distinct, equal ones equal.
+    Otherwise (short runs: ``--epochs 1`` would round the reference's 60/140/180 to 0/1/1) every
+    point keeps its exact fraction of an epoch, which the engine applies at the first step at or
+    after it. Returns what was done (recorded in config.json as ``schedule_scaling``)."""
+    slots = [(obj, f.name) for obj in objs for f in fields(obj) if f.metadata.get("epochs")]
+    shapes = [getattr(obj, name) for obj, name in slots]
+    points = [float(v) for value in shapes for v in (value if isinstance(value, tuple) else (value,))]
+    exact = [p * new_epochs / old_epochs for p in points]
+    rounded = [float(round(x)) for x in exact]
+    whole = _same_order(points + [0.0, float(old_epochs)], rounded + [0.0, float(new_epochs)])
+    scaled = iter(rounded if whole else exact)
+    for (obj, name), value in zip(slots, shapes):
+        if isinstance(value, tuple):
+            setattr(obj, name, tuple(epoch_point(next(scaled)) for _ in value))
+        else:
+            setattr(obj, name, epoch_point(next(scaled)))
+    return {
+        "from_epochs": old_epochs,
+        "to_epochs": new_epochs,
+        "points": "whole epochs" if whole else "fractions of an epoch (applied per step)",
+    }
 
 
 def resolve_config(
@@ -428,7 +469,8 @@ def resolve_config(
     """Build the run config: defaults, then the recipe, then ``--epochs``, then ``--set`` overrides.
 
     ``epochs`` (the ``--epochs`` flag) also rescales the epoch-denominated schedule (lr milestones,
-    the auxiliary penalty start) proportionally, so a short run keeps the recipe's shape;
+    the auxiliary penalty start) proportionally (:func:`scale_schedule`), so a short run keeps the
+    recipe's shape;
     ``--set epochs=N`` changes the number of epochs only.
 
     ``methods`` is the methods registry (``robustbench_aux.methods.METHODS``), handed in by the
@@ -436,6 +478,7 @@ def resolve_config(
     is the run's options class, and a recipe's ``[method.<name>]`` sections are checked against it.
     """
     options_cls = methods.get(method).Options
+    scaling = None
     data = load_recipe(recipe)
     for m in data["method"]:
         if m not in methods:
@@ -449,10 +492,8 @@ def resolve_config(
     if epochs is not None:  # rescales the recipe's schedule; explicit --set values below win
         if epochs < 1:
             raise UserError(f"--epochs must be at least 1, got {epochs}")
-        factor = epochs / train.epochs
+        scaling = scale_schedule((train, options), train.epochs, epochs)
         train.epochs = epochs
-        scale_schedule(train, factor)
-        scale_schedule(options, factor)
     for key, value in parse_overrides(overrides or []):
         section, name = _route_override(key, sections)
         assign(sections[section], {name: value}, f"--set {section}")
@@ -475,4 +516,5 @@ def resolve_config(
         recipe_status=str(data.get("status", "")),
         source=str(data.get("source", "")),
         reference=reference_values(data, sections, methods),
+        schedule_scaling=scaling,
     )

@@ -51,6 +51,21 @@ def finished_run(tmp_path_factory):
     return out
 
 
+def test_one_epoch_keeps_the_schedule_inside_it(tmp_path):
+    """--epochs 1 of the smoke recipe (2 epochs, milestone and penalty start at epoch 1): both move
+    to the middle of the one epoch (8 steps): the lr falls and the penalty switches on at step 4;
+    config.json records the scaled points and how they were scaled."""
+    out = tmp_path / "aux1"
+    args = _train_args(out, "auxiliary", "--n-train", "256", "--epochs", "1", "--set", "batch_size=32")
+    assert cli.main(args) == 0
+    (row,) = _rows(out)
+    assert float(row["lr"]) == 0.05 and float(row["lr_last"]) == pytest.approx(0.005)
+    assert float(row["gamma"]) == 1.0 and float(row["penalty"]) > 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["train"]["milestones"] == [0.5] and config["options"]["penalty_start_epoch"] == 0.5
+    assert config["schedule_scaling"]["from_epochs"] == 2 and config["schedule_scaling"]["to_epochs"] == 1
+
+
 def test_run_directory_has_config_metrics_and_checkpoints(finished_run):
     out = finished_run
     assert {p.name for p in out.iterdir()} >= {"config.json", "metrics.csv", "last.pt", "final.pt"}

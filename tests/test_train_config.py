@@ -123,6 +123,59 @@ def test_epochs_flag_rescales_the_schedule_but_set_epochs_does_not():
     assert explicit.train.milestones == (5,) and explicit.options.penalty_start_epoch == 18
 
 
+REFERENCE_POINTS = (60, 140, 180)  # the reference's milestones; its penalty starts at the last
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 3, 10, 21, 210])
+def test_epochs_flag_keeps_every_schedule_point_inside_the_run(epochs):
+    """--epochs E: the milestones stay strictly increasing and inside the run (0 < m < E), the penalty
+    starts inside it with the last milestone, and config.json's schedule_scaling says how. The old
+    rounding gave [0, 1, 1] at E = 1: lr 0.01 from the first step, the penalty never on."""
+    cfg = resolve(epochs=epochs)
+    m, start = cfg.train.milestones, cfg.options.penalty_start_epoch
+    assert len(m) == 3 and 0 < m[0] and all(a < b for a, b in zip(m, m[1:])) and m[-1] < epochs
+    assert 0 < start < epochs and start == m[-1]
+    exact = [p * epochs / 210 for p in REFERENCE_POINTS]
+    assert all(abs(a - b) <= 0.5 for a, b in zip(m, exact))  # proportional, to the nearest epoch at most
+    assert cfg.schedule_scaling["from_epochs"] == 210 and cfg.schedule_scaling["to_epochs"] == epochs
+    if epochs == 210:  # exactly the reference, as integers
+        assert m == REFERENCE_POINTS and start == 180 and all(type(v) is int for v in (*m, start))
+    if epochs <= 3:  # no whole-epoch schedule fits: exact fractions, applied per step
+        assert m == pytest.approx(exact) and "fractions" in cfg.schedule_scaling["points"]
+    if epochs in (10, 21):
+        assert m == {10: (3, 7, 9), 21: (6, 14, 18)}[epochs] and "whole" in cfg.schedule_scaling["points"]
+
+
+def test_short_schedule_acts_per_step():
+    """At E = 1 of the reference (391 steps), the lr falls at the steps where the scaled milestones
+    lie and the penalty switches on inside the epoch; at E = 210 every change is at an epoch start."""
+    from robustbench_aux.engine.setup import lr_at_step, step_position
+    from robustbench_aux.methods import build_method
+
+    cfg = resolve(epochs=1)
+    lrs = [lr_at_step(cfg.train, 0, s, 391) for s in range(391)]
+    changes = [s for s in range(1, 391) if lrs[s] != lrs[s - 1]]
+    assert changes == [112, 261, 336]  # the first steps at or after 60/210, 140/210, 180/210 of the epoch
+    assert lrs[0] == 0.1 and lrs[-1] == pytest.approx(1e-4)
+    aux = build_method("auxiliary", cfg.options, crop_padding=4, flip=True)
+    gammas = [aux.gamma(step_position(0, s, 391)) for s in range(391)]
+    assert gammas.index(1.0) == 336 and set(gammas[336:]) == {1.0}
+    ref = resolve()
+    assert [lr_at_step(ref.train, e, s, 391) for e, s in ((59, 390), (60, 0), (139, 390), (140, 0))] == [
+        pytest.approx(v) for v in (0.1, 0.01, 0.01, 0.001)
+    ]
+    aux = build_method("auxiliary", ref.options, crop_padding=4, flip=True)
+    assert aux.gamma(step_position(179, 390, 391)) == 0.0 and aux.gamma(step_position(180, 0, 391)) == 1.0
+
+
+def test_epoch_points_are_validated_and_keep_whole_numbers():
+    assert resolve(overrides=["milestones=[2.0, 4.5]"]).train.milestones == (2, 4.5)
+    with pytest.raises(UserError, match="milestones"):
+        resolve(overrides=["milestones=[nan]"])
+    with pytest.raises(UserError, match="penalty_start_epoch"):
+        resolve(overrides=["penalty_start_epoch=-1"])
+
+
 def test_recipe_extends_chain_and_cycles(tmp_path):
     a, b = tmp_path / "a.toml", tmp_path / "b.toml"
     a.write_text(f'extends = "{b}"\n[train]\nlr = 0.2\n')

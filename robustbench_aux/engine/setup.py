@@ -27,20 +27,28 @@ class Run:
     normalization: dict
 
 
-def lr_at_epoch(t: TrainConfig, epoch: int) -> float:
-    """Step schedule: ``lr * lr_decay ** (number of milestones <= epoch)`` (0-based epochs)."""
+def lr_at_epoch(t: TrainConfig, epoch: float) -> float:
+    """Step schedule: ``lr * lr_decay ** (number of milestones <= epoch)``; ``epoch`` is a position
+    in epochs (0-based; ``e + step / steps`` inside epoch e)."""
     return t.lr * t.lr_decay ** sum(epoch >= m for m in t.milestones)
 
 
+def step_position(epoch: int, step: int, steps: int) -> float:
+    """Where ``step`` (0-based) of ``steps`` in ``epoch`` starts, in epochs: exactly ``epoch`` at the
+    first step, so whole-epoch milestones and penalty starts act at epoch boundaries; a fractional
+    one (a short run's rescaled schedule) acts from the first step at or after it."""
+    return epoch + step / steps
+
+
 def lr_at_step(t: TrainConfig, epoch: int, step: int, steps: int, warmup: bool = True) -> float:
-    """The lr of ``step`` (0-based) of ``steps`` in ``epoch``: the step schedule (constant within an
-    epoch) or, for ``schedule = "cosine"``, AugMix's per-step cosine from ``lr`` (first step) towards
-    ``lr_min`` over all ``epochs * steps`` steps; times the warm-up factor."""
+    """The lr of ``step`` (0-based) of ``steps`` in ``epoch``: the step schedule (milestones at
+    :func:`step_position`) or, for ``schedule = "cosine"``, AugMix's per-step cosine from ``lr``
+    (first step) towards ``lr_min`` over all ``epochs * steps`` steps; times the warm-up factor."""
     if t.schedule == "cosine":
         progress = (epoch * steps + step) / (t.epochs * steps)
         lr = t.lr_min + (t.lr - t.lr_min) * 0.5 * (1.0 + math.cos(math.pi * progress))
     else:
-        lr = lr_at_epoch(t, epoch)
+        lr = lr_at_epoch(t, step_position(epoch, step, steps))
     return lr * warmup_factor(t, epoch, step, steps) if warmup else lr
 
 

@@ -32,7 +32,7 @@ from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.inputs import StepBuffers
 from robustbench_aux.engine.run_dir import check_out_dir, check_resumable, write_config, write_metrics
-from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step
+from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step, step_position
 from robustbench_aux.errors import NonFiniteError, UserError
 from robustbench_aux.rundir import FINAL_PT, LAST_PT, RunDir
 from robustbench_aux.versioning import code_version
@@ -146,7 +146,8 @@ class _Trainer:
         # the training set on the device as one uint8 NCHW tensor (50k CIFAR images = 150 MB)
         self.train_x = torch.from_numpy(np.array(self.data.train_x)).permute(0, 3, 1, 2).contiguous()
         self.train_x = self.train_x.to(device)
-        self.train_y = torch.from_numpy(np.asarray(self.data.train_y, np.int64)).to(device)
+        # a copy: the labels may be a read-only memory map, which torch.from_numpy would share
+        self.train_y = torch.from_numpy(np.array(self.data.train_y, np.int64)).to(device)
 
     # ------------------------------------------------------------------ setup helpers
 
@@ -185,6 +186,8 @@ class _Trainer:
             "world_size": self.dist.world_size,
             "device": self.device.type,
             "recipe_source": self.cfg.source,
+            # --epochs: the recipe's epoch points rescaled from its epochs (None: not rescaled)
+            "schedule_scaling": self.cfg.schedule_scaling,
             # every protocol switch of the recipe's source, resolved for this device, and the ones
             # that differ from the source's value (a contract: reports show them; [] = none)
             "protocol": {k: resolved[k] for k in (*self.cfg.reference, *speed) if k in resolved},
@@ -354,7 +357,7 @@ class _Trainer:
             # layout copy (engine/inputs.py); it is rewritten only after this step's backward
             inputs = self.buffers.assemble(views, lo, hi)
             with self._autocast():
-                result = self.method.loss(self.net, inputs, len(views), y, epoch)
+                result = self.method.loss(self.net, inputs, len(views), y, step_position(epoch, step, steps))
             if t.finite_check == "step":
                 self._check_finite(result, epoch, step)
             else:
@@ -376,11 +379,12 @@ class _Trainer:
         totals = torch.stack([sums[k] for k in names] + [correct.float()])
         D.all_reduce_sum(totals, dist)
         totals = totals.tolist()
-        row = {"epoch": epoch + 1, "lr": lr}
+        # the scheduled lr at the epoch's first and last step (they differ when a milestone falls inside it)
+        row = {"epoch": epoch + 1, "lr": lr, "lr_last": lr_at_step(t, epoch, steps - 1, steps, warmup=False)}
         # losses: mean over steps and ranks; accuracy over every clean training image seen
         row.update({k: v / (steps * dist.world_size) for k, v in zip(names, totals)})
         row["train_acc"] = totals[-1] / seen
-        row.update(self.method.epoch_info(epoch))
+        row.update(self.method.epoch_info(step_position(epoch, steps - 1, steps)))  # at the last step
         row["steps"] = steps
         row["images_per_s"] = seen / seconds
         row["seconds"] = seconds

@@ -8,7 +8,9 @@ Per step, with views v0 (clean) and vj = tj(x) (j = 1..k), logits z0 = g0(f(v0))
 
 The reference distils from the primary (teacher, on clean) to each auxiliary head
 (``distill_direction = "primary_to_aux"``); ``aux_to_primary`` reverses it, ``both`` adds both.
-gamma is ``penalty_weight`` from epoch ``penalty_start_epoch`` (0-based) on, 0 before.
+gamma is ``penalty_weight`` from epoch ``penalty_start_epoch`` (0-based) on, 0 before; the engine
+passes each step's position in epochs (epoch + step / steps), so a fractional start (a short run's
+rescaled schedule) switches the penalty on at the first step at or after it.
 
 Ablations are switches: no_isd = ``beta = 0``; no_sbn = ``selective_bn = false``; no_sbn_per_view =
 ``sbn_running_stats = "all_views"`` (per-view batch statistics, running statistics updated by every
@@ -19,6 +21,7 @@ view in turn: the reference with its BN save/restore removed); no_penalty =
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -57,7 +60,8 @@ class AuxiliaryOptions:
     distill_direction: str = "primary_to_aux"
     penalty: bool = True  # the fc weight penalty (false = the no_penalty ablation)
     penalty_weight: float = 1.0  # gamma once switched on
-    penalty_start_epoch: int = field(default=180, metadata={"epochs": True})  # 0-based
+    # 0-based epoch point; a fractional one (a short run's rescaled schedule) starts at that step
+    penalty_start_epoch: int | float = field(default=180, metadata={"epochs": True})
     selective_bn: bool = True  # per-view BN statistics, running stats from clean (false = no_sbn)
     sbn_running_stats: str = "clean"  # clean (SBN) | all_views (no_sbn_per_view: every view updates them)
     attention: bool = True  # attention + bottleneck auxiliary heads (false = pool -> linear)
@@ -85,6 +89,8 @@ class AuxiliaryOptions:
             raise UserError(
                 "sbn_running_stats = all_views needs selective_bn = true (per-view batch statistics)"
             )
+        if not math.isfinite(self.penalty_start_epoch) or self.penalty_start_epoch < 0:
+            raise UserError(f"penalty_start_epoch must be an epoch number >= 0, got {self.penalty_start_epoch}")
         if self.temperature <= 0:
             raise UserError(f"temperature must be positive, got {self.temperature}")
         if not self.corruptions:
@@ -120,13 +126,14 @@ class Auxiliary(Method):
         o = self.options
         return {} if o.shared_head else {"num_aux_heads": len(o.corruptions), "aux_attention": o.attention}
 
-    def gamma(self, epoch: int) -> float:
+    def gamma(self, epoch: float) -> float:
+        """The penalty weight at ``epoch``, a step's position in epochs (epoch + step / steps)."""
         o = self.options
         return (
             o.penalty_weight if (o.penalty and not o.shared_head and epoch >= o.penalty_start_epoch) else 0.0
         )
 
-    def epoch_info(self, epoch: int) -> dict:
+    def epoch_info(self, epoch: float) -> dict:
         return {"gamma": self.gamma(epoch)}
 
     def loss(self, model, inputs, views, y, epoch) -> StepOutput:

@@ -115,11 +115,14 @@ class Method:
             out[sel] = view
         return out
 
-    def loss(self, model, inputs: torch.Tensor, views: int, y: torch.Tensor, epoch: int) -> StepOutput:
+    def loss(self, model, inputs: torch.Tensor, views: int, y: torch.Tensor, epoch: float) -> StepOutput:
+        """The step's loss; ``epoch`` is the step's position in epochs, ``e + step / steps``
+        (0-based: exactly ``e`` at an epoch's first step), so epoch-point schedules may be fractional."""
         raise NotImplementedError
 
-    def epoch_info(self, epoch: int) -> dict:
-        """Per-epoch scalars worth a metrics column (e.g. the penalty weight); none by default."""
+    def epoch_info(self, epoch: float) -> dict:
+        """Per-epoch scalars worth a metrics column (e.g. the penalty weight) at the position
+        ``epoch`` (the engine passes its last step's); none by default."""
         return {}
 
 
