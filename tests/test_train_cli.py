@@ -190,3 +190,50 @@ def test_per_corruption_with_a_cifar_c_spec_uses_corrupt_batch(tmp_path, monkeyp
     assert seen == [("fog", 3, "cifar", 32)] * 2
     with open(out / "metrics.csv") as f:
         assert "ce_cifar_c_fog_3" in next(csv.reader(f))
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"model_type": "bert", "hidden_size": 768}', "not json at all", '["a", "list"]'],
+    ids=["another-tools-config", "not-json", "a-list"],
+)
+def test_out_holding_a_foreign_config_json_is_refused(content, tmp_path, capsys):
+    """A directory whose config.json is not a training run's is as foreign as any other: refused,
+    the file untouched (it used to be overwritten)."""
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "config.json").write_text(content)
+    args = ["train", "--method", "plain", "--recipe", "smoke", "--arch", "test_tiny"]
+    args += ["--dataset", "synthetic10", "--device", "cpu", "--epochs", "1", "--n-train", "64", "--out", str(out)]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "not a training run's" in err
+    assert (out / "config.json").read_text() == content and sorted(p.name for p in out.iterdir()) == [
+        "config.json"
+    ]
+
+
+def test_train_prints_no_warning_a_user_cannot_act_on(tmp_path):
+    """A fresh process training on the array layout (memory-mapped, read-only .npy files): nothing
+    on stderr but the log lines; PyTorch's "NumPy array is not writable" warning (shown once per
+    process, hence a subprocess) came from the read-only label array."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import numpy as np
+
+    d = tmp_path / "data" / "cifar10"
+    d.mkdir(parents=True)
+    for stem, n in (("train", 64), ("test", 20)):
+        np.save(d / f"{stem}_x.npy", np.zeros((n, 32, 32, 3), np.uint8))
+        np.save(d / f"{stem}_y.npy", np.arange(n, dtype=np.int64) % 10)
+    repo = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "default"}
+    cmd = [sys.executable, "-m", "robustbench_aux", "train", "--method", "plain", "--recipe", "smoke"]
+    cmd += ["--arch", "test_tiny", "--dataset", "cifar10", "--data", str(tmp_path / "data"), "--epochs", "1"]
+    cmd += ["--n-train", "64", "--device", "cpu", "--out", str(tmp_path / "run")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "Warning" not in proc.stderr and "warn" not in proc.stderr.lower(), proc.stderr

@@ -41,12 +41,32 @@ def read_config(out: Path) -> dict:
 PRE_RUN_FILES = (SWEEP_LOG, LOCK_FILE)
 
 
+def is_run_config(config: dict) -> bool:
+    """True if ``config`` is a training run's config.json (it names the run's identity: method,
+    arch, dataset, seed and the train/model/options settings)."""
+    return all(k in config for k in IDENTITY_KEYS) and all(
+        isinstance(config[k], dict) for k in ("train", "model", "options")
+    )
+
+
 def check_out_dir(out: Path) -> None:
-    """Refuse an ``--out`` that is a file, or a non-empty directory that is not a run directory
-    (``train`` would overwrite its ``config.json``/``metrics.csv``)."""
+    """Refuse an ``--out`` that is a file, a non-empty directory that is not a run directory, or a
+    directory whose ``config.json`` is not a training run's (``train`` would overwrite its
+    ``config.json``/``metrics.csv``)."""
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} exists and is not a directory; choose a new --out")
-    if not out.is_dir() or (RunDir(out).config).is_file():
+    if not out.is_dir():
+        return
+    if RunDir(out).config.is_file():
+        try:
+            foreign = not is_run_config(read_config(out))
+        except UserError:  # not JSON, not an object, not UTF-8
+            foreign = True
+        if foreign:
+            raise UserError(
+                f"--out {out} holds a config.json that is not a training run's (no method, arch, dataset, "
+                "seed and train/model/options settings); choose an empty or new --out"
+            )
         return
     others = sorted(
         p.name
