@@ -24,7 +24,8 @@ os.umask(_UMASK)
 ORPHAN_AGE_S = 3600.0  # a temporary file without a readable pid counts as orphaned after this
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if a process with this id exists (also one owned by another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -50,7 +51,7 @@ def remove_orphans(path: str | os.PathLike) -> list[Path]:
         middle = tmp.name[len(path.name) + 2 :].split(".", 1)[0]
         try:
             orphan = (
-                not _alive(int(middle))
+                not pid_alive(int(middle))
                 if middle.isdigit()
                 else (time.time() - tmp.stat().st_mtime > ORPHAN_AGE_S)
             )

@@ -421,9 +421,7 @@ def epoch_point(value: float) -> int | float:
 def _same_order(a: list, b: list) -> bool:
     """True if every pair of ``a`` compares (<, =, >) as the same pair of ``b`` does."""
     sign = lambda x: (x > 0) - (x < 0)  # noqa: E731
-    return all(
-        sign(a[i] - a[j]) == sign(b[i] - b[j]) for i in range(len(a)) for j in range(i + 1, len(a))
-    )
+    return all(sign(a[i] - a[j]) == sign(b[i] - b[j]) for i in range(len(a)) for j in range(i + 1, len(a)))
 
 
 def scale_schedule(objs, old_epochs: int, new_epochs: int) -> dict:

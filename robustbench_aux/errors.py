@@ -5,6 +5,7 @@ The CLI prints it as ``error: <message>`` and exits with status 2 (3 for :class:
 library callers can catch it.
 """
 
+import contextlib
 import difflib
 
 
@@ -40,3 +41,29 @@ def comma_list(text: str) -> list[str]:
     """``"a, b,,c"`` -> ``["a", "b", "c"]``: the one parser of comma-separated lists (options,
     ``--set`` values, tag and name filters); items are stripped and empty ones dropped."""
     return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters); ``SystemExit(code)`` for an exit."""
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}) (sys.exit was called)"
+    text = (str(exc).strip().splitlines() or [""])[0].strip()[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextlib.contextmanager
+def user_code(label: str | None, what: str, fix: str = ""):
+    """Run a block that calls code from outside this suite (a model factory, a model's forward):
+    an exception raised there, ``SystemExit`` included, becomes a one-line UserError naming
+    ``label`` (e.g. the ``--model`` spec), ``what`` it was doing and the exception, instead of a
+    traceback (or a silent exit). UserErrors and KeyboardInterrupt pass through unchanged; with
+    ``label=None`` nothing is caught (the suite's own models keep their tracebacks)."""
+    if label is None:
+        yield
+        return
+    try:
+        yield
+    except (UserError, KeyboardInterrupt):
+        raise
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - user code may raise anything
+        raise UserError(f"{label}: {what} raised {exception_line(exc)}{f'; {fix}' if fix else ''}") from None

@@ -204,7 +204,18 @@ def test_out_holding_a_foreign_config_json_is_refused(content, tmp_path, capsys)
     out.mkdir()
     (out / "config.json").write_text(content)
     args = ["train", "--method", "plain", "--recipe", "smoke", "--arch", "test_tiny"]
-    args += ["--dataset", "synthetic10", "--device", "cpu", "--epochs", "1", "--n-train", "64", "--out", str(out)]
+    args += [
+        "--dataset",
+        "synthetic10",
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--n-train",
+        "64",
+        "--out",
+        str(out),
+    ]
     assert cli.main(args) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("error: ") and "not a training run's" in err

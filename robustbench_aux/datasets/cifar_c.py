@@ -39,6 +39,7 @@ class CifarCReader:
 
     ``require`` names corruptions that must be present (default: none beyond one); pass
     ``require=ALL_19`` to insist on the full published set. Unknown ``.npy`` files are ignored.
+    ``fix`` replaces the advice that ends every error message (default: re-download or regenerate).
     """
 
     def __init__(
@@ -47,9 +48,12 @@ class CifarCReader:
         *,
         require: Iterable[str] = (),
         num_classes: int | None = None,
+        fix: str | None = None,
     ):
         self.directory = Path(directory)
-        if self.directory.name in PUBLISHED_DIRS:
+        if fix is not None:  # the caller's advice (e.g. a folder about to be deleted: no advice naming it)
+            self.fix = fix
+        elif self.directory.name in PUBLISHED_DIRS:
             # a published folder name: never suggest generating data under it
             self.fix = (
                 f"re-download it with `robustbench-aux data download-c --dataset {PUBLISHED_DIRS[self.directory.name]} "

@@ -3,29 +3,43 @@
 - resumable: the archive is written to ``<root>/.<name>.tar.part``; a rerun asks the server for the
   rest (HTTP ``Range``) and starts over only if the server ignores the range;
 - checked: the finished archive's MD5 must match (a mismatch deletes it: it would never pass);
-- atomic: the archive is extracted into a temporary folder beside the target, validated as a CIFAR-C
-  directory, and only then renamed to ``<root>/CIFAR-*-C``; a bad archive, a full disk or a kill
-  leaves no half-extracted target;
-- the URL and MD5 can be overridden (a mirror, or a local server in tests).
+- atomic: the archive is extracted into a temporary folder beside the target
+  (``.<name>.extract-<pid>-<random>``), validated as the published layout, and only then renamed to
+  ``<root>/CIFAR-*-C``; a bad archive, a full disk or a kill leaves no half-extracted target. The
+  temporary folder is removed on errors, on SIGINT/SIGTERM/SIGHUP, and, after a SIGKILL, by the next
+  run (once its process is gone);
+- only the published layout is placed under the published name: ``<name>/labels.npy`` and
+  ``<name>/<corruption>.npy`` for the 19 corruptions, 10,000 images per severity block; any other
+  entry, link or block size is refused;
+- the URL (http, https or file) and MD5 (32 hex digits) can be overridden (a mirror, or a local
+  file in tests); both are checked before anything is downloaded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import http.client
 import logging
 import os
+import re
 import shutil
+import signal
 import tarfile
 import tempfile
+import threading
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from robustbench_aux.atomic import ORPHAN_AGE_S, pid_alive
+from robustbench_aux.catalog import ALL_19
 from robustbench_aux.datasets.cifar_c import MANIFEST, CifarCReader
 from robustbench_aux.datasets.loading import DATASETS, resolve_data_root
 from robustbench_aux.errors import UserError
@@ -43,6 +57,7 @@ class Archive:
     md5: str
     size: int | None  # bytes, as listed on Zenodo (None: unknown)
     record: str
+    n_per_severity: int = 10_000  # images per (corruption, severity) block of the published files
 
 
 ARCHIVES = {
@@ -86,6 +101,81 @@ def _check_free(directory: Path, needed: int, what: str) -> None:
         )
 
 
+URL_SCHEMES = ("http", "https", "file")
+
+
+class DiskFull(UserError):
+    """The disk filled up while extracting: the archive itself is fine (kept for a rerun)."""
+
+
+def check_url(url: str) -> str:
+    """``url`` if it is an http, https or file URL naming something; else a one-line UserError."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in URL_SCHEMES:
+        raise UserError(
+            f"--url {url!r} is not an http://, https:// or file:// URL; give the address of the archive"
+        )
+    if parts.scheme.lower() != "file" and not parts.netloc:
+        raise UserError(f"--url {url!r} names no host; e.g. https://host/path/CIFAR-10-C.tar")
+    if parts.scheme.lower() == "file" and not parts.path:
+        raise UserError(f"--url {url!r} names no file; e.g. file:///path/to/CIFAR-10-C.tar")
+    return url
+
+
+def check_md5(md5: str) -> str:
+    """``md5`` in lower case if it is 32 hexadecimal digits; else a one-line UserError."""
+    if not re.fullmatch(r"[0-9a-fA-F]{32}", md5 or ""):
+        raise UserError(f"--md5 {md5!r} is not an MD5 checksum (32 hexadecimal digits)")
+    return md5.lower()
+
+
+def _extract_prefix(dirname: str) -> str:
+    return f".{dirname}.extract-"
+
+
+def remove_stale_extractions(root: Path, dirname: str) -> list[Path]:
+    """Remove temporary extraction folders of ``dirname`` left in ``root`` by killed runs: those whose
+    process (the pid in the name) is gone; a name without a pid (older versions) once it is older
+    than an hour. Returns the folders removed."""
+    removed = []
+    prefix = _extract_prefix(dirname)
+    for tmp in root.glob(f"{prefix}*"):
+        pid = tmp.name[len(prefix) :].split("-", 1)[0]
+        try:
+            stale = (
+                not pid_alive(int(pid)) if pid.isdigit() else time.time() - tmp.stat().st_mtime > ORPHAN_AGE_S
+            )
+        except OSError:
+            continue
+        if stale and tmp.is_dir() and not tmp.is_symlink():
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+            log.info("removed %s, left by an interrupted extraction", tmp)
+    return removed
+
+
+@contextlib.contextmanager
+def _exit_on_termination():
+    """SIGTERM and SIGHUP raise SystemExit (128 + signal) inside the block, so its ``finally``
+    clauses run (a kill -9 cannot be caught: the next run removes what it left). Only in the main
+    thread, where Python delivers signals."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    saved = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        saved[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
+
+
 def fetch(url: str, part: Path, *, timeout: float = 30.0, progress: bool | None = None) -> Path:
     """Download ``url`` into ``part``, continuing an existing partial file with an HTTP Range request."""
     have = part.stat().st_size if part.is_file() else 0
@@ -100,6 +190,8 @@ def fetch(url: str, part: Path, *, timeout: float = 30.0, progress: bool | None 
         raise UserError(f"download of {url} failed: HTTP {exc.code} {exc.reason}") from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        if urllib.parse.urlsplit(url).scheme.lower() == "file":
+            raise UserError(f"cannot read {url} ({reason}); check the path") from None
         raise UserError(f"cannot download {url} ({reason}); no network? {_resume_hint(part)}") from None
     with response:
         resumed = have and response.status == 206
@@ -141,9 +233,15 @@ def _resume_hint(part: Path) -> str:
     return "rerun the same command when the network is back"
 
 
+LAYOUT_FILES = ("labels.npy", *(f"{c}.npy" for c in ALL_19))  # what the published folder holds
+
+
 def _safe_members(tar: tarfile.TarFile, dirname: str) -> list[tarfile.TarInfo]:
-    """Regular files and folders under ``dirname/`` only (no links, devices, absolute paths or ..)."""
-    members = []
+    """The archive's entries if they are exactly the published layout's: the folder ``dirname/`` and
+    regular files ``dirname/labels.npy`` and ``dirname/<corruption>.npy`` (the 19 names), each once.
+    Anything else (other files, sub-folders, links, devices, absolute paths, ``..``) is refused: it
+    would end up under a folder labelled as the published data."""
+    members, seen = [], set()
     for m in tar.getmembers():
         parts = Path(m.name).parts
         if m.name.startswith("/") or ".." in parts or not parts or parts[0] != dirname:
@@ -152,42 +250,85 @@ def _safe_members(tar: tarfile.TarFile, dirname: str) -> list[tarfile.TarInfo]:
             )
         if not (m.isfile() or m.isdir()):
             raise UserError(f"archive entry {m.name!r} is not a regular file: refusing to extract it")
+        if len(parts) == 1 and m.isdir():
+            continue  # the folder itself (created by extracting its files)
+        if len(parts) == 2 and parts[1] == MANIFEST:
+            raise UserError(f"the archive holds {m.name}: a generated copy, not the published files")
+        if len(parts) != 2 or parts[1] not in LAYOUT_FILES or not m.isfile():
+            raise UserError(
+                f"the archive holds {m.name!r}, which the CIFAR-C layout does not name (only {dirname}/"
+                "labels.npy and one <corruption>.npy per CIFAR-C corruption); refusing to place it under "
+                f"{dirname}"
+            )
+        if m.name in seen:
+            raise UserError(f"the archive holds {m.name!r} twice; refusing an ambiguous archive")
+        seen.add(m.name)
         members.append(m)
     return members
 
 
-def extract(archive_path: Path, dirname: str, root: Path, num_classes: int) -> Path:
-    """Extract ``archive_path`` (holding ``dirname/``) to ``root/dirname`` atomically; see the module doc."""
+def extract(
+    archive_path: Path,
+    dirname: str,
+    root: Path,
+    num_classes: int,
+    n_per_severity: int | None = None,
+    label: str | None = None,
+) -> Path:
+    """Extract ``archive_path`` (holding ``dirname/``) to ``root/dirname`` atomically; see the module
+    doc. ``n_per_severity``: the images per block the files must hold (None: any); ``label``: how
+    messages name the archive (default: its file name)."""
     target = root / dirname
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dirname}.extract-", dir=root))
+    tmp = Path(tempfile.mkdtemp(prefix=f"{_extract_prefix(dirname)}{os.getpid()}-", dir=root))
     try:
-        try:
-            with tarfile.open(archive_path) as tar:
-                members = _safe_members(tar, dirname)
-                _check_free(root, sum(m.size for m in members), f"extracting {archive_path.name}")
-                for m in members:
-                    tar.extract(
-                        m,
-                        tmp,
-                        set_attrs=False,
-                        **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}),
-                    )
-        except tarfile.TarError as exc:
-            raise UserError(f"{archive_path} is not a readable tar archive ({exc})") from None
-        except OSError as exc:
-            if _no_space(exc):
-                raise UserError(f"disk full while extracting into {root}; nothing was kept") from None
-            raise
-        extracted = tmp / dirname
-        if (extracted / MANIFEST).is_file():
-            raise UserError(
-                f"{archive_path} holds a manifest.json: a generated copy, not the published files"
+        with _exit_on_termination():
+            _extract_into(
+                archive_path, label or archive_path.name, dirname, root, tmp, num_classes, n_per_severity
             )
-        CifarCReader(extracted, num_classes=num_classes)  # validates every file before it is used
-        os.replace(extracted, target)
+            os.replace(tmp / dirname, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def _extract_into(
+    archive_path: Path,
+    label: str,
+    dirname: str,
+    root: Path,
+    tmp: Path,
+    num_classes: int,
+    n_per_severity: int | None,
+) -> None:
+    try:
+        with tarfile.open(archive_path) as tar:
+            members = _safe_members(tar, dirname)
+            _check_free(root, sum(m.size for m in members), f"extracting {archive_path.name}")
+            for m in members:
+                tar.extract(
+                    m,
+                    tmp,
+                    set_attrs=False,
+                    **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}),
+                )
+    except tarfile.TarError as exc:
+        raise UserError(f"{archive_path} is not a readable tar archive ({exc})") from None
+    except OSError as exc:
+        if _no_space(exc):
+            raise DiskFull(f"disk full while extracting into {root}; nothing was kept") from None
+        raise
+    extracted = tmp / dirname
+    # the folder is deleted if a check fails: the messages name the entries of the archive instead
+    fix = f"the archive {label} is not the published {dirname}"
+    try:
+        reader = CifarCReader(extracted, num_classes=num_classes, fix=fix)
+    except UserError as exc:
+        raise UserError(str(exc).replace(str(extracted), dirname)) from None
+    if n_per_severity is not None and reader.n != n_per_severity:
+        raise UserError(
+            f"{dirname}/labels.npy (in the archive) has {reader.n:,} images per severity block, the "
+            f"published files {n_per_severity:,}; {fix}"
+        )
 
 
 def download_cifar_c(
@@ -205,7 +346,7 @@ def download_cifar_c(
     if dataset not in ARCHIVES:
         raise UserError(f"no published CIFAR-C for {dataset!r}; choose cifar10 or cifar100")
     a = ARCHIVES[dataset]
-    url, md5 = url or a.url, (md5 or a.md5).lower()
+    url, md5 = check_url(url or a.url), check_md5(md5 or a.md5)  # before anything is downloaded
     root = resolve_data_root(data_root)
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -214,6 +355,7 @@ def download_cifar_c(
     if not os.access(root, os.W_OK):
         raise UserError(f"the data root {root} is not writable; pass --data elsewhere")
     target = root / a.dirname
+    remove_stale_extractions(root, a.dirname)
     if target.exists():
         try:
             reader = CifarCReader(target, num_classes=DATASETS[dataset])
@@ -237,7 +379,13 @@ def download_cifar_c(
             "rerun to download it again"
         )
     echo(f"MD5 ok; extracting into {target}")
-    path = extract(part, a.dirname, root, DATASETS[dataset])
+    try:
+        path = extract(part, a.dirname, root, DATASETS[dataset], a.n_per_severity, f"downloaded from {url}")
+    except DiskFull:
+        raise  # the archive is fine: a rerun with space extracts it without downloading again
+    except UserError as exc:
+        part.unlink(missing_ok=True)  # its content would never pass
+        raise UserError(f"{exc}; the downloaded archive was deleted") from None
     if keep_archive:
         kept = part.with_name(f"{a.dirname}.tar")
         os.replace(part, kept)

@@ -28,9 +28,15 @@ from tqdm.auto import tqdm
 from robustbench_aux.catalog import ALL_19, CLEAN, SEVERITIES
 from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
 from robustbench_aux.devices import resolve_device
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import NonFiniteError, UserError, user_code
 from robustbench_aux.evaluation import provenance as prov
-from robustbench_aux.evaluation.predict import EvalBatch, Normalized, output_classes, predict_labels
+from robustbench_aux.evaluation.predict import (
+    EvalBatch,
+    NonFiniteLogits,
+    Normalized,
+    output_classes,
+    predict_labels,
+)
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import BlockStore
 from robustbench_aux.metrics.tidy import block_rows, run_identity
@@ -57,12 +63,15 @@ class EvalSubject:
 
     ``info``: config-like identity (run_id, method, arch, seed, ...) for the table's rows;
     ``provenance``: extra keys for the summary's provenance; ``fingerprint``: extra keys that tell
-    this evaluation's stored blocks from another's (a different checkpoint must not resume them).
+    this evaluation's stored blocks from another's (a different checkpoint must not resume them);
+    ``model_label``: set for a model from outside this suite (the ``--model`` spec): an exception
+    raised in its forward (``SystemExit`` included) becomes a one-line error naming it.
     """
 
     info: Mapping | None = None
     provenance: Mapping | None = None
     fingerprint: Mapping | None = None
+    model_label: str | None = None
 
 
 @dataclass
@@ -77,6 +86,7 @@ class EvalPlan:
     reader: CifarCReader | None
     blocks: list[Block]
     corruption_provenance: dict
+    model_label: str | None  # EvalSubject.model_label: the forward is code from outside this suite
     identity: dict
     fingerprint: dict
     n: int | None
@@ -221,7 +231,8 @@ def plan_evaluation(
     try:
         # (no .eval() on the wrapper: a torch.export program would refuse the mode switch; see _to_eval)
         model = (Normalized(model, *normalization) if normalization is not None else model).to(device)
-        _check_classes(model, device, x_test, y_test, num_classes)
+        with user_code(subject.model_label, "the model's forward (on one blank image)"):
+            _check_classes(model, device, x_test, y_test, num_classes)
     except BaseException:
         if was_training:
             _unwrap(model).train()
@@ -247,6 +258,7 @@ def plan_evaluation(
         reader=reader,
         blocks=blocks,
         corruption_provenance=c_prov,
+        model_label=subject.model_label,
         identity=identity,
         fingerprint=fingerprint,
         n=n,
@@ -270,9 +282,15 @@ def run_blocks(plan: EvalPlan, store: BlockStore | None = None) -> BlockOutcome:
         hit = store.load(corruption, severity, len(y)) if store else None
         if hit is None:
             t0 = time.perf_counter()
-            predicted = predict_labels(
-                plan.model, x, batch_size=plan.batch, device=plan.device, precision=plan.precision
-            )
+            block = "the clean test set" if corruption == CLEAN else f"block {corruption} severity {severity}"
+            try:
+                with user_code(plan.model_label, f"the model's forward on {block}"):
+                    predicted = predict_labels(
+                        plan.model, x, batch_size=plan.batch, device=plan.device, precision=plan.precision
+                    )
+            except NonFiniteLogits as exc:
+                kept = "; the blocks finished before it are kept" if store and done.counts else ""
+                raise NonFiniteError(f"{block}: {exc}{kept}") from None
             hit = predicted == y
             done.compute_s += time.perf_counter() - t0
             done.images_now += len(y)

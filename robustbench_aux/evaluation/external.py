@@ -13,9 +13,11 @@ normalized input.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,8 +26,9 @@ import torch
 from torch import nn
 
 from robustbench_aux.catalog import NORMALIZATION
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import UserError, exception_line, user_code
 from robustbench_aux.hashing import sha256_file
+from robustbench_aux.paths import component
 
 log = logging.getLogger(__name__)
 
@@ -80,10 +83,13 @@ def _import_factory(spec: str):
         obj = importlib.import_module(module_name)
     except ImportError as exc:
         raise UserError(f"cannot import {module_name} for --model {spec} ({exc})") from None
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise UserError(f"{module_name} has no attribute {attr!r} (--model {spec})")
-        obj = getattr(obj, part)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the module's own code failed at import
+        raise UserError(f"importing {module_name} for --model {spec} raised {exception_line(exc)}") from None
+    with user_code(f"--model {spec}", f"looking up {attr!r} in {module_name}"):
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise UserError(f"{module_name} has no attribute {attr!r} (--model {spec})")
+            obj = getattr(obj, part)
     if not callable(obj):
         raise UserError(f"{spec} is not callable; name a function or class that returns an nn.Module")
     return obj
@@ -129,13 +135,21 @@ def _load_file(path: Path) -> tuple[nn.Module, str]:
     if not path.is_file():
         raise UserError(f"model file {path} does not exist")
     if path.suffix in EXPORT_SUFFIXES:
-        try:
-            program = torch.export.load(str(path))
-        except Exception as exc:  # noqa: BLE001
-            raise UserError(f"{path} is not a torch.export program ({type(exc).__name__}: {exc})") from None
+        with _torch_export_log() as logged:
+            try:
+                program = torch.export.load(str(path))
+            except Exception as exc:  # noqa: BLE001
+                cause = logged[-1] if logged else exception_line(exc)  # the reason torch logged, if any
+                raise UserError(f"{path} is not a torch.export program ({cause})") from None
         return program.module(), "export"
     try:
-        return torch.jit.load(str(path), map_location="cpu"), "torchscript"
+        with warnings.catch_warnings():
+            # torch deprecates TorchScript in favour of torch.export; this suite still reads the
+            # files, and the user of a file cannot change how it was saved
+            warnings.filterwarnings(
+                "ignore", message=r"`torch\.jit\.load` is deprecated", category=FutureWarning
+            )
+            return torch.jit.load(str(path), map_location="cpu"), "torchscript"
     except Exception:  # noqa: BLE001
         raise UserError(
             f"{path} is not a TorchScript file; a state dict goes with its architecture: --model "
@@ -143,24 +157,62 @@ def _load_file(path: Path) -> tuple[nn.Module, str]:
         ) from None
 
 
+class _Capture(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        exc = record.exc_info[1] if record.exc_info else None
+        self.lines.append(
+            exception_line(exc) if exc is not None else record.getMessage().splitlines()[0][:200]
+        )
+
+
+@contextlib.contextmanager
+def _torch_export_log():
+    """While torch.export reads a file: its logger's records (a damaged file makes it log a whole
+    traceback as a warning, then fail with "check the warnings above") are kept, not printed; the
+    yielded list holds one line per record, for the error message."""
+    logger = logging.getLogger("torch.export")
+    capture = _Capture()
+    saved = logger.handlers[:], logger.propagate
+    logger.handlers[:] = [capture]
+    logger.propagate = False
+    try:
+        yield capture.lines
+    finally:
+        logger.handlers[:], logger.propagate = saved
+
+
 def _load_robustbench(spec: str) -> tuple[nn.Module, str, dict]:
     rest = spec[len(ROBUSTBENCH_PREFIX) :]
     dataset, _, name = rest.partition("/")
     if dataset not in ("cifar10", "cifar100") or not name:
         raise UserError(f"--model {spec}: expected robustbench:cifar10/<name> or robustbench:cifar100/<name>")
+    component(name, f"--model {spec}: the model name")  # robustbench makes it a file name: no / or ..
     try:
         from robustbench.utils import load_model  # optional: not a dependency of this suite
-    except ImportError:
+    except ImportError as exc:
+        if exc.name == "robustbench":
+            raise UserError(
+                "--model robustbench:... needs the robustbench package, which is not installed "
+                "(pip install git+https://github.com/RobustBench/robustbench.git)"
+            ) from None
         raise UserError(
-            "--model robustbench:... needs the robustbench package, which is not installed "
-            "(pip install git+https://github.com/RobustBench/robustbench.git)"
+            f"the robustbench package is installed but cannot be imported: {exception_line(exc)}"
+            + (
+                f" (a dependency it needs is missing: install the package providing {exc.name!r})"
+                if exc.name
+                else ""
+            )
         ) from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken installation
+        raise UserError(f"importing the robustbench package raised {exception_line(exc)}") from None
     try:
         model = load_model(model_name=name, dataset=dataset, threat_model="corruptions")
-    except Exception as exc:  # noqa: BLE001 - unknown names, missing weights offline, ...
-        raise UserError(
-            f"robustbench could not load {dataset}/{name} ({type(exc).__name__}: {exc})"
-        ) from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - unknown names, missing weights offline, ...
+        raise UserError(f"robustbench could not load {dataset}/{name} ({exception_line(exc)})") from None
     return model, name, {"robustbench_dataset": dataset}
 
 
@@ -188,20 +240,16 @@ def load_external(
             model, kind, spec, path.stem, {"file": str(path.resolve()), "file_sha256": sha256_file(path)}
         )
     factory = _import_factory(spec)
-    try:
+    call = f"{spec}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())})"
+    with user_code(f"the factory {call}", "building the model", "fix the factory or its --model-arg values"):
         model = factory(**kwargs)
-    except TypeError as exc:
-        raise UserError(
-            f"{spec}({', '.join(f'{k}={v!r}' for k, v in kwargs.items())}) failed: {exc}"
-        ) from None
     if not isinstance(model, nn.Module):
         raise UserError(f"{spec} returned {type(model).__name__}, not a torch.nn.Module")
-    model.eval()  # a freshly built module is in training mode; evaluation is in eval mode
+    with user_code(f"--model {spec}", "switching the model to eval mode"):
+        model.eval()  # a freshly built module is in training mode; evaluation is in eval mode
     info: dict = {"factory": spec, "kwargs": kwargs}
     if weights is not None:
         info.update(load_state_dict_file(model, weights))
-    else:
-        log.warning("no --weights: %s is evaluated with the weights its factory returns", spec)
     top = spec.split(":", 1)[0].split(".")[0]
     package = importlib.import_module(top)
     info["package_version"] = f"{top} {getattr(package, '__version__', 'unknown')}"
@@ -240,26 +288,29 @@ def evaluate_external(
     """Evaluate the model ``spec`` names like a run: ``<out>/config.json`` + ``<out>/eval/`` (readable by
     ``report`` and ``export``). ``out`` defaults to ``runs/external/<name>``. Further keyword arguments
     go to :func:`robustbench_aux.evaluation.evaluate`."""
-    import json
-
     from robustbench_aux import atomic
     from robustbench_aux.datasets import load_dataset
     from robustbench_aux.evaluation.api import EvalSubject, evaluate
-    from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR
+    from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, read_config
 
     ext = load_external(spec, weights=weights, kwargs=model_args)
     run_id = name or ext.name
+    what = "--name" if name else f"the name taken from --model {spec} (pass --name)"
+    component(run_id, what)  # no '/', '.' or '..': it names the output folder
     if not re.fullmatch(r"[\w.+-]+", run_id):
-        raise UserError(f"--name {run_id!r}: use letters, digits and . _ + - only (it names files)")
+        raise UserError(f"{what} {run_id!r}: use letters, digits and . _ + - only (it names files)")
     out = Path(out) if out is not None else Path("runs") / "external" / run_id
     cfg_path = out / CONFIG_JSON
     if cfg_path.is_file():
         try:
-            old = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError:
+            old = read_config(out)
+        except UserError:  # not JSON, not an object: not ours either
             old = {}
         if old.get("method") != "external":
-            raise UserError(f"{out} holds a training run ({cfg_path}); pass --out to a folder of its own")
+            raise UserError(
+                f"{out} holds a config.json that is not an evaluation of --model (a training run's or "
+                "another tool's); pass --out a folder of its own"
+            )
     data = load_dataset(dataset, data_root)
     config = {
         "run_id": run_id,
@@ -287,8 +338,11 @@ def evaluate_external(
             info=config,
             provenance={"model": config["model"]},
             fingerprint={"model_spec": spec, "normalization": config["normalization"]},
+            model_label=f"--model {spec}",
         ),
         **kwargs,
     )
     atomic.write_json(cfg_path, config)
+    if ext.kind == "factory" and weights is None:  # after the work: an error stays the only line
+        log.warning("no --weights: %s was evaluated with the weights its factory returns", spec)
     return result

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustbench_aux.errors import UserError
+from robustbench_aux.errors import NonFiniteError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,9 @@ def predict_labels(
 ) -> np.ndarray:
     """Top-1 predictions (int64, shape (N,)) for uint8 NHWC ``images``; ``model`` must be on ``device``.
 
+    Logits holding NaN or inf are not predictions: a :class:`NonFiniteLogits` error (exit status 3)
+    counting the images concerned. The check stays on the device (one count, read with the labels).
+
     ``batch_size``: an int, None (:func:`default_batch_size`) or an :class:`EvalBatch` shared with
     other calls, which then also tells the caller the size actually used (``.size``). On CUDA out
     of memory the batch is halved and retried. ``precision`` is ``fp32`` (exact), ``bf16`` or
@@ -139,13 +142,17 @@ def predict_labels(
         # NHWC convolutions: faster on tensor cores, and 10-30 % faster with oneDNN on a CPU (measured)
         channels_last = True
     preds = []
+    nonfinite = torch.zeros((), dtype=torch.int64, device=device)
     lo = 0
     with _autocast(device, precision):
         while lo < len(images):
             hi = min(lo + batch.size, len(images))
             try:
                 x = to_device_batch(images[lo:hi], device, channels_last)
-                pred = model(x).argmax(dim=1)
+                logits = model(x)
+                pred = logits.argmax(dim=1)
+                nonfinite += (~torch.isfinite(logits)).any(dim=1).sum()
+                logits = None
             except torch.cuda.OutOfMemoryError:
                 pred = None  # handled below, once the exception and the tensors its frames hold are gone
             x = None
@@ -156,7 +163,18 @@ def predict_labels(
             lo = hi
     if not preds:
         return np.zeros(0, np.int64)
-    return torch.cat(preds).cpu().numpy().astype(np.int64)
+    out = torch.cat(preds).cpu().numpy().astype(np.int64)
+    bad = int(nonfinite)
+    if bad:
+        raise NonFiniteLogits(
+            f"the model's logits are NaN or infinite for {bad:,} of {len(images):,} images; such outputs "
+            "are not predictions (check the model and its weights; with --precision fp16/bf16 try fp32)"
+        )
+    return out
+
+
+class NonFiniteLogits(NonFiniteError):
+    """A model returned NaN or infinite logits (exit status 3): nothing is scored for that block."""
 
 
 @torch.inference_mode()

@@ -90,7 +90,9 @@ class AuxiliaryOptions:
                 "sbn_running_stats = all_views needs selective_bn = true (per-view batch statistics)"
             )
         if not math.isfinite(self.penalty_start_epoch) or self.penalty_start_epoch < 0:
-            raise UserError(f"penalty_start_epoch must be an epoch number >= 0, got {self.penalty_start_epoch}")
+            raise UserError(
+                f"penalty_start_epoch must be an epoch number >= 0, got {self.penalty_start_epoch}"
+            )
         if self.temperature <= 0:
             raise UserError(f"temperature must be positive, got {self.temperature}")
         if not self.corruptions:
