@@ -312,7 +312,7 @@ def _extract_into(
                     **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}),
                 )
     except tarfile.TarError as exc:
-        raise UserError(f"{archive_path} is not a readable tar archive ({exc})") from None
+        raise UserError(f"the archive {label} is not a readable tar archive ({exc})") from None
     except OSError as exc:
         if _no_space(exc):
             raise DiskFull(f"disk full while extracting into {root}; nothing was kept") from None
