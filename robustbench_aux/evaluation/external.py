@@ -194,7 +194,7 @@ def _load_robustbench(spec: str) -> tuple[nn.Module, str, dict]:
     try:
         from robustbench.utils import load_model  # optional: not a dependency of this suite
     except ImportError as exc:
-        if exc.name == "robustbench":
+        if (exc.name or "").split(".")[0] == "robustbench":  # the package itself (or its utils) is absent
             raise UserError(
                 "--model robustbench:... needs the robustbench package, which is not installed "
                 "(pip install git+https://github.com/RobustBench/robustbench.git)"
