@@ -4,7 +4,9 @@ respects them.
 Per architecture the interval of each number comes from the unit of replication available: with
 two or more paired seeds a t interval over the per-seed differences; with one paired seed a paired
 bootstrap over test images (evaluation noise only); with no paired seed none. The row "mean over
-architectures" combines the architectures' intervals (normal, standard errors added in quadrature).
+architectures" combines the architectures' intervals: the mean of their numbers, with a half-width
+of the root of the sum of their squared half-widths divided by the number of architectures (the
+interval of a mean of independent estimates).
 The verdict (:func:`robustbench_aux.metrics.compare.claim_verdict`) rests on the gain over the 15
 benchmark corruptions, its interval and the Holm-adjusted p-value of the significance table's test
 of the same difference (the row "over seeds" with two or more seeds, else the seed's row).
@@ -144,12 +146,13 @@ def claim_table(
         if row["arch"] != MEAN_ROW:
             continue
         k_arch = len(per_arch)
-        z = float(stats.norm.ppf(0.5 + LEVEL / 2))
         info = {"n_test_images": n_images}
         for k in metrics:
+            # the mean of k independent estimates: their half-widths (and standard errors) in quadrature / k
+            half = math.sqrt(sum(((e[f"{k}_high"] - e[f"{k}_low"]) / 2) ** 2 for e in per_arch)) / k_arch
             se = math.sqrt(sum(e[f"{k}_se"] ** 2 for e in per_arch)) / k_arch
-            info.update({f"{k}_low": row[k] - z * se, f"{k}_high": row[k] + z * se, f"{k}_se": se})
-        info["interval"] = f"normal, from the {k_arch} architectures' intervals"
+            info.update({f"{k}_low": row[k] - half, f"{k}_high": row[k] + half, f"{k}_se": se})
+        info["interval"] = f"combined from the {k_arch} architectures' intervals"
         for key in ("clean_p_holm", "robust_p_holm"):
             ps = [e[key] for e in per_arch]
             # a claim about every architecture at once: the largest p (NaN when one is untested)

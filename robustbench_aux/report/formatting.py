@@ -71,7 +71,7 @@ def interval_source(text) -> str:
         return text
     if text.startswith("bootstrap"):
         return "bootstrap over test images"
-    if text.startswith("normal"):
+    if text.startswith("combined"):
         return "the architectures' intervals"
     return "none"
 
