@@ -32,6 +32,10 @@ SEVERITIES: tuple[int, ...] = (1, 2, 3, 4, 5)
 # the clean test set's name in result tables (with severity 0)
 CLEAN = "clean"
 
+# the dataset copy label of an official release (datasets/loading.py writes it into run provenance;
+# any other recorded label is a copy that is not the original, and the report's banner says so)
+OFFICIAL_COPY = "official (torchvision) or user-provided copy"
+
 # Per-channel mean/std in [0, 1] of the *training* sets. Runs store the statistics they used in
 # their config; these are only the defaults a recipe starts from.
 NORMALIZATION = {

@@ -251,13 +251,35 @@ def fixture_config(label: str, arch: str, seed: int, dataset: str = "cifar100") 
     parts = [p for p in parts if p != "published protocol"]
     if method in ("naive_augmentation", "per_corruption"):
         reading = "joint_batch" if "joint_batch" in parts else "enlarged_dataset"
-        config["options"] = {"data_reading": reading}
+        config["options"] = {"data_reading": reading, "step_budget": "full_pass"}
         parts = [p for p in parts if p != "joint_batch"]
     if method == "per_corruption":
         config["corruption"] = parts[0]
     elif parts:
         config["variant"] = parts[0]
     return config
+
+
+FIXTURE_TRAIN = 50_000  # training images behind a fixture run's metrics.csv (the full set)
+
+
+def fixture_compute(config: dict) -> tuple[int, int]:
+    """(optimizer steps, images with every view counted) per epoch of a fixture run, as the engine
+    counts them at batch 128 on the full training set: enlarged-dataset naive / per-corruption
+    augmentation visits 5 / 2 items per image, auxiliary training 5 views and AugMix 3 per image."""
+    method = config["method"]
+    reading = (config.get("options") or {}).get("data_reading")
+    views = {"auxiliary": 5, "augmix": 3, "naive_augmentation": 5, "per_corruption": 2}.get(method, 1)
+    items = FIXTURE_TRAIN * (views if reading == "enlarged_dataset" else 1)
+    return -(-items // 128), FIXTURE_TRAIN * views
+
+
+def write_fixture_metrics(run_dir: Path, config: dict) -> None:
+    """The run's metrics.csv (one row per epoch: epoch, steps, images), as training writes it."""
+    steps, images = fixture_compute(config)
+    epochs = int(config["train"]["epochs"])
+    rows = ["epoch,steps,images"] + [f"{e},{steps},{images}" for e in range(1, epochs + 1)]
+    atomic.write_text(run_dir / "metrics.csv", "\n".join(rows) + "\n")
 
 
 def write_fixture_run(
@@ -276,6 +298,7 @@ def write_fixture_run(
     config = fixture_config(label, arch, seed, dataset)
     run_dir = root / config["run_id"]
     atomic.write_json(run_dir / "config.json", config)
+    write_fixture_metrics(run_dir, config)
     blocks = [(CLEAN, 0)] + [(c, s) for c in corruptions for s in SEVERITIES]
     correct, counts = {}, []
     for i, (c, s) in enumerate(blocks):

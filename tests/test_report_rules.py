@@ -97,7 +97,9 @@ def test_banner_is_at_the_top_of_the_page(fixture_report):
     banner = html.index('id="banner"')
     assert banner < html.index('<section id="claim">')
     keys = re.findall(r'<li data-key="(\w+)"', html[banner : html.index("</div>", banner)])
-    assert keys == ["generated", "small_blocks"]  # fixture: generated, 100 images per block, 2 seeds
+    # fixture: generated, 100 images per block and clean test images, its own data copy, 2 seeds,
+    # enlarged-dataset baselines with 5x / 2x the steps of plain
+    assert keys == ["generated", "small_blocks", "test_images", "data_copy", "steps"]
     assert "protocol deviations</dt><dd>none recorded" in html
 
 

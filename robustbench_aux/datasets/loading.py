@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from robustbench_aux.catalog import OFFICIAL_COPY
 from robustbench_aux.datasets.arrays import DatasetArrays, read_array_dir, write_array_dir
 from robustbench_aux.datasets.synthetic import make_synthetic
 from robustbench_aux.errors import UserError
@@ -135,4 +136,4 @@ def _copy_label(directory: Path) -> str:
     readme = directory.parent / "README.md"
     if readme.is_file() and "JPEG" in readme.read_text(errors="ignore"):
         return "CIFAR-10 (JPEG-q75 copy)"
-    return "official (torchvision) or user-provided copy"
+    return OFFICIAL_COPY

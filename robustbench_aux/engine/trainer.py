@@ -323,10 +323,12 @@ class _Trainer:
         n = len(self.train_y)
         # "dataset enlargement" methods train on (k + 1) * n items per epoch: item i is view i // n of image i % n
         mult = self.method.epoch_multiplier()
-        batch = min(t.batch_size, n * mult - n * mult % dist.world_size)
-        steps = epoch_steps(n * mult, batch, t.drop_last, dist.world_size)
+        # items trained this epoch: all n * mult, or a fresh random subset (step_budget = as_plain)
+        items = self.method.epoch_items(n)
+        batch = min(t.batch_size, items - items % dist.world_size)
+        steps = epoch_steps(items, batch, t.drop_last, dist.world_size)
         lr = lr_at_step(t, epoch, 0, steps, warmup=False)  # the scheduled lr (metrics column)
-        perm = torch.randperm(n * mult, generator=self.generator, device=self.device)
+        perm = torch.randperm(n * mult, generator=self.generator, device=self.device)[:items]
         sums: dict[str, torch.Tensor] = {}
         correct = torch.zeros((), device=self.device)
         start = time.perf_counter()
@@ -336,7 +338,7 @@ class _Trainer:
             leave=False,
             disable=None if dist.is_main else True,
         )
-        seen = 0
+        seen = images = 0  # items (training images or enlarged-dataset items) and views trained on
         graphs = t.compile and t.compile_mode == "reduce-overhead"
         self._bad = None  # the first non-finite step of this epoch, kept on the device (finite_check=epoch)
         for step in bar:
@@ -351,6 +353,7 @@ class _Trainer:
             kinds = {"kinds": idx // n} if mult > 1 else {}
             src = idx % n
             views = self.method.views(self.buffers.gather(self.train_x, src), self.generator, **kinds)
+            images += len(idx) * len(views)
             y = self.train_y[src[lo:hi]]
             # each view converted to [0, 1] on its own (methods may mix uint8 and float views, AugMix)
             # straight into the reused input buffer: no per-step float copies, concatenation or
@@ -386,6 +389,7 @@ class _Trainer:
         row["train_acc"] = totals[-1] / seen
         row.update(self.method.epoch_info(step_position(epoch, steps - 1, steps)))  # at the last step
         row["steps"] = steps
+        row["images"] = images  # every view counted (an auxiliary step trains on k + 1 per image)
         row["images_per_s"] = seen / seconds
         row["seconds"] = seconds
         return row

@@ -10,6 +10,10 @@ of two ways (``data_reading``, docs/training.md):
 - ``joint_batch``: each step trains on the clean batch and all its corrupted views concatenated
   ((k + 1) * B images, the auxiliary method's step) with the mean loss over all of them, so at the
   same lr each view gets 1 / (k + 1) of the gradient weight a plain step gives it.
+
+How many steps an enlarged-dataset epoch takes (``step_budget``): ``full_pass`` (the default) visits
+all (k + 1) * n items, (k + 1) x plain training's steps; ``as_plain`` trains on n of them per epoch,
+drawn afresh each epoch, so the run takes plain training's optimizer steps and images.
 """
 
 from __future__ import annotations
@@ -27,12 +31,24 @@ from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.base import Method, StepOutput, cross_entropy_per_view, term_name
 
 DATA_READINGS = ("enlarged_dataset", "joint_batch")
+STEP_BUDGETS = ("full_pass", "as_plain")
 
 
 def _check_common(options) -> None:
     require_choices(
-        options, {"noise_impl": NOISE_IMPLS, "rotation_view": ROTATION_VIEWS, "data_reading": DATA_READINGS}
+        options,
+        {
+            "noise_impl": NOISE_IMPLS,
+            "rotation_view": ROTATION_VIEWS,
+            "data_reading": DATA_READINGS,
+            "step_budget": STEP_BUDGETS,
+        },
     )
+    if options.step_budget == "as_plain" and options.data_reading != "enlarged_dataset":
+        raise UserError(
+            "step_budget = as_plain applies to data_reading = enlarged_dataset (a joint_batch epoch "
+            "already takes plain training's steps); drop it or set data_reading=enlarged_dataset"
+        )
 
 
 @dataclass
@@ -42,6 +58,7 @@ class NaiveOptions:
     paired_views: bool = False  # all views share one crop/flip (reference: each draws its own)
     rotation_view: str = "crop_then_rotate"  # reference: crop, rotate, no flip | corrupt_then_crop_flip
     data_reading: str = "enlarged_dataset"  # enlarged_dataset | joint_batch (module doc)
+    step_budget: str = "full_pass"  # full_pass | as_plain: plain training's steps per epoch (module doc)
 
     def validate(self) -> None:
         _check_common(self)
@@ -58,6 +75,7 @@ class PerCorruptionOptions:
     paired_views: bool = False
     rotation_view: str = "crop_then_rotate"
     data_reading: str = "enlarged_dataset"
+    step_budget: str = "full_pass"
 
     def validate(self) -> None:
         _check_common(self)
@@ -69,6 +87,9 @@ class _SharedHeadAugmentation(Method):
 
     def epoch_multiplier(self) -> int:
         return len(self.corruption_specs()) + 1 if self.options.data_reading == "enlarged_dataset" else 1
+
+    def epoch_items(self, n: int) -> int:
+        return n if self.options.step_budget == "as_plain" else n * self.epoch_multiplier()
 
     def loss(self, model, inputs, views, y, epoch) -> StepOutput:
         if views == 1:  # enlarged dataset: one batch of mixed clean and corrupted images

@@ -61,6 +61,11 @@ class Method:
         epoch visits every (image, view) pair once (the engine then passes ``kinds`` to ``views``)."""
         return 1
 
+    def epoch_items(self, n: int) -> int:
+        """Items trained per epoch over ``n`` training images: ``n`` times :meth:`epoch_multiplier`
+        (every item once); a method may train on fewer, a random subset drawn afresh each epoch."""
+        return n * self.epoch_multiplier()
+
     def _view_transforms(self) -> list:
         if not hasattr(self, "_transforms"):
             impl = getattr(self.options, "noise_impl", "clipped")

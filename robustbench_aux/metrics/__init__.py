@@ -25,6 +25,7 @@ from robustbench_aux.metrics.accuracy import (
 )
 from robustbench_aux.metrics.compare import (
     SEEN_FAMILIES,
+    claim_verdict,
     family_accuracy,
     headline,
     interference_matrix,
@@ -47,6 +48,7 @@ from robustbench_aux.metrics.uncertainty import (
     holm,
     mcnemar,
     paired_bootstrap,
+    paired_bootstrap_means,
     paired_z,
     per_image_score,
     seed_test,
@@ -61,6 +63,7 @@ __all__ = [
     "block_rows",
     "bootstrap_ci",
     "category_accuracy",
+    "claim_verdict",
     "check_table",
     "clean_accuracy",
     "corruption_accuracy",
@@ -79,6 +82,7 @@ __all__ = [
     "normalized_ce",
     "normalized_mce",
     "paired_bootstrap",
+    "paired_bootstrap_means",
     "paired_z",
     "per_image_score",
     "ratio_ce",

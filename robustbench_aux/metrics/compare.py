@@ -107,18 +107,26 @@ def ratio_mce(
 ) -> dict:
     """The mean ratio over the given corruptions, with the count of corruptions that entered it.
 
-    Returns ``{"value", "n_used", "n_unstable", "n_missing", "n_set", "unstable"}``: ``value`` is the
-    mean over the stable corruptions present (NaN when none is), ``unstable`` lists those left out
-    because the reference barely degrades on them, ``n_missing`` counts corruptions of the set not
-    evaluated for both runs. Nothing is left out without being counted.
+    Returns ``{"value", "n_used", "n_unstable", "n_missing", "n_set", "unstable", "min", "median",
+    "max", "ratios"}``: ``value`` is the mean over the stable corruptions present (NaN when none
+    is), ``min`` / ``median`` / ``max`` its spread over those corruptions, ``ratios`` the
+    per-corruption ratios (stable and unstable alike), ``unstable`` lists those left out because
+    the reference barely degrades on them, ``n_missing`` counts corruptions of the set not evaluated
+    for both runs. Nothing is left out without being counted.
     """
     corruptions = tuple(corruptions)
     per = ratio_ce(run, reference, kind)
     present = [c for c in corruptions if c in per.index]
     per = per.loc[present]
     stable = per[~per["unstable"]]
+    spread = stable["ratio"].astype(float)
+    nan = float("nan")
     return {
-        "value": float(stable["ratio"].mean()) if len(stable) else float("nan"),
+        "value": float(stable["ratio"].mean()) if len(stable) else nan,
+        "min": float(spread.min()) if len(spread) else nan,
+        "median": float(spread.median()) if len(spread) else nan,
+        "max": float(spread.max()) if len(spread) else nan,
+        "ratios": per,
         "n_used": int(len(stable)),
         "n_unstable": int(per["unstable"].sum()),
         "n_missing": len(corruptions) - len(present),
@@ -167,8 +175,9 @@ READINGS = (
 HEADLINE_METRICS = ("delta_clean_pts",) + tuple(r[0] for r in READINGS)
 
 
-def _paired_deltas(runs: pd.DataFrame, arch: str, label: str, reference: str) -> tuple[pd.DataFrame, bool]:
-    """Per-seed (method - reference) rows for one architecture; unpaired means when no seed matches."""
+def paired_deltas(runs: pd.DataFrame, arch: str, label: str, reference: str) -> tuple[pd.DataFrame, bool]:
+    """Per-seed (method - reference) rows of :data:`HEADLINE_METRICS` for one architecture (``runs``
+    from :func:`run_frame`), indexed by seed; one row of unpaired means when no seed matches."""
     cols = ["clean_acc", "mce", "mce_19"]
     m = runs[(runs["arch"] == arch) & (runs["label"] == label)].groupby("seed")[cols].mean()
     p = runs[(runs["arch"] == arch) & (runs["label"] == reference)].groupby("seed")[cols].mean()
@@ -183,7 +192,7 @@ def _paired_deltas(runs: pd.DataFrame, arch: str, label: str, reference: str) ->
         gain = p[key].to_numpy() - m[key].to_numpy()
         out[f"robust_abs_pts_{s}"] = 100.0 * gain
         out[f"robust_rel_pct_{s}"] = 100.0 * gain / p[key].to_numpy()
-    return pd.DataFrame(out), paired
+    return pd.DataFrame(out, index=m.index if paired else None), paired
 
 
 def headline(df: pd.DataFrame, label: str = "auxiliary", reference: str = PLAIN) -> pd.DataFrame:
@@ -203,7 +212,7 @@ def headline(df: pd.DataFrame, label: str = "auxiliary", reference: str = PLAIN)
         sub = runs[runs["arch"] == arch]
         if label not in set(sub["label"]) or reference not in set(sub["label"]):
             continue
-        deltas, paired = _paired_deltas(runs, arch, label, reference)
+        deltas, paired = paired_deltas(runs, arch, label, reference)
         row = {
             "arch": arch,
             "n_seeds": len(deltas),
@@ -262,6 +271,59 @@ def matching_reading(readings: Mapping[str, float], paper: float = PAPER_ROBUSTN
     if same_kind and dist[best] > 0.5 * min(same_kind):
         return f"{kind[best]} (15 and 19 corruptions alike)"
     return f"{kind[best]}, {sets[best]} corruptions"
+
+
+INCONCLUSIVE = "inconclusive"
+OPPOSITE_SIGN = "opposite sign"
+GAIN = "gain"
+ALPHA = 0.05
+
+
+def _p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def claim_verdict(
+    readings: Mapping[str, float],
+    low: float,
+    high: float,
+    p_holm: float,
+    n_text: str,
+    *,
+    alpha: float = ALPHA,
+    paper: float = PAPER_ROBUSTNESS,
+) -> tuple[str, str]:
+    """The verdict on the paper's robustness claim, respecting the measurement's uncertainty.
+
+    ``readings`` as in :func:`matching_reading`; the decision rests on ``robust_abs_pts_15`` (the
+    gain in mean accuracy over the 15 benchmark corruptions, points), its 95 % interval
+    ``[low, high]`` and the Holm-adjusted p-value of its test (``p_holm``); ``n_text`` says what
+    the interval rests on ("1 seed x 500 test images"). Returns ``(verdict, text)``:
+
+    - ``"inconclusive"`` when the interval contains 0, the adjusted p-value is above ``alpha``, or
+      either is missing: the text gives the change, its interval, n and the adjusted p;
+    - ``"opposite sign"`` when the change is a significant loss ("neither: ..."), the text with the
+      same evidence;
+    - ``"gain"`` otherwise: the text is :func:`matching_reading`'s answer and the evidence.
+    """
+    delta = float(readings.get("robust_abs_pts_15", np.nan))
+    finite = all(np.isfinite(v) for v in (delta, low, high, p_holm))
+    if not finite:
+        missing = "no interval" if not np.isfinite(low) or not np.isfinite(high) else "no paired test"
+        shown = f"{delta:+.2f} points over 15 corruptions, " if np.isfinite(delta) else ""
+        return INCONCLUSIVE, f"{INCONCLUSIVE} ({shown}{missing}; {n_text})"
+    evidence = (
+        f"{delta:+.2f} points over 15 corruptions, 95 % interval {low:+.2f} to {high:+.2f}, "
+        f"{n_text}, Holm-adjusted p = {_p_text(p_holm)}"
+    )
+    if low <= 0 <= high or p_holm > alpha:
+        return INCONCLUSIVE, f"{INCONCLUSIVE} ({evidence})"
+    if np.sign(delta) != np.sign(paper):
+        return (
+            OPPOSITE_SIGN,
+            f"{NEITHER} (a significant change of the opposite sign to the paper's: {evidence})",
+        )
+    return GAIN, f"{matching_reading(readings, paper)} ({evidence})"
 
 
 # ----------------------------------------------------------------------------- interference

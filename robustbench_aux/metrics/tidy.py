@@ -26,6 +26,11 @@ VARIANT_KEY = "variant"
 DATA_READING_KEY = "data_reading"
 DEFAULT_DATA_READING = "enlarged_dataset"
 DATA_READING_METHODS = ("naive_augmentation", "per_corruption")
+# with the enlarged dataset, ``step_budget = "as_plain"`` trains plain training's steps per epoch
+# (docs/training.md); such runs are labelled apart from the full-pass default
+STEP_BUDGET_KEY = "step_budget"
+AS_PLAIN_STEPS = "as_plain"
+PLAIN_STEPS_LABEL = "plain steps"
 # an AugMix run on AugMix's own published protocol (recipe source augmix_published) is labelled
 # apart from the shared-schedule AugMix, so the two are never averaged or shown as one method
 AUGMIX_PUBLISHED_SOURCE = "augmix_published"
@@ -39,6 +44,15 @@ def data_reading(config: Mapping) -> str | None:
         return None
     options = {**config, **(config.get("options") or {})}
     value = options.get(DATA_READING_KEY)
+    return str(value) if value not in (None, "") else None
+
+
+def step_budget(config: Mapping) -> str | None:
+    """The recorded ``step_budget`` of a naive / per-corruption run (None: other method or not recorded)."""
+    if str(config.get("method")) not in DATA_READING_METHODS:
+        return None
+    options = {**config, **(config.get("options") or {})}
+    value = options.get(STEP_BUDGET_KEY)
     return str(value) if value not in (None, "") else None
 
 
@@ -59,7 +73,8 @@ def method_label(config: Mapping) -> str:
     ``per_corruption`` with ``corruption="noise"`` -> ``per_corruption[noise]``; an ``auxiliary`` run
     with ``variant="no_sbn"`` -> ``auxiliary[no_sbn]`` (``no_sbn_per_view`` ->
     ``auxiliary[no_sbn_per_view]``); a naive / per-corruption run read as one joint batch ->
-    ``naive_augmentation[joint_batch]`` (the default ``enlarged_dataset`` is not named); AugMix on
+    ``naive_augmentation[joint_batch]`` (the default ``enlarged_dataset`` is not named), one trained
+    for plain training's steps (``step_budget = "as_plain"``) -> ``naive_augmentation[plain steps]``; AugMix on
     its published protocol -> ``augmix[published protocol]``; plain stays ``plain``.
     """
     method = str(config.get("method", "unknown"))
@@ -73,6 +88,8 @@ def method_label(config: Mapping) -> str:
     reading = data_reading(config)
     if reading is not None and reading != DEFAULT_DATA_READING:
         parts.append(reading)
+    if step_budget(config) == AS_PLAIN_STEPS:
+        parts.append(PLAIN_STEPS_LABEL)
     if is_augmix_published(config):
         parts.append(PUBLISHED_PROTOCOL)
     return f"{method}[{','.join(parts)}]" if parts else method

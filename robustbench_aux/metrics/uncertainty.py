@@ -105,6 +105,29 @@ def paired_bootstrap(
     }
 
 
+def paired_bootstrap_means(
+    scores_a: np.ndarray, scores_b: np.ndarray, *, samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The means of ``a`` and of ``b`` in each bootstrap resample of the same test images.
+
+    Any statistic of the two means (a difference, a ratio) then has its bootstrap distribution.
+    The resamples are those of :func:`paired_bootstrap` with the same ``seed``, so
+    ``means_a - means_b`` is its distribution of the difference.
+    """
+    a, b = np.asarray(scores_a, np.float64), np.asarray(scores_b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"paired scores need the same images: shapes {a.shape} and {b.shape}")
+    rng = np.random.default_rng(seed)
+    n = len(a)
+    out_a, out_b = np.empty(samples), np.empty(samples)
+    for lo in range(0, samples, _CHUNK):
+        hi = min(lo + _CHUNK, samples)
+        idx = rng.integers(0, n, size=(hi - lo, n))
+        out_a[lo:hi] = a[idx].mean(axis=1)
+        out_b[lo:hi] = b[idx].mean(axis=1)
+    return out_a, out_b
+
+
 def mcnemar(correct_a: np.ndarray, correct_b: np.ndarray) -> dict:
     """Exact McNemar test on paired correctness (e.g. method vs plain on the clean test set).
 

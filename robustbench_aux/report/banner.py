@@ -1,9 +1,12 @@
 """The warning banner at the top of a report: every way the runs differ from the paper's setting.
 
-Built from provenance only (run configs and evaluation summaries), never from the numbers: the
-published CIFAR-100-C, 10,000 images per (corruption, severity) block, several seeds, CIFAR-100,
-ResNet-18/50/101/152, the full training schedule, and no protocol deviation. Each way a page
+Built from provenance only (run configs, evaluation summaries and the runs' ``metrics.csv``), never
+from the numbers: the published CIFAR-100-C, 10,000 images per (corruption, severity) block, all
+10,000 clean test images, the original data release, several seeds, CIFAR-100,
+ResNet-18/50/101/152, all 50,000 training images, the full training schedule, compared methods
+trained for about the same number of optimizer steps, and no protocol deviation. Each way a page
 departs from that is one banner item; an empty list means the page is in the paper's setting.
+:func:`pipeline_check` adds one sentence when the training itself is cut to a toy scale.
 
 Protocol deviations come from a run's ``config.json`` (top-level ``deviations``) and the
 provenance of its ``eval/summary.json`` (``provenance.deviations``): lists of
@@ -20,13 +23,20 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from robustbench_aux.catalog import OFFICIAL_COPY
 from robustbench_aux.errors import UserError
+from robustbench_aux.report.compute import STEPS_TOLERANCE, steps_differences
 from robustbench_aux.report.runs import RunRecord
 
 PAPER_DATASET = "cifar100"
 PAPER_ARCHS = ("resnet18", "resnet50", "resnet101", "resnet152")
 FULL_BLOCK = 10_000  # images per (corruption, severity) block in the published CIFAR-C
 DEFAULT_REFERENCE_EPOCHS = 210  # the reference protocol's schedule (the `reference` recipe)
+FULL_TEST = 10_000  # clean test images of CIFAR-10 / CIFAR-100
+TRAIN_IMAGES = {"cifar10": 50_000, "cifar100": 50_000}  # training images of the full sets
+# below this fraction of the reference protocol's training (epochs x training images) in every run,
+# the page says its numbers are a pipeline check
+PIPELINE_CHECK_FRACTION = 0.10
 
 
 @dataclass(frozen=True)
@@ -85,6 +95,49 @@ def run_epochs(config: Mapping) -> int | None:
     return int(epochs) if epochs is not None else None
 
 
+def train_images(config: Mapping) -> int | None:
+    """Training images a run used (``data.n_train`` of its config; None when not recorded)."""
+    n = (config.get("data") or {}).get("n_train")
+    try:
+        return int(n) if n is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def data_copies(r: RunRecord) -> set[str]:
+    """The dataset copy labels recorded for a run (training config and evaluation provenance)."""
+    prov = (r.summary.get("provenance") or {}).get("data") or {}
+    return {str(c) for c in ((r.config.get("data") or {}).get("copy"), prov.get("copy")) if c}
+
+
+def training_fraction(r: RunRecord) -> float | None:
+    """The share of the reference protocol's training a run had: epochs / reference epochs x
+    training images / the full set's (None when either is not recorded)."""
+    epochs, n = run_epochs(r.config), train_images(r.config)
+    full = TRAIN_IMAGES.get(str(r.config.get("dataset")))
+    if epochs is None or n is None or not full:
+        return None
+    return epochs / reference_epochs(r.config.get("recipe")) * min(n, full) / full
+
+
+def _share(fraction: float) -> str:
+    pct = 100 * fraction
+    return f"{pct:.2g} %" if pct >= 0.01 else "0.01 %"
+
+
+def pipeline_check(records: list[RunRecord]) -> str | None:
+    """One sentence when every run (whose training is recorded) had under
+    :data:`PIPELINE_CHECK_FRACTION` of the reference training: its numbers only check the pipeline."""
+    fractions = [f for f in (training_fraction(r) for r in records) if f is not None]
+    if not fractions or max(fractions) >= PIPELINE_CHECK_FRACTION:
+        return None
+    return (
+        f"These numbers are a pipeline check: every run trained on at most {_share(max(fractions))} of "
+        "the reference protocol's training (epochs × training images), so the page shows that the "
+        "pipeline runs end to end, not how the methods compare."
+    )
+
+
 def _runs(ids: list[str], total: int) -> str:
     if len(ids) == total:
         return f"all {total} runs" if total > 1 else "the run"
@@ -112,6 +165,27 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
                 "small_blocks",
                 f"{per_block:,} images per (corruption, severity) block, not {FULL_BLOCK:,}: "
                 "every accuracy carries more test-sampling noise than the paper's.",
+            )
+        )
+    n_test = int(shared.get("clean test images") or 0)
+    if 0 < n_test < FULL_TEST:
+        items.append(
+            Item(
+                "test_images",
+                f"Clean accuracy on {n_test:,} of the {FULL_TEST:,} test images: clean figures carry "
+                "more test-sampling noise than the paper's.",
+            )
+        )
+    copies: dict[str, list[str]] = {}
+    for r in records:
+        for c in sorted(data_copies(r) - {OFFICIAL_COPY}):
+            copies.setdefault(c, []).append(r.run_id)
+    for copy, ids in sorted(copies.items()):
+        items.append(
+            Item(
+                "data_copy",
+                f"Data copy {copy}, not the original release: images differ from the official "
+                f"files ({_runs(ids, total)}).",
             )
         )
     seeds: dict[tuple[str, str], set] = {}
@@ -153,6 +227,15 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
                 f"Architecture {', '.join(other)}: not one of the paper's ResNet-18/50/101/152.",
             )
         )
+    fewer: dict[tuple[int, int], list[str]] = {}
+    for r in records:
+        n, full = train_images(r.config), TRAIN_IMAGES.get(str(r.config.get("dataset")))
+        if n is not None and full and n < full:
+            fewer.setdefault((n, full), []).append(r.run_id)
+    for (n, full), ids in sorted(fewer.items()):
+        items.append(
+            Item("train_images", f"Trained on {n:,} of the {full:,} training images: {_runs(ids, total)}.")
+        )
     short: dict[tuple[int, int], list[str]] = {}
     for r in records:
         epochs = run_epochs(r.config)
@@ -165,6 +248,16 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
                 "epochs",
                 f"Trained {epochs} epoch{'s' if epochs != 1 else ''}, not the reference schedule's "
                 f"{ref}: {_runs(ids, total)}.",
+            )
+        )
+    differ = steps_differences((r.label, r.arch, r.compute()["steps"]) for r in records)
+    if differ:
+        items.append(
+            Item(
+                "steps",
+                f"Compared methods trained for different numbers of optimizer steps (more than "
+                f"{100 * STEPS_TOLERANCE:.0f} % apart): {'; '.join(differ)}. A difference between them "
+                "may come from the longer training alone (docs/training.md: step_budget = as_plain).",
             )
         )
     dev: dict[str, list[str]] = {}

@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 
 from robustbench_aux.catalog import ALL_19
-from robustbench_aux.metrics.tidy import DATA_READING_METHODS, data_reading, is_augmix_published
+from robustbench_aux.metrics.tidy import (
+    AS_PLAIN_STEPS,
+    DATA_READING_METHODS,
+    DEFAULT_DATA_READING,
+    data_reading,
+    is_augmix_published,
+    step_budget,
+)
 from robustbench_aux.report.banner import deviation_text, deviations, reference_epochs, run_epochs
 
 
@@ -46,6 +53,38 @@ def _ci(mean, low, high, scale: float = 100.0) -> str:
     if _nan(low):
         return f"{scale * mean:.2f}"
     return f"{scale * mean:.2f} [{scale * low:.2f}, {scale * high:.2f}]"
+
+
+def interval(mean, low, high, digits: int = 2) -> str:
+    """A signed number with its interval: ``-2.27 [-5.18, +0.87]`` (the bare number without one)."""
+    if _nan(mean):
+        return "–"
+    if _nan(low) or _nan(high):
+        return f"{mean:+.{digits}f} [no interval]"
+    return f"{mean:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
+
+
+def interval_source(text) -> str:
+    """A short name for what a claim interval rests on (the full text goes in the tooltip)."""
+    text = str(text or "")
+    if text.startswith("t over"):
+        return text
+    if text.startswith("bootstrap"):
+        return "bootstrap over test images"
+    if text.startswith("combined"):
+        return "the architectures' intervals"
+    return "none"
+
+
+def count(x) -> str:
+    """An image or step count with thousands separators ("not recorded" when unknown)."""
+    return "not recorded" if _nan(x) else f"{int(round(float(x))):,}"
+
+
+def spread(r, col: str) -> str:
+    """``min / median / max`` of a ratio's per-corruption values, in percent."""
+    vals = [r.get(f"{col}_{q}") for q in ("min", "median", "max")]
+    return "–" if any(_nan(v) for v in vals) else " / ".join(f"{100 * v:.0f}" for v in vals)
 
 
 def _p(p) -> str:
@@ -103,20 +142,27 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
     if kind == "claim":
 
         def reading(col):
-            return lambda r: pm(r[col], r[f"{col}_std"], 1, 2, True)
+            def cell(r):
+                std = r.get(f"{col}_std")
+                note = "" if _nan(std) else f"± {std:.2f} (std over seeds)"
+                return (interval(r[col], r.get(f"{col}_low"), r.get(f"{col}_high")), "", note)
+
+            return cell
 
         return [
             ("architecture", lambda r: r["arch"]),
             ("seeds (paired)", lambda r: f"{int(r['n_seeds'])} ({'yes' if r['paired'] else 'no'})"),
             (
-                "Δ clean accuracy (points); paper +2.21",
-                lambda r: pm(r["delta_clean_pts"], r["delta_clean_pts_std"], 1, 2, True),
+                "95 % interval from",
+                lambda r: (interval_source(r.get("interval")), "", str(r.get("interval") or "")),
             ),
-            (f"absolute, {n15} corruptions (points)", reading("robust_abs_pts_15")),
-            (f"relative, {n15} corruptions (%)", reading("robust_rel_pct_15")),
-            (f"absolute, {n19} corruptions (points)", reading("robust_abs_pts_19")),
-            (f"relative, {n19} corruptions (%)", reading("robust_rel_pct_19")),
-            ("which reading of 21.64 matches", lambda r: (r["matching_reading"], "wrap")),
+            ("Δ clean accuracy (points) [95 % interval]; paper +2.21", reading("delta_clean_pts")),
+            (f"absolute, {n15} corruptions (points) [95 % interval]", reading("robust_abs_pts_15")),
+            (f"relative, {n15} corruptions (%) [95 % interval]", reading("robust_rel_pct_15")),
+            (f"absolute, {n19} corruptions (points) [95 % interval]", reading("robust_abs_pts_19")),
+            (f"relative, {n19} corruptions (%) [95 % interval]", reading("robust_rel_pct_19")),
+            (f"Holm-adjusted p, Δ mean acc. {n15}", lambda r: _p(r.get("robust_p_holm"))),
+            ("verdict: which reading of 21.64 matches", lambda r: (r["matching_reading"], "wrap verdict")),
         ]
     if kind == "methods":
 
@@ -132,6 +178,8 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             ("method", lambda r: (r["label"], "label")),
             ("architecture", lambda r: r["arch"]),
             ("training (recipe; data reading / protocol)", lambda r: (r.get("training") or "–", "wrap")),
+            ("optimizer steps", lambda r: count(r.get("optimizer_steps"))),
+            ("images seen (all views)", lambda r: count(r.get("images_seen"))),
             ("seeds (n)", lambda r: f"{r['seeds']} ({int(r['n_seeds'])})"),
             ("clean acc. (%)", agg("clean_acc")),
             (f"mean acc. {n15} (%)", agg("mean_acc_15")),
@@ -139,6 +187,10 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             (f"mCE, {n15} (%)", agg("mce")),
             ("normalized mCE vs plain (%)", ratio("mce_norm")),
             ("relative mCE vs plain (%)", ratio("mce_rel")),
+            (
+                "relative CE per corruption (%): min / median / max",
+                lambda r: (spread(r, "mce_rel"), "", f"normalized CE: {spread(r, 'mce_norm')}"),
+            ),
         ]
     if kind == "published":
         return [
@@ -190,17 +242,30 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             ("method", lambda r: (r["label"], "label")),
             ("architecture", lambda r: r["arch"]),
             ("seed", lambda r: (r["seed"], "label" if r["seed"] == "over seeds" else "")),
+            ("test images", lambda r: count(r.get("n_images")) if not _nan(r.get("n_images")) else "–"),
             (
-                "Δ clean (points) [95 % CI] / ± std over seeds",
+                "Δ clean (points) [unadjusted 95 % CI] / ± std over seeds",
                 delta("clean", "delta_clean_pts", "clean_low_pts", "clean_high_pts"),
             ),
             ("test", lambda r: str(r.get("clean_test") or "–")),
+            (
+                "McNemar b / c",
+                lambda r: (
+                    "–"
+                    if _nan(r.get("clean_b"))
+                    else (
+                        f"{int(r['clean_b'])} / {int(r['clean_c'])}",
+                        "",
+                        "b: only the method right, c: only plain",
+                    )
+                ),
+            ),
             ("p → Holm-adjusted p", pcell("clean")),
         ]
         if "delta_mean15_pts" in frame.columns:
             spec += [
                 (
-                    f"Δ mean acc. {n15} (points) [95 % CI] / ± std",
+                    f"Δ mean acc. {n15} (points) [unadjusted 95 % CI] / ± std",
                     delta("mean15", "delta_mean15_pts", "mean15_low_pts", "mean15_high_pts"),
                 ),
                 ("test", lambda r: str(r.get("mean15_test") or "–")),
@@ -214,6 +279,8 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             ("arch.", lambda r: r["arch"]),
             ("training", lambda r: (r.get("training") or "–", "wrap")),
             ("seed", lambda r: str(r["seed"])),
+            ("optimizer steps", lambda r: count(r.get("optimizer_steps"))),
+            ("images seen (all views)", lambda r: count(r.get("images_seen"))),
             (
                 "clean acc. (%) [95 % CI]",
                 lambda r: _ci(r["clean_acc"], r["clean_acc_low"], r["clean_acc_high"]),
@@ -276,6 +343,17 @@ def _data_reading_summary(records) -> str:
         records,
         lambda c: str(c.get("method")) in DATA_READING_METHODS,
         lambda c: data_reading(c) or "not recorded",
+    )
+
+
+def _step_budget_summary(records) -> str:
+    return _count_summary(
+        records,
+        lambda c: data_reading(c) == DEFAULT_DATA_READING,
+        lambda c: {
+            AS_PLAIN_STEPS: "as_plain (plain training's steps per epoch)",
+            None: "not recorded (every item each epoch)",
+        }.get(step_budget(c), f"{step_budget(c)} (every item each epoch)"),
     )
 
 
@@ -347,6 +425,7 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
         ),
         ("protocol deviations", _deviation_summary(records)),
         ("data reading (naive / per-corruption runs)", _data_reading_summary(records)),
+        ("step budget (enlarged-dataset runs)", _step_budget_summary(records)),
         ("AugMix protocol", _augmix_summary(records)),
         ("code versions (evaluation)", distinct(lambda r: by[r.run_id].get("code_version"))),
         ("code versions (training)", distinct(lambda r: r.config.get("code_version"))),

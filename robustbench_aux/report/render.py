@@ -20,7 +20,7 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.paths import inside
 from robustbench_aux.report import figures, tables
-from robustbench_aux.report.banner import banner_items
+from robustbench_aux.report.banner import banner_items, pipeline_check
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
 
@@ -68,11 +68,12 @@ def build_report(
 
     runs = tables.run_table(records, df)
     methods = tables.method_table(runs)
-    claim = tables.claim_table(df)
+    sig = tables.significance_table(records)
+    claim = tables.claim_table(df, records, sig)
+    ratios = tables.ratio_table(df)
     per_corr = tables.corruption_table(df)
     sev = tables.severity_table(df)
     fam = tables.family_table(df, configs)
-    sig = tables.significance_table(records)
     published = tables.published_anchor_table(methods, str(shared["dataset"]))
     for name, frame in (
         ("runs.csv", runs),
@@ -82,6 +83,7 @@ def build_report(
         ("severity.csv", sev),
         ("families.csv", fam),
         ("significance.csv", sig),
+        ("ratios.csv", ratios),
         ("results_long.csv", df),
     ):
         _write_csv(out_dir, name, frame, written)
@@ -152,6 +154,8 @@ def build_report(
         "reading": claim["matching_reading"].iloc[-1] if not claim.empty else None,
         "claim_row": claim["arch"].iloc[-1] if not claim.empty else None,
         "banner": banner_items(records, shared),
+        "pipeline_check": pipeline_check(records),
+        "verdict": claim["verdict"].iloc[-1] if not claim.empty else None,
         "paper": {"clean": compare.PAPER_DELTA_CLEAN_PTS, "robust": compare.PAPER_ROBUSTNESS},
         "methods": html_table(methods, "methods"),
         "published": html_table(published, "published") if not published.empty else None,

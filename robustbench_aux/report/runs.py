@@ -20,6 +20,7 @@ from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image
 from robustbench_aux.metrics.tidy import method_label
 from robustbench_aux.paths import component
+from robustbench_aux.report.compute import training_compute
 from robustbench_aux.rundir import EVAL_DIR, RESULTS_CSV, read_config
 
 
@@ -33,6 +34,7 @@ class RunRecord:
     table: pd.DataFrame
     _per_image: dict | None = field(default=None, repr=False)
     eval_dir: Path | None = None  # where results.csv is (default: <path>/eval)
+    _compute: dict | None = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -55,6 +57,12 @@ class RunRecord:
         if self._per_image is None:
             self._per_image = load_per_image(self.eval_dir or self.path / EVAL_DIR)
         return self._per_image
+
+    def compute(self) -> dict:
+        """Optimizer steps and images seen in training (:func:`report.compute.training_compute`)."""
+        if self._compute is None:
+            self._compute = training_compute(self.path)
+        return self._compute
 
     @property
     def corruption_provenance(self) -> dict:

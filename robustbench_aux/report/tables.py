@@ -13,12 +13,15 @@ from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
 from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.tidy import (
+    AS_PLAIN_STEPS,
     AUGMIX_PUBLISHED_LABEL,
     DATA_READING_METHODS,
     data_reading,
     is_augmix_published,
+    step_budget,
 )
 from robustbench_aux.metrics.uncertainty import (
+    BOOTSTRAP_SAMPLES,
     aggregate_seeds,
     holm,
     mcnemar,
@@ -27,6 +30,7 @@ from robustbench_aux.metrics.uncertainty import (
     per_image_score,
     seed_test,
 )
+from robustbench_aux.report.claim import claim_table  # noqa: F401  (the claim table, re-exported)
 from robustbench_aux.report.runs import RunRecord
 
 PLAIN = compare.PLAIN
@@ -48,32 +52,73 @@ def reference_for(df: pd.DataFrame, run_id: str) -> str | None:
     return str((same if len(same) else plain.sort_values("seed")).index[0])
 
 
+RATIOS = (("mce_norm", "normalized"), ("mce_rel", "relative"))
+SPREAD = ("min", "median", "max")  # per-corruption spread of each ratio over its stable corruptions
+
+
 def normalized_figures(df: pd.DataFrame) -> pd.DataFrame:
     """Per run: mce_norm and mce_rel (fractions) against its reference run, and which run that was.
 
     Each mean is over the stable benchmark corruptions (:func:`compare.ratio_mce`); ``<name>_n``
     says how many entered it, ``<name>_unstable`` names those left out because the reference
-    barely degrades on them (";"-separated), so nothing is dropped without a trace.
+    barely degrades on them (";"-separated), so nothing is dropped without a trace;
+    ``<name>_min`` / ``_median`` / ``_max`` give the spread of the per-corruption ratios behind the mean.
     """
     rows = {}
     for rid in df["run_id"].unique():
         ref = reference_for(df, rid)
         row: dict = {"reference_run": ref}
-        for name, kind in (("mce_norm", "normalized"), ("mce_rel", "relative")):
+        for name, kind in RATIOS:
             if ref is None:
                 row.update({name: np.nan, f"{name}_n": 0, f"{name}_unstable": ""})
+                row.update({f"{name}_{q}": np.nan for q in SPREAD})
                 continue
             r = compare.ratio_mce(df[df["run_id"] == rid], df[df["run_id"] == ref], kind)
             row.update(
                 {name: r["value"], f"{name}_n": r["n_used"], f"{name}_unstable": ";".join(r["unstable"])}
             )
+            row.update({f"{name}_{q}": r[q] for q in SPREAD})
         rows[rid] = row
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis("run_id")
 
 
+def ratio_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Every per-corruption ratio behind normalized and relative mCE: one row per (run, kind,
+    benchmark corruption) with its numerator, denominator, ratio and whether it was left out as
+    unstable (``ratios.csv``)."""
+    rows = []
+    ident = df.drop_duplicates("run_id").set_index("run_id")
+    for rid in df["run_id"].unique():
+        ref = reference_for(df, rid)
+        if ref is None:
+            continue
+        for name, kind in RATIOS:
+            per = compare.ratio_ce(df[df["run_id"] == rid], df[df["run_id"] == ref], kind)
+            for corruption, r in per.iterrows():
+                if corruption not in BENCHMARK_15:
+                    continue
+                rows.append(
+                    {
+                        "run_id": rid,
+                        "label": ident.loc[rid, "label"],
+                        "arch": ident.loc[rid, "arch"],
+                        "seed": ident.loc[rid, "seed"],
+                        "reference_run": ref,
+                        "ratio": name,
+                        "corruption": corruption,
+                        "numerator": r["numerator"],
+                        "denominator": r["denominator"],
+                        "value": r["ratio"],
+                        "unstable": bool(r["unstable"]),
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
 def training_protocol(config: dict) -> str:
     """How a run was trained, as the report shows it: its recipe, AugMix's protocol (shared schedule
-    or published), and for naive / per-corruption augmentation which ``data_reading`` ran."""
+    or published), and for naive / per-corruption augmentation which ``data_reading`` ran and, with
+    the enlarged dataset, its ``step_budget`` (a full pass per epoch, or plain training's steps)."""
     recipe = str(config.get("recipe") or "recipe not recorded")
     method = str(config.get("method"))
     if method == "augmix":
@@ -81,18 +126,33 @@ def training_protocol(config: dict) -> str:
             return f"{recipe}: AugMix's published protocol"
         return f"{recipe}: shared schedule (not AugMix's published protocol)"
     if method in DATA_READING_METHODS:
-        return f"{recipe}; data reading: {data_reading(config) or 'not recorded'}"
+        reading = data_reading(config)
+        text = f"{recipe}; data reading: {reading or 'not recorded'}"
+        if reading == "enlarged_dataset":
+            budget = step_budget(config)
+            text += (
+                "; plain training's steps per epoch (step_budget = as_plain)"
+                if budget == AS_PLAIN_STEPS
+                else "; every item each epoch (more steps than plain)"
+                if budget
+                else "; step budget not recorded (every item each epoch)"
+            )
+        return text
     return recipe
 
 
 def run_table(records: list[RunRecord], df: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: accuracies, mCE figures and 95 % bootstrap intervals from its summary, and
-    how it was trained (``training``, :func:`training_protocol`)."""
+    """One row per run: accuracies, mCE figures and 95 % bootstrap intervals from its summary, how
+    it was trained (``training``, :func:`training_protocol`) and its training compute
+    (``optimizer_steps``, ``images_seen`` with every view counted; NaN when not recorded)."""
     frame = compare.run_frame(df).set_index("run_id")
     frame = frame.join(normalized_figures(df))
     frame["training"] = ""
     for r in records:
         frame.loc[r.run_id, "training"] = training_protocol(r.config)
+        compute = r.compute()
+        frame.loc[r.run_id, "optimizer_steps"] = compute["steps"]
+        frame.loc[r.run_id, "images_seen"] = compute["images"]
         boot = r.summary.get("bootstrap_95") or {}
         for key in ("clean_acc", "mean_acc_15"):
             ci = boot.get(key) or {}
@@ -105,8 +165,11 @@ def run_table(records: list[RunRecord], df: pd.DataFrame) -> pd.DataFrame:
 
 def method_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Per (method label, architecture): clean, mean_acc_15/19, mCE, normalized and relative mCE,
-    seeds, the fewest corruptions that entered each seed's mean (``*_n`` columns) and how its runs
-    were trained (``training``: the distinct :func:`training_protocol` texts, ``" | "``-joined)."""
+    seeds, the fewest corruptions that entered each seed's mean (``*_n`` columns), how its runs
+    were trained (``training``: the distinct :func:`training_protocol` texts, ``" | "``-joined),
+    their mean ``optimizer_steps`` and ``images_seen``, and the spread of each ratio's
+    per-corruption values over the seeds' runs (``<ratio>_min``: the smallest of any seed,
+    ``_median``: the mean of the seeds' medians, ``_max``: the largest)."""
     values = ["clean_acc", "mean_acc_15", "mean_acc_19", "mce", "mce_norm", "mce_rel"]
     table = aggregate_seeds(runs, values)
     g = runs.groupby(["label", "arch"], sort=False)
@@ -122,6 +185,13 @@ def method_table(runs: pd.DataFrame) -> pd.DataFrame:
                 k: g[k].min()
                 for k in ("n_corruptions_15", "n_corruptions_19", "mce_norm_n", "mce_rel_n")
                 if k in runs.columns
+            },
+            **{k: g[k].mean() for k in ("optimizer_steps", "images_seen") if k in runs.columns},
+            **{
+                f"{name}_{q}": getattr(g[f"{name}_{q}"], agg)()
+                for name, _ in RATIOS
+                for q, agg in zip(SPREAD, ("min", "mean", "max"), strict=True)
+                if f"{name}_{q}" in runs.columns
             },
             **{
                 k: g[k].apply(lambda s: ";".join(sorted({c for v in s if v for c in str(v).split(";")})))
@@ -166,20 +236,6 @@ def published_anchor_table(methods: pd.DataFrame, dataset: str) -> pd.DataFrame:
             row[f"delta_{key}_pts"] = 100 * (r[f"{key}_mean"] - value) if complete else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def claim_table(df: pd.DataFrame, label: str = "auxiliary") -> pd.DataFrame:
-    """The paper's claim vs these runs: Δclean and the four readings of Δrobustness of ``label``
-    over plain (absolute points / relative %, over 15 / 19 corruptions), and which reading matches."""
-    h = compare.headline(df, label=label)
-    if h.empty:
-        return h
-    h = h.copy()
-    h.insert(1, "method", label)
-    h["paper_delta_clean_pts"] = compare.PAPER_DELTA_CLEAN_PTS
-    h["paper_robustness"] = compare.PAPER_ROBUSTNESS
-    h["matching_reading"] = [compare.matching_reading(r) for _, r in h.iterrows()]
-    return h
 
 
 def corruption_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -255,6 +311,11 @@ def _seed_row(m: RunRecord, p: RunRecord) -> dict | None:
     row = {
         "seeds": str(m.seed),
         "n_seeds": 1,
+        "n_images": len(cm),
+        "clean_b": mc["b"],  # clean test images only the method gets right
+        "clean_c": mc["c"],  # only plain gets right
+        "bootstrap_resamples": BOOTSTRAP_SAMPLES,
+        "interval": "95 % bootstrap percentile, unadjusted",
         "delta_clean_pts": 100 * dc["delta"],
         "clean_low_pts": 100 * dc["low"],
         "clean_high_pts": 100 * dc["high"],
@@ -272,6 +333,7 @@ def _seed_row(m: RunRecord, p: RunRecord) -> dict | None:
                 "mean15_low_pts": 100 * d["low"],
                 "mean15_high_pts": 100 * d["high"],
                 "mean15_p_bootstrap": d["p_value"],
+                "mean15_se_pts": 100 * d["se"],
                 "mean15_test": "paired bootstrap (z)",
                 "mean15_p": d["p_value_z"],
             }
@@ -281,7 +343,11 @@ def _seed_row(m: RunRecord, p: RunRecord) -> dict | None:
 
 def _over_seeds_row(seed_rows: list[dict]) -> dict:
     """A t-test over seeds of the per-seed differences (the seed is the unit of replication)."""
-    row: dict = {"seeds": ",".join(r["seeds"] for r in seed_rows), "n_seeds": len(seed_rows)}
+    row: dict = {
+        "seeds": ",".join(r["seeds"] for r in seed_rows),
+        "n_seeds": len(seed_rows),
+        "interval": "none (± = std over seeds)",
+    }
     for key, col in (("clean", "delta_clean_pts"), ("mean15", "delta_mean15_pts")):
         vals = [r[col] for r in seed_rows if col in r]
         if len(vals) < 2:
@@ -306,7 +372,11 @@ def significance_table(records: list[RunRecord]) -> pd.DataFrame:
     since test-image resampling measures evaluation noise only. With >= 2 matched seeds a row
     ``seed = "over seeds"`` tests the per-seed differences with a t-test. Holm's correction runs
     over every p-value of the table (``clean_p``, ``mean15_p``); ``*_significant`` is true only where
-    the adjusted p-value is <= 0.05.
+    the adjusted p-value is <= 0.05, while the intervals stay unadjusted (``interval`` says so).
+    Each seed row carries what recomputes its p-values: ``n_images``, McNemar's discordant counts
+    ``clean_b`` (images only the method gets right) and ``clean_c`` (only plain), the number of
+    ``bootstrap_resamples`` and the bootstrap standard error ``mean15_se_pts``
+    (``mean15_p`` = 2 (1 - Φ(|Δ| / se))).
     """
     by_key = {(r.label, r.arch, r.seed): r for r in records}
     rows = []
