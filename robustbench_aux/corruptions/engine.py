@@ -99,7 +99,7 @@ def select_corruptions(names=None, tags=None, preset: str | None = None) -> list
     universe = ALL_19
     if preset == CBAR_PRESET:
         universe = CBAR_10
-    elif names is not None or tags:
+    elif names is not None or CBAR_CATEGORY in (tags or ()):
         universe = ALL_19 + CBAR_10
     chosen = [n for n in universe if names is None or n in names]
     if tags:
