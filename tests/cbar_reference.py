@@ -62,7 +62,10 @@ def sample(name: str, level: float, rng: np.random.RandomState) -> dict:
     if name == "pinch_and_twirl":
         return {"signs": np.array([rng.choice([1, -1]) for _ in range(9)]).reshape(3, 3)}
     if name == "ripple":
-        return {"wavelengths": rng.uniform(0.1, 0.3, size=2) * SIZE, "phases": rng.uniform(0, 2 * np.pi, size=2)}
+        return {
+            "wavelengths": rng.uniform(0.1, 0.3, size=2) * SIZE,
+            "phases": rng.uniform(0, 2 * np.pi, size=2),
+        }
     if name == "transverse_chromatic_abberation":
         return {"permutation": rng.permutation(3)}
     if name == "circular_motion_blur":
@@ -75,9 +78,7 @@ def sample(name: str, level: float, rng: np.random.RandomState) -> dict:
 
 def _spectral(phases: np.ndarray, brown: bool) -> np.ndarray:
     centre = SIZE / 2
-    power = np.array(
-        [[np.linalg.norm(np.array([x, y]) - centre) for x in range(SIZE)] for y in range(SIZE)]
-    )
+    power = np.array([[np.linalg.norm(np.array([x, y]) - centre) for x in range(SIZE)] for y in range(SIZE)])
     if brown:
         power = 1 / (power**2 + 1)
     full = np.concatenate((phases, phases[::-1, ::-1]), axis=1)
@@ -197,7 +198,9 @@ def corrupt(image: np.ndarray, name: str, level: float, prm: dict) -> np.ndarray
         out = np.empty_like(img)
         for y in range(SIZE):
             for x in range(SIZE):
-                pt = np.array([y, x]) + amp * np.sin(2 * np.pi * np.array([y, x]) / prm["wavelengths"] + prm["phases"])
+                pt = np.array([y, x]) + amp * np.sin(
+                    2 * np.pi * np.array([y, x]) / prm["wavelengths"] + prm["phases"]
+                )
                 out[y, x] = _bilinear(image, pt)
         return np.clip(out, 0, 255).astype(np.uint8)
     if name == "transverse_chromatic_abberation":
@@ -295,7 +298,9 @@ def ours_injected(images: np.ndarray, name: str, severity: int, params: list[dic
 
 def ours_sampled(images: np.ndarray, name: str, severity: int, seed: int = 0) -> np.ndarray:
     g = torch.Generator().manual_seed(seed)
-    return corrupt_batch(_nchw(images), name, severity, preset=PRESET, generator=g).permute(0, 2, 3, 1).numpy()
+    return (
+        corrupt_batch(_nchw(images), name, severity, preset=PRESET, generator=g).permute(0, 2, 3, 1).numpy()
+    )
 
 
 def _stats(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:

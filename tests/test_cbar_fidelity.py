@@ -12,13 +12,13 @@
 
 from __future__ import annotations
 
+import cbar_reference as ref
 import numpy as np
 import pytest
 import torch
 
-import cbar_reference as ref
 from robustbench_aux.catalog import CBAR_10, SEVERITIES
-from robustbench_aux.corruptions import cbar, cbar_ops
+from robustbench_aux.corruptions import cbar, cbar_ops, corrupt_batch
 
 N_IMAGES = 4
 
@@ -60,14 +60,21 @@ def test_samplers_draw_the_ports_distribution(name):
     level = ref.PRESETS[ref.PRESET][name][2][0]
     rng = np.random.RandomState(0)
     port = [ref.sample(name, level, rng) for _ in range(n)]
-    ours = {k: v.numpy() for k, v in cbar.SAMPLERS[name](n, level, torch.Generator().manual_seed(0), "cpu").items()}
+    ours = {
+        k: v.numpy()
+        for k, v in cbar.SAMPLERS[name](n, level, torch.Generator().manual_seed(0), "cpu").items()
+    }
     if name in ("blue_noise_sample", "brownish_noise"):
         _check(ours["phases"].ravel(), _stack([p["phases"] for p in port]).ravel(), "phases")
         assert ours["phases"].shape[1] == len(port[0]["phases"])
     elif name == "checkerboard_cutout":
         _check(ours["angle"], _stack([p["angle"] for p in port]), "angle")
         _check(ours["scale"], _stack([p["scale"] for p in port]), "scale")
-        _check(ours["grid"][:, :16, :16].ravel(), np.concatenate([p["grid"][:16, :16].ravel() for p in port]), "grid")
+        _check(
+            ours["grid"][:, :16, :16].ravel(),
+            np.concatenate([p["grid"][:16, :16].ravel() for p in port]),
+            "grid",
+        )
     elif name == "inverse_sparkles":
         _check(ours["centre"].ravel(), _stack([p["centre"] for p in port]).ravel(), "centre")
         _check(ours["rays"], _stack([p["rays"] for p in port]), "rays")
@@ -101,7 +108,13 @@ def test_line_aa_equals_scikit_image():
 
     rng = np.random.default_rng(0)
     ends = rng.integers(-40, 72, size=(600, 4))
-    ends[:5] = [[3, 3, 3, 3], [0, 0, 0, 9], [0, 0, 9, 0], [5, 5, -4, -4], [10, 2, -7, 30]]  # point, axes, diagonal
+    ends[:5] = [
+        [3, 3, 3, 3],
+        [0, 0, 0, 9],
+        [0, 0, 9, 0],
+        [5, 5, -4, -4],
+        [10, 2, -7, 30],
+    ]  # point, axes, diagonal
     rows, cols, vals, valid = cbar_ops.line_aa(*(torch.from_numpy(ends[:, k]) for k in range(4)))
     for i, (r0, c0, r1, c1) in enumerate(ends):
         rr, cc, vv = line_aa(int(r0), int(c0), int(r1), int(c1))
@@ -139,3 +152,24 @@ def test_spectral_noise_equals_the_port():
         np.testing.assert_allclose(ours[k], ref._spectral(phases[k], brown=True), atol=1e-9)
     blue = cbar_ops.spectral_noise(torch.from_numpy(phases), "blue").numpy()
     np.testing.assert_allclose(blue[0], ref._spectral(phases[0], brown=False), atol=1e-9)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name", CBAR_10)
+def test_cuda_equals_cpu_with_the_same_draws(images, name):
+    """On a CUDA device, the same draws give the CPU's output (within 1 grey level), and a seeded
+    generator on the device repeats itself."""
+    from robustbench_aux.corruptions.engine import corrupt_float
+
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    _, params = ref.port_batch(images, name, 3)
+    draws = ref.to_draws(name, params)
+    x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
+    cpu = corrupt_float(x, name, 3, ref.PRESET, draws=draws).clamp(0, 255).to(torch.uint8)
+    cuda = corrupt_float(x.cuda(), name, 3, ref.PRESET, draws=draws).clamp(0, 255).to(torch.uint8).cpu()
+    assert ((cpu.int() - cuda.int()).abs() <= 1).float().mean() >= 0.999
+    xc = (x * 255).round().to(torch.uint8).cuda()
+    a = corrupt_batch(xc, name, 3, preset=ref.PRESET, generator=torch.Generator("cuda").manual_seed(5))
+    b = corrupt_batch(xc, name, 3, preset=ref.PRESET, generator=torch.Generator("cuda").manual_seed(5))
+    assert torch.equal(a, b)

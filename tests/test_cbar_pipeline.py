@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from fixtures_runs import write_fixture_run
+
 from robustbench_aux.catalog import ALL_19, CBAR_10, SEVERITIES
 from robustbench_aux.cli import main
 from robustbench_aux.corruptions import corrupt_batch
@@ -72,7 +72,10 @@ def test_cifar100_parameters_are_labelled_our_choice(tmp_path, capsys):
 def test_bad_input_is_one_line(dirs, tmp_path, capsys):
     _, bar = dirs
     base = ["corrupt", "--dataset", "synthetic10", "--n", "4"]
-    err = _one_line_error(capsys, [*base, "--preset", "cifar10-c-bar", "--corruptions", "sparkle", "--out", str(tmp_path / "x-C-bar")])
+    err = _one_line_error(
+        capsys,
+        [*base, "--preset", "cifar10-c-bar", "--corruptions", "sparkle", "--out", str(tmp_path / "x-C-bar")],
+    )
     assert "did you mean 'sparkles'" in err
     err = _one_line_error(capsys, [*base, "--preset", "cifar10-c-bar", "--out", str(tmp_path / "CIFAR-10-C")])
     assert "named like CIFAR-C" in err
@@ -120,17 +123,28 @@ def test_evaluate_both_directories_in_one_run(dirs, cifar10_root, tmp_path, caps
 def test_evaluate_a_cbar_directory_alone_and_its_errors(dirs, cifar10_root, tmp_path, capsys):
     c, bar = dirs
     out = tmp_path / "bar"
-    assert main(_evaluate(cifar10_root, out, "--corruptions", str(bar), "--corruption-names", "ripple,lines")) == 0
+    assert (
+        main(_evaluate(cifar10_root, out, "--corruptions", str(bar), "--corruption-names", "ripple,lines"))
+        == 0
+    )
     capsys.readouterr()
     table, summary = read_results(out / "eval")
     assert set(table["benchmark"]) == {"clean", "cifar-c-bar"}
     assert summary["provenance"]["corruptions"]["provenance"] is None
     assert summary["c_bar"]["n_corruptions"] == 2 and summary["c_bar"]["partial"]
-    err = _one_line_error(capsys, _evaluate(cifar10_root, tmp_path / "e1", "--corruptions", str(bar), "--corruption-names", "sparkle"))
+    err = _one_line_error(
+        capsys,
+        _evaluate(cifar10_root, tmp_path / "e1", "--corruptions", str(bar), "--corruption-names", "sparkle"),
+    )
     assert "did you mean 'sparkles'" in err
-    err = _one_line_error(capsys, _evaluate(cifar10_root, tmp_path / "e2", "--corruptions", str(bar), "--corruptions", str(bar)))
+    err = _one_line_error(
+        capsys, _evaluate(cifar10_root, tmp_path / "e2", "--corruptions", str(bar), "--corruptions", str(bar))
+    )
     assert "two CIFAR-C-bar directories" in err
-    err = _one_line_error(capsys, _evaluate(cifar10_root, tmp_path / "e3", "--corruptions", str(c), "--corruption-names", "ripple"))
+    err = _one_line_error(
+        capsys,
+        _evaluate(cifar10_root, tmp_path / "e3", "--corruptions", str(c), "--corruption-names", "ripple"),
+    )
     assert "no CIFAR-C-bar directory was given" in err
     assert not (tmp_path / "e1").exists() and not (tmp_path / "e2").exists()
 
@@ -205,5 +219,7 @@ def test_benchmark_api_refuses_a_cbar_directory(dirs, cifar10_root):
     from robustbench_aux.models import build_model
 
     with pytest.raises(UserError, match="is a CIFAR-C-bar directory"):
-        benchmark(build_model("test_tiny", num_classes=10), "cifar10", cifar10_root, corruptions_dir=dirs[1], n=4)
+        benchmark(
+            build_model("test_tiny", num_classes=10), "cifar10", cifar10_root, corruptions_dir=dirs[1], n=4
+        )
     assert SEVERITIES == (1, 2, 3, 4, 5)

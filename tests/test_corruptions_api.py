@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from robustbench_aux.catalog import CBAR_10
 from robustbench_aux.corruptions import (
     ALL_19,
     BENCHMARK_15,
@@ -15,7 +16,6 @@ from robustbench_aux.corruptions import (
     corrupt_batch,
     select_corruptions,
 )
-from robustbench_aux.catalog import CBAR_10
 from robustbench_aux.errors import UserError
 
 RANDOM = select_corruptions(tags="random")

@@ -43,7 +43,9 @@ def add_parser(sub) -> None:
         default="cifar",
         help=f"parameter preset: {', '.join(PRESETS)} (default: cifar; {CBAR_PRESET}: the ten CIFAR-C-bar corruptions)",
     )
-    p.add_argument("--corruptions", help="comma-separated names (default: all of the preset: 19, or 10 for C-bar)")
+    p.add_argument(
+        "--corruptions", help="comma-separated names (default: all of the preset: 19, or 10 for C-bar)"
+    )
     p.add_argument(
         "--tags", help="comma-separated tags all chosen corruptions must carry, e.g. benchmark or noise"
     )

@@ -170,7 +170,9 @@ def sample_lines(b, level, generator, device) -> dict:
     return {
         "angle": _uniform((b,), 0, TWO_PI, generator, device),
         "variation": _uniform((b,), 0.1, 1.0, generator, device),
-        "lines": torch.rand((b, lines_count(level), 3), generator=generator, device=device, dtype=torch.float64),
+        "lines": torch.rand(
+            (b, lines_count(level), 3), generator=generator, device=device, dtype=torch.float64
+        ),
     }
 
 

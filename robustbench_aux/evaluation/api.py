@@ -141,7 +141,9 @@ def _blocks(readers: Mapping[str, CifarCReader], corruptions, severities) -> lis
     if not readers:
         return blocks
     if corruptions is None:
-        wanted = [c for bench in (CIFAR_C, CIFAR_C_BAR) if bench in readers for c in readers[bench].corruptions]
+        wanted = [
+            c for bench in (CIFAR_C, CIFAR_C_BAR) if bench in readers for c in readers[bench].corruptions
+        ]
     else:
         wanted = list(corruptions)
     known = ALL_19 + CBAR_10
@@ -156,7 +158,9 @@ def _blocks(readers: Mapping[str, CifarCReader], corruptions, severities) -> lis
         reader = readers.get(benchmark_of(c))
         if reader is None:
             kind = "CIFAR-C-bar" if c in CBAR_10 else "CIFAR-C"
-            raise UserError(f"{c} is a {kind} corruption but no {kind} directory was given (--corruptions DIR)")
+            raise UserError(
+                f"{c} is a {kind} corruption but no {kind} directory was given (--corruptions DIR)"
+            )
         if c not in reader.corruptions:
             raise UserError(f"{reader.directory} has no file for {c}; {reader.fix}")
     bad = [s for s in severities if s not in SEVERITIES]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustbench_aux.catalog import BENCHMARK_15, CLEAN, SEVERITIES, CIFAR_C
+from robustbench_aux.catalog import BENCHMARK_15, CIFAR_C, CLEAN, SEVERITIES
 from robustbench_aux.datasets import CifarCReader, resolve_data_root
 from robustbench_aux.datasets.cifar_c import PUBLISHED_DIRS
 from robustbench_aux.errors import UserError

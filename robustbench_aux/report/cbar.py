@@ -64,7 +64,9 @@ def cbar_method_table(df: pd.DataFrame) -> pd.DataFrame:
     wide = acc.corruption_accuracy(df, CBAR_10)
     ident = df.drop_duplicates("run_id").set_index("run_id")[["label", "arch"]]
     per = wide.join(ident).groupby(["label", "arch"]).mean()
-    table = table.merge(fewest.reset_index(), on=["label", "arch"]).merge(per.reset_index(), on=["label", "arch"])
+    table = table.merge(fewest.reset_index(), on=["label", "arch"]).merge(
+        per.reset_index(), on=["label", "arch"]
+    )
     return _order(table)
 
 
@@ -167,6 +169,10 @@ def _rows(frame: pd.DataFrame, spec) -> dict:
     return {"columns": [h for h, _ in spec], "rows": rows, "kind": "c_bar"}
 
 
+def _pct_column(column: str):
+    return lambda r: pct(r[column], 1)
+
+
 def _signed(mean, std) -> tuple[str, str]:
     cls = "" if mean is None or np.isnan(mean) else ("pos" if mean > 0 else "neg" if mean < 0 else "")
     return pm(mean, std, 1, 2, True), cls
@@ -183,14 +189,20 @@ def html_cbar(methods: pd.DataFrame, claim: pd.DataFrame, gap: pd.DataFrame) -> 
         ("seeds", lambda r: int(r["n_seeds"])),
         (f"mean acc. C-bar, {of} (%)", lambda r: pm(r["mean_acc_cbar_mean"], r["mean_acc_cbar_std"])),
         (f"mCE C-bar, {of} (%)", lambda r: pm(r["mce_cbar_mean"], r["mce_cbar_std"])),
-        *[(c.replace("_", " "), (lambda c: lambda r: pct(r[c], 1))(c)) for c in present],
+        *[(c.replace("_", " "), _pct_column(c)) for c in present],
     ]
     claim_spec = [
         ("architecture", lambda r: r["arch"]),
         ("seeds (paired)", lambda r: int(r["n_seeds"])),
         ("Δ clean accuracy (points)", lambda r: _signed(r["delta_clean_pts"], r["delta_clean_pts_std"])),
-        (f"absolute, C-bar {of} (points)", lambda r: _signed(r["robust_abs_pts_cbar"], r["robust_abs_pts_cbar_std"])),
-        (f"relative, C-bar {of} (%)", lambda r: _signed(r["robust_rel_pct_cbar"], r["robust_rel_pct_cbar_std"])),
+        (
+            f"absolute, C-bar {of} (points)",
+            lambda r: _signed(r["robust_abs_pts_cbar"], r["robust_abs_pts_cbar_std"]),
+        ),
+        (
+            f"relative, C-bar {of} (%)",
+            lambda r: _signed(r["robust_rel_pct_cbar"], r["robust_rel_pct_cbar_std"]),
+        ),
     ]
     gap_spec = [
         ("method", lambda r: (r["label"], "label")),
