@@ -223,32 +223,58 @@ def sample_pinch_and_twirl(b, level, generator, device) -> dict:
     return {"signs": signs}
 
 
-def pinch_and_twirl(x01, p, variants, generator, draws=None):
-    """A 3x3 grid of 10-px cells; in each, a pinch (amount 0.04·level + 0.1) and a twirl of
-    ±level·π/20 radians that fades out towards the cell's inscribed circle."""
-    d = _draws(draws, sample_pinch_and_twirl, x01, p[0], generator)
-    b, _, h, w = x01.shape
-    amount = level_parameter(p[0], 0.4) + 0.1
+@lru_cache(maxsize=16)
+def _pinch_geometry(n: int, level: float) -> dict:
+    """The image-independent part of pinch and twirl at one level, per pixel (numpy float64): the
+    cell, the pinched offsets, cos and sin of the twirl angle's magnitude, which pixels move."""
+    amount = level_parameter(level, 0.4) + 0.1
+    magnitude = level_parameter(level, math.pi / 2)
     cell = 32 // PINCH_CELLS
     radius = cell / 2
-    rows, cols = pixel_grid(b, h, w, x01.device)
-    ci = torch.clamp(cols // cell, max=PINCH_CELLS - 1).long()  # column cell (the reference's i)
-    cj = torch.clamp(rows // cell, max=PINCH_CELLS - 1).long()
+    rows, cols = np.meshgrid(np.arange(n, dtype=np.float64), np.arange(n, dtype=np.float64), indexing="ij")
+    ci = np.minimum(cols // cell, PINCH_CELLS - 1).astype(np.int64)  # column cell (the authors' i)
+    cj = np.minimum(rows // cell, PINCH_CELLS - 1).astype(np.int64)
     inside = (rows < PINCH_CELLS * cell) & (cols < PINCH_CELLS * cell)
     cy, cx = cj * cell + radius, ci * cell + radius
-    angles = d["signs"].double() * level_parameter(p[0], math.pi / 2)
-    angle = angles.reshape(b, -1).gather(1, (ci * PINCH_CELLS + cj).reshape(b, -1)).reshape(b, h, w)
     dy, dx = rows - cy, cols - cx
-    dist = torch.sqrt(dy * dy + dx * dx)
-    warp = inside & (dist <= radius) & (torch.round(dist * 1000) != 0)
-    dd = dist / radius
-    t = torch.sin(math.pi * 0.5 * dd).clamp(min=1e-300) ** (-amount)
-    a = angle * (1 - dd) ** 2
-    ny = cy + (dy * t) * torch.cos(a) - (dx * t) * torch.sin(a)
-    nx = cx + (dy * t) * torch.sin(a) + (dx * t) * torch.cos(a)
+    dist = np.sqrt(dy * dy + dx * dx)
+    warp = inside & (dist <= radius) & (np.round(dist, 3) != 0)
+    dd = np.where(warp, dist / radius, 0.5)
+    t = np.sin(np.pi * 0.5 * dd) ** (-amount)
+    a = magnitude * (1 - dd) ** 2  # the twirl angle's magnitude; its sign is the cell's draw
+    return {
+        "cell": ci * PINCH_CELLS + cj,
+        "inside": inside,
+        "warp": warp,
+        "rows": rows,
+        "cols": cols,
+        "cy": cy,
+        "cx": cx,
+        "dyt": dy * t,
+        "dxt": dx * t,
+        "cos": np.cos(a),
+        "sin": np.sin(a),
+    }
+
+
+def pinch_and_twirl(x01, p, variants, generator, draws=None):
+    """A 3x3 grid of 10-px cells; in each, a pinch (amount 0.04·level + 0.1) and a twirl of
+    ±level·π/20 radians that fades out towards the cell's inscribed circle.
+
+    Everything but the twirl's direction is the same for every image (:func:`_pinch_geometry`);
+    sin(−a) = −sin(a) and cos(−a) = cos(a) exactly, so the per-image part is one sign per cell."""
+    d = _draws(draws, sample_pinch_and_twirl, x01, p[0], generator)
+    b, _, h, w = x01.shape
+    geo = {k: torch.as_tensor(v, device=x01.device) for k, v in _pinch_geometry(h, float(p[0])).items()}
+    sign = d["signs"].reshape(b, -1).double()[:, geo["cell"].reshape(-1)].reshape(b, h, w)
+    s = sign * geo["sin"]
+    ny = geo["cy"] + geo["dyt"] * geo["cos"] - geo["dxt"] * s
+    nx = geo["cx"] + geo["dyt"] * s + geo["dxt"] * geo["cos"]
+    ny = torch.where(geo["warp"], ny, geo["rows"])
+    nx = torch.where(geo["warp"], nx, geo["cols"])
     v = _grey_levels(x01)
-    out = bilinear_zero(v, torch.where(warp, ny, rows), torch.where(warp, nx, cols))
-    return torch.where(inside.unsqueeze(1), out.float().double(), v)
+    out = bilinear_zero(v, ny, nx)
+    return torch.where(geo["inside"], out.float().double(), v)
 
 
 def sample_ripple(b, level, generator, device) -> dict:
