@@ -35,6 +35,28 @@ CLEAN = "clean"
 # the dataset copy label of an official release (datasets/loading.py writes it into run provenance;
 # any other recorded label is a copy that is not the original, and the report's banner says so)
 OFFICIAL_COPY = "official (torchvision) or user-provided copy"
+# CIFAR-10-C-bar (Mintun et al., NeurIPS 2021): ten corruptions chosen to be perceptually far from
+# CIFAR-C's, five severities each, the names of the authors' cifar10_c_bar.csv (their spelling of
+# "abberation" kept, so files match theirs). A separate benchmark: never part of the 15 / 19 means.
+CBAR_10: tuple[str, ...] = (
+    "blue_noise_sample",
+    "brownish_noise",
+    "checkerboard_cutout",
+    "circular_motion_blur",
+    "inverse_sparkles",
+    "lines",
+    "pinch_and_twirl",
+    "ripple",
+    "sparkles",
+    "transverse_chromatic_abberation",
+)
+# the category column of C-bar rows in result tables (C-bar has no noise/blur/... split of its own)
+CBAR_CATEGORY = "c-bar"
+
+# benchmark names: the "benchmark" column of result tables (clean rows carry CLEAN)
+CIFAR_C = "cifar-c"
+CIFAR_C_BAR = "cifar-c-bar"
+BENCHMARK_NAMES: dict[str, tuple[str, ...]] = {CIFAR_C: ALL_19, CIFAR_C_BAR: CBAR_10}
 
 # Per-channel mean/std in [0, 1] of the *training* sets. Runs store the statistics they used in
 # their config; these are only the defaults a recipe starts from.
@@ -44,6 +66,17 @@ NORMALIZATION = {
     # the reference code normalizes CIFAR-100 with these CIFAR-10 values (a quirk; docs/training.md)
     "reference": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),
 }
+
+
+def benchmark_of(name: str) -> str | None:
+    """``cifar-c`` for the 19, ``cifar-c-bar`` for the ten C-bar corruptions, CLEAN for the clean
+    set, None for anything else."""
+    if name == CLEAN:
+        return CLEAN
+    for bench, names in BENCHMARK_NAMES.items():
+        if name in names:
+            return bench
+    return None
 
 
 def is_benchmark(name: str) -> bool:

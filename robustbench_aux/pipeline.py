@@ -1,7 +1,8 @@
 """The end-to-end pipeline behind ``make reproduce-cifar100`` and ``make demo``.
 
 prepare the dataset -> find the published CIFAR-C (else, with ``download_c``, download it; else
-generate it with the ``cifar`` preset)
+generate it with the ``cifar`` preset) -> when the grid says ``c_bar = true``, generate CIFAR-C-bar
+(``cifar10-c-bar`` preset, same images) beside it
 -> train and evaluate the grid (skipping finished runs, resuming interrupted ones) -> report.
 
 Every step runs as a ``robustbench-aux`` command that is printed before it runs, so a log of the
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustbench_aux.datasets import CifarCReader, load_dataset, prepare_dataset, resolve_data_root
+from robustbench_aux.datasets.cifar_c import CBAR_DIRS
 from robustbench_aux.datasets.loading import DATASETS
 from robustbench_aux.errors import UserError
 from robustbench_aux.sweep import load_sweep
@@ -67,8 +69,10 @@ def corrupt_argv(
     device: str | None = None,
     corruptions=None,
     severities=None,
+    preset: str = "cifar",
 ) -> list[str]:
-    """The ``robustbench-aux corrupt`` command generating CIFAR-C with the ``cifar`` preset."""
+    """The ``robustbench-aux corrupt`` command generating CIFAR-C with the ``cifar`` preset (or
+    CIFAR-C-bar with ``preset="cifar10-c-bar"``)."""
     argv = [
         "corrupt",
         "--dataset",
@@ -76,7 +80,7 @@ def corrupt_argv(
         "--data",
         str(data),
         "--preset",
-        "cifar",
+        preset,
         "--out",
         str(out),
         "--seed",
@@ -113,7 +117,12 @@ def corruption_dir(p: Pipeline, echo=print) -> Path:
     """The given directory, else the published CIFAR-C under the data root when valid, else a
     generated copy (created here; generation resumes per file)."""
     if p.corruptions is not None:
-        CifarCReader(p.corruptions)  # validate before hours of training
+        given = CifarCReader(p.corruptions)  # validate before hours of training
+        if given.benchmark != "cifar-c":
+            raise UserError(
+                f"{p.corruptions} is a {given.label} directory; --corruptions needs CIFAR-C "
+                "(CIFAR-C-bar comes with the grid's c_bar = true)"
+            )
         return p.corruptions
     published = resolve_data_root(p.data) / CIFAR_C_NAMES.get(p.dataset, f"{p.dataset}-C")
     if published.is_dir():
@@ -139,6 +148,25 @@ def corruption_dir(p: Pipeline, echo=print) -> Path:
     return generated
 
 
+def cbar_dir(p: Pipeline, echo=print) -> Path:
+    """Generate CIFAR-C-bar (the ``cifar10-c-bar`` preset, the same ``generate_n`` first test images
+    and seed as CIFAR-C) into ``<out>/CIFAR-10(0)-C-bar-generated``; generation resumes per file."""
+    out = p.out / CBAR_DIRS.get(p.dataset, f"{p.dataset}-C-bar-generated")
+    device = p.overrides.get("device") or ("cuda" if p.gpus else None)
+    argv = corrupt_argv(
+        p.dataset, p.data, out, seed=p.seed, n=p.generate_n, device=device, preset="cifar10-c-bar"
+    )
+    run_cli(argv, echo)
+    return out
+
+
+def wants_cbar(p: Pipeline) -> bool:
+    """The grid's ``c_bar = true`` (or a ``c_bar`` override): also generate and evaluate CIFAR-C-bar."""
+    if "c_bar" in p.overrides and p.overrides["c_bar"] is not None:
+        return bool(p.overrides["c_bar"])
+    return bool(load_sweep(p.grid, **p.filters).defaults.get("c_bar"))
+
+
 def run_pipeline(p: Pipeline, echo=print) -> Path:
     """Run every stage; returns the report's ``index.html``."""
     ensure_dataset(p, echo)
@@ -150,6 +178,8 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
         "out": str(p.out),
         "corruptions": str(cdir),
     }
+    if wants_cbar(p):
+        overrides["corruptions_bar"] = str(cbar_dir(p, echo))
     sweep = load_sweep(p.grid, overrides=overrides, **p.filters)
     echo(f"training and evaluating {len(sweep.jobs)} run(s) from {p.grid}")
     outcomes = run_local(sweep.jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from robustbench_aux import atomic
-from robustbench_aux.catalog import ALL_19, CATEGORY, CLEAN, SEVERITIES
+from robustbench_aux.catalog import ALL_19, CATEGORY, CBAR_10, CLEAN, SEVERITIES
 from robustbench_aux.checkpoint import save_checkpoint
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import PER_IMAGE, block_name
@@ -209,10 +209,13 @@ def fixture_accuracy(label: str, arch: str, seed: int, corruption: str, severity
     clean = ARCH_CLEAN[arch] + CLEAN_SHIFT.get(label, 0.0) + 0.004 * (seed - 1)
     if corruption == CLEAN:
         return clean
-    hardness = 0.05 + 0.04 * (ALL_19.index(corruption) % 5)  # per-corruption difficulty
+    names = ALL_19 if corruption in ALL_19 else CBAR_10  # C-bar: no training family, the "other" gain
+    hardness = 0.05 + 0.04 * (names.index(corruption) % 5)  # per-corruption difficulty
     base = clean - hardness * severity
     gains, other = GAIN.get(label, ({}, 0.0))
     gain = gains.get(FAMILY_OF.get(corruption, ""), other) * severity / 3.0
+    if corruption in CBAR_10:  # unseen families: a third of the method's unseen gain, seed-dependent
+        gain = (other / 3 + 0.002 * seed) * severity / 3.0
     return float(np.clip(base + gain, 0.02, 0.98))
 
 
@@ -320,6 +323,14 @@ def write_fixture_run(
         "torch": torch.__version__,
         "device": "none (fixture)",
     }
+    if any(c in CBAR_10 for c in corruptions):
+        prov["corruptions_bar"] = {
+            "benchmark": "cifar-c-bar",
+            "provenance": "generated",
+            "preset": "cifar10-c-bar",
+            "parameters": "the published CIFAR-10-C-bar levels (fixture)",
+            "corruptions": [c for c in corruptions if c in CBAR_10],
+        }
     write_results(run_dir / "eval", table, build_summary(table, correct, provenance=prov))
     return run_dir
 

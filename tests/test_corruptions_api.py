@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from robustbench_aux.catalog import CBAR_10
 from robustbench_aux.corruptions import (
     ALL_19,
     BENCHMARK_15,
@@ -31,7 +32,8 @@ def gen(seed=0):
 
 
 def test_registry_tags_and_presets():
-    assert list(CORRUPTIONS) == sorted(ALL_19) and len(CORRUPTIONS) == 19
+    # the registry holds the 19 CIFAR-C corruptions and the ten CIFAR-10-C-bar ones
+    assert list(CORRUPTIONS) == sorted(ALL_19 + CBAR_10) and len(CORRUPTIONS) == 29
     assert select_corruptions(tags="benchmark") == list(BENCHMARK_15)
     assert select_corruptions(tags="extra") == list(EXTRA_4)
     assert select_corruptions(tags="noise") == [
@@ -66,6 +68,15 @@ def test_select_by_names_keeps_canonical_order():
     assert select_corruptions("fog,snow") == ["snow", "fog"]
     assert select_corruptions(["saturate", "fog"], tags="weather") == ["fog"]
     assert select_corruptions(preset="imagenet") == list(ALL_19)
+    # C-bar only when asked for: by preset, by its tag, or by name (never with a CIFAR-C preset)
+    assert select_corruptions(preset="cifar10-c-bar") == list(CBAR_10)
+    assert select_corruptions(tags="c-bar") == list(CBAR_10)
+    assert set(select_corruptions(tags="random")) <= set(ALL_19)
+    assert select_corruptions("ripple,fog") == ["fog", "ripple"]
+    with pytest.raises(UserError, match="not a corruption of the cifar preset.*--preset cifar10-c-bar"):
+        select_corruptions("ripple", preset="cifar")
+    with pytest.raises(UserError, match="not a corruption of the cifar10-c-bar preset"):
+        select_corruptions("fog", preset="cifar10-c-bar")
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ def test_missing_dataset_stops_at_once_with_the_fix(tmp_path, capsys):
 MINI_GRID = """
 [defaults]
 recipe = "smoke"
+c_bar = true
 
 [[runs]]
 methods = ["plain", "auxiliary"]
@@ -90,6 +91,17 @@ def test_reproduce_end_to_end_on_cifar10(cifar10_root, tmp_path, capsys):
     assert index.is_file() and "auxiliary" in index.read_text()
     summary = json.loads((tmp_path / "runs" / "auxiliary-test_tiny-s0" / "eval" / "summary.json").read_text())
     assert summary["n_corruptions_19"] == 19 and 0 <= summary["clean_acc"] <= 1
+    # c_bar = true: CIFAR-C-bar generated from the same 100 images, evaluated in the same run, reported
+    assert "--preset cifar10-c-bar" in out
+    assert (
+        json.loads((tmp_path / "runs" / "CIFAR-10-C-bar-generated" / "manifest.json").read_text())[
+            "n_per_severity"
+        ]
+        == 100
+    )
+    assert summary["c_bar"]["n_corruptions"] == 10
+    html = index.read_text()
+    assert 'id="c-bar"' in html and "mean acc. C-bar, 10 (%)" in html
     # nothing is redone on a second call
     assert main(reproduce_args(grid, tmp_path, cifar10_root)) == 0
     assert "robustbench-aux train" not in capsys.readouterr().out
@@ -115,3 +127,31 @@ def test_reproduce_default_grid_sliced_to_a_tiny_model(cifar10_root, tmp_path, c
     html = (tmp_path / "report" / "index.html").read_text()
     for label in ("naive_augmentation", "per_corruption[rotation]", "auxiliary[no_sbn]", "augmix"):
         assert label in html
+
+
+def test_demo_grid_asks_for_cifar_c_bar():
+    """make demo's grid generates and evaluates CIFAR-C-bar (the pipeline reads c_bar)."""
+    from robustbench_aux.sweep import load_sweep
+
+    assert load_sweep(REPO / "baselines/grids/demo.toml").defaults.get("c_bar") is True
+
+
+@pytest.mark.slow
+def test_demo_grid_generates_and_reports_cifar_c_bar(cifar10_root, tmp_path, capsys):
+    """The shipped demo grid (c_bar = true) at tiny size: CIFAR-C-bar is generated from the same
+    test images, every run is evaluated on both directories in one results.csv, and the report
+    shows the C-bar column set."""
+    grid = REPO / "baselines/grids/demo.toml"
+    args = reproduce_args(
+        grid, tmp_path, cifar10_root, "--methods", "plain,auxiliary", "--archs", "test_tiny"
+    )
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "robustbench-aux corrupt --dataset cifar10" in out and "--preset cifar10-c-bar" in out
+    bar = tmp_path / "runs" / "CIFAR-10-C-bar-generated"
+    assert json.loads((bar / "manifest.json").read_text())["n_per_severity"] == 100
+    results = (tmp_path / "runs" / "auxiliary-test_tiny-s0" / "eval" / "results.csv").read_text()
+    assert ",cifar-c-bar," in results and ",cifar-c," in results
+    html = (tmp_path / "report" / "index.html").read_text()
+    assert 'id="c-bar"' in html and "mean acc. C-bar, 10 (%)" in html
+    assert (tmp_path / "report" / "c_bar_claim.csv").is_file()

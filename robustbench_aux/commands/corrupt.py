@@ -1,8 +1,13 @@
-"""``robustbench-aux corrupt``: generate CIFAR-10-C / CIFAR-100-C in the published layout.
+"""``robustbench-aux corrupt``: generate CIFAR-10-C / CIFAR-100-C (or CIFAR-C-bar) in the published layout.
 
-Example::
+Examples::
 
     robustbench-aux corrupt --dataset cifar100 --data ./data --preset cifar --out ./data/CIFAR-100-C-gen
+    robustbench-aux corrupt --dataset cifar10 --data ./data --preset cifar10-c-bar \
+        --out ./data/CIFAR-10-C-bar-generated
+
+``--preset cifar10-c-bar`` writes the ten CIFAR-10-C-bar corruptions (a separate benchmark) with
+the published CIFAR-10-C-bar levels; on CIFAR-100 the same levels are this suite's choice.
 """
 
 from __future__ import annotations
@@ -13,7 +18,9 @@ import time
 
 from robustbench_aux.corruptions import CORRUPTIONS, PRESETS, select_corruptions
 from robustbench_aux.corruptions.generate import NOTE, generate_cifar_c
+from robustbench_aux.corruptions.presets import CBAR_PRESET
 from robustbench_aux.datasets import CifarCReader, load_dataset
+from robustbench_aux.datasets.cifar_c import CBAR_DIRS, PUBLISHED_DIRS
 from robustbench_aux.datasets.loading import ENV_VAR
 from robustbench_aux.errors import UserError, comma_list
 from robustbench_aux.lock import exclusive
@@ -32,9 +39,13 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--out", help="output directory (created; rerunning the same command resumes it)")
     p.add_argument(
-        "--preset", default="cifar", help=f"parameter preset: {' or '.join(PRESETS)} (default: cifar)"
+        "--preset",
+        default="cifar",
+        help=f"parameter preset: {', '.join(PRESETS)} (default: cifar; {CBAR_PRESET}: the ten CIFAR-C-bar corruptions)",
     )
-    p.add_argument("--corruptions", help="comma-separated names (default: all 19)")
+    p.add_argument(
+        "--corruptions", help="comma-separated names (default: all of the preset: 19, or 10 for C-bar)"
+    )
     p.add_argument(
         "--tags", help="comma-separated tags all chosen corruptions must carry, e.g. benchmark or noise"
     )
@@ -65,7 +76,7 @@ def _parse_severities(text: str) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     if args.list:
-        for name in select_corruptions(args.corruptions, args.tags):
+        for name in select_corruptions(args.corruptions, args.tags, preset=args.preset):
             info = CORRUPTIONS.entry(name)
             print(f"{name:18s} {info.info.get('device', 'any'):6s} {', '.join(sorted(info.tags))}")
         return 0
@@ -77,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--n must be at least 1, got {args.n}")
     if not 0 <= args.seed <= 2**32 - 1:
         raise UserError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
+    _check_out_name(args.out, args.preset)
     names = select_corruptions(args.corruptions, args.tags, preset=args.preset)
     if not names:
         raise UserError(f"no corruption matches --corruptions {args.corruptions!r} --tags {args.tags!r}")
@@ -86,11 +98,26 @@ def run(args: argparse.Namespace) -> int:
         manifest = _generate(args, data, names)
     reader = CifarCReader(args.out, num_classes=data.num_classes)  # what evaluation will read
     print(
-        f"{args.out}: {len(reader.corruptions)} corruption files x severities {list(reader.severities)} x "
+        f"{args.out}: {reader.label}, {len(reader.corruptions)} corruption files x severities {list(reader.severities)} x "
         f"{reader.n:,} images ({manifest['preset']} preset, seed {manifest['seed']}, {NOTE}) "
         f"in {time.perf_counter() - start:.1f} s"
     )
     return 0
+
+
+def _check_out_name(out: str, preset: str) -> None:
+    """CIFAR-C-bar never goes into a folder named like CIFAR-C, nor CIFAR-C into a C-bar folder."""
+    from pathlib import Path
+
+    name = Path(out).name
+    looks_bar = "c-bar" in name.lower() or "c_bar" in name.lower()
+    if preset == CBAR_PRESET and (name in PUBLISHED_DIRS or name.endswith("-C-generated")):
+        raise UserError(
+            f"--out {out} is named like CIFAR-C; write CIFAR-C-bar into a folder of its own, "
+            f"e.g. {Path(out).parent / CBAR_DIRS['cifar10']}"
+        )
+    if preset != CBAR_PRESET and looks_bar:
+        raise UserError(f"--out {out} is named like CIFAR-C-bar but --preset {preset} writes CIFAR-C")
 
 
 def _generate(args, data, names) -> dict:

@@ -65,7 +65,9 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--corruptions",
         metavar="DIR",
-        help="CIFAR-C directory (published or generated layout); omit to evaluate the clean test set only",
+        action="append",
+        help="CIFAR-C directory (published or generated layout) or CIFAR-C-bar directory (corrupt --preset "
+        "cifar10-c-bar); repeat it to evaluate one of each in one run; omit for the clean test set only",
     )
     p.add_argument("--data", help=f"data root holding the clean test set (default: ${ENV_VAR}, then ./data)")
     p.add_argument("--n", type=int, help="evaluate only the first N images of every block (default: all)")
@@ -188,6 +190,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  mCE_norm     {100 * s['mce_normalized']:.2f} %  vs {s['reference_run']}")
         preset = c.get("preset") or "unknown"
         print(f"  corruptions  {c['provenance']} ({preset} preset), n={s['n_per_block']} per block")
+    bar = s.get("c_bar")
+    if bar:
+        print(
+            f"  C-bar mean   {_pct(bar['mean_acc'])}  ({bar['n_corruptions']}/10 CIFAR-C-bar corruptions), "
+            f"mCE {_pct(bar['mce'])}"
+        )
     ips = s["timing"].get("images_per_second")
     speed = f", {ips:,.0f} images/s" if ips else ""
     print(f"  wrote {res.out_dir}/results.csv and summary.json ({s['timing']['seconds']:.1f} s{speed})")

@@ -8,6 +8,10 @@ evaluated with ``evaluate --model`` are named RobustbenchAux<Year><Method>_<Arch
 
 Refused unless --allow-nonstandard (which marks the entry): generated CIFAR-C, fewer than 10,000
 images per block, datasets other than cifar10 / cifar100.
+
+CIFAR-C-bar results are never exported (RobustBench has no C-bar track): the footnote of such a
+run's entry says so and a note is printed; a run evaluated on CIFAR-C-bar only, or a CIFAR-C-bar
+directory given instead of a run, is an error.
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ def add_parser(sub) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robustbench_aux.report import export_robustbench
+    from robustbench_aux.report.export import cbar_note
+    from robustbench_aux.report.runs import load_runs
 
     written = export_robustbench(
         args.runs,
@@ -64,4 +70,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for p in written:
         print(f"wrote {p}")
+    note = cbar_note(load_runs(args.runs))
+    if note:
+        print(note)
     return 0

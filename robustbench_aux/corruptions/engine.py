@@ -13,9 +13,9 @@ import logging
 
 import torch
 
-from robustbench_aux.catalog import ALL_19, CATEGORY, SEVERITIES, is_benchmark
-from robustbench_aux.corruptions import blur, digital, noise, weather
-from robustbench_aux.corruptions.presets import PRESET_VARIANTS, PRESETS, check_preset
+from robustbench_aux.catalog import ALL_19, CATEGORY, CBAR_10, CBAR_CATEGORY, SEVERITIES, is_benchmark
+from robustbench_aux.corruptions import blur, cbar, digital, noise, weather
+from robustbench_aux.corruptions.presets import CBAR_PRESET, PRESET_VARIANTS, PRESETS, check_preset
 from robustbench_aux.errors import UserError, comma_list, did_you_mean
 from robustbench_aux.registry import Registry
 
@@ -60,6 +60,12 @@ for _name in ALL_19:
         _tags.add("slow")
     CORRUPTIONS.add(_name, _IMPLEMENTATIONS[_name], tags=_tags, device=_DEVICE.get(_name, "any"))
 
+# the ten CIFAR-10-C-bar corruptions: tagged c-bar (never benchmark/extra), random unless sampled
+# nothing (circular motion blur)
+for _name in CBAR_10:
+    _tags = {CBAR_CATEGORY, "random" if _name in cbar.SAMPLERS else "deterministic"}
+    CORRUPTIONS.add(_name, cbar.IMPLEMENTATIONS[_name], tags=_tags, device="any")
+
 ALL_TAGS = frozenset(t for n in CORRUPTIONS for t in CORRUPTIONS.tags(n))
 
 
@@ -68,7 +74,10 @@ def select_corruptions(names=None, tags=None, preset: str | None = None) -> list
 
     ``names`` and ``tags`` take a list or a comma-separated string; ``None`` means no filter.
     ``preset`` (optional) is validated and limits the result to the corruptions it defines.
-    An unknown name or tag is a UserError with "did you mean".
+    Without names, tags or preset the answer is the 19 CIFAR-C corruptions; the ten CIFAR-10-C-bar
+    ones come with ``preset="cifar10-c-bar"``, the ``c-bar`` tag or by name.
+    An unknown name or tag is a UserError with "did you mean"; a name of the other benchmark than
+    the preset's is a UserError naming the preset to use.
     """
     names = _as_list(names)
     tags = _as_list(tags)
@@ -78,11 +87,25 @@ def select_corruptions(names=None, tags=None, preset: str | None = None) -> list
         if t not in ALL_TAGS:
             hint = did_you_mean(t, sorted(ALL_TAGS), cutoff=0.5)
             raise UserError(f"unknown corruption tag {t!r}{hint} (known: {', '.join(sorted(ALL_TAGS))})")
-    chosen = [n for n in ALL_19 if names is None or n in names]
+    if preset is not None:
+        check_preset(preset)
+        other = [n for n in names or () if n not in PRESETS[preset]]
+        if other:
+            fix = f"--preset {CBAR_PRESET}" if other[0] in CBAR_10 else "--preset cifar (or imagenet)"
+            raise UserError(
+                f"{other[0]} is not a corruption of the {preset} preset "
+                f"({'CIFAR-10-C-bar' if preset == CBAR_PRESET else 'CIFAR-C'}); use {fix}"
+            )
+    universe = ALL_19
+    if preset == CBAR_PRESET:
+        universe = CBAR_10
+    elif names is not None or CBAR_CATEGORY in (tags or ()):
+        universe = ALL_19 + CBAR_10
+    chosen = [n for n in universe if names is None or n in names]
     if tags:
         chosen = [n for n in chosen if set(tags) <= CORRUPTIONS.tags(n)]
     if preset is not None:
-        chosen = [n for n in chosen if n in PRESETS[check_preset(preset)]]
+        chosen = [n for n in chosen if n in PRESETS[preset]]
     return chosen
 
 
@@ -98,6 +121,9 @@ def check_images(x, name: str, severity, preset: str, generator=None) -> None:
     """Raise a one-line UserError for anything :func:`corrupt_batch` cannot take."""
     check_preset(preset)
     CORRUPTIONS.entry(name)
+    if name not in PRESETS[preset]:
+        other = CBAR_PRESET if name in CBAR_10 else "cifar"
+        raise UserError(f"{name} is not a corruption of the {preset} preset; use preset={other!r}")
     if not isinstance(x, torch.Tensor):
         raise UserError(f"images must be a torch.Tensor, got {type(x).__name__}; use torch.from_numpy(...)")
     if x.dtype != torch.uint8:

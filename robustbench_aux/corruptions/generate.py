@@ -9,6 +9,11 @@ rerun with other settings into the same directory is refused.
 Each (corruption, severity) block has its own torch generator, seeded from (seed, corruption,
 severity), so the bytes of a file do not depend on which other corruptions were asked for or on
 resuming; they do depend on the device and on the batch size (both recorded).
+
+The ``cifar10-c-bar`` preset writes CIFAR-10-C-bar (the ten corruptions of Mintun et al., 2021) in
+the same layout; its manifest says ``"benchmark": "cifar-c-bar"`` and, in ``parameters``, whose
+parameters were used (the published CIFAR-10-C-bar levels; for CIFAR-100 the same levels, this
+suite's choice).
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ import torch
 from tqdm import tqdm
 
 from robustbench_aux import atomic
-from robustbench_aux.catalog import ALL_19, SEVERITIES
+from robustbench_aux.catalog import SEVERITIES
 from robustbench_aux.corruptions.engine import check_images, corrupt_batch, select_corruptions
-from robustbench_aux.corruptions.presets import check_preset
+from robustbench_aux.corruptions.presets import CBAR_PRESET, PRESET_VARIANTS, check_preset
 from robustbench_aux.errors import UserError
 from robustbench_aux.hashing import sha256_file
 from robustbench_aux.jsonio import read_json_object
@@ -47,6 +52,16 @@ _RESUME_KEYS = (
     "images_sha256",
     "batch_size",
 )
+
+
+def parameters_note(preset: str, dataset: str | None) -> str:
+    """Whose parameters a generation used, for its manifest (and every result that reads it)."""
+    if preset != CBAR_PRESET:
+        return f"{preset} preset (robustbench_aux/corruptions/presets.py)"
+    note = "the published CIFAR-10-C-bar levels (Mintun et al., NeurIPS 2021, cifar10_c_bar.csv)"
+    if dataset and dataset != "cifar10":
+        note += f", applied to {dataset}: this suite's choice, not a published {dataset} C-bar set"
+    return note
 
 
 def block_seed(seed: int, corruption: str, severity: int) -> int:
@@ -112,7 +127,7 @@ def generate_cifar_c(
     same settings are kept; a different setting in an existing directory is a UserError.
     """
     check_preset(preset)
-    names = select_corruptions(corruptions) if corruptions is not None else list(ALL_19)
+    names = select_corruptions(corruptions, preset=preset)
     if not names:
         raise UserError("no corruptions chosen")
     sev = _check_severities(severities)
@@ -168,6 +183,8 @@ def generate_cifar_c(
         manifest = {"generated": True, "note": NOTE, **settings, "files": {}, "seconds": {}}
     manifest.update(
         {
+            "benchmark": PRESET_VARIANTS[preset]["benchmark"],
+            "parameters": parameters_note(preset, (source or {}).get("dataset")),
             "source": source or {},
             "versions": package_versions(),
             "device": str(dev),

@@ -7,13 +7,16 @@ one implementation serves both: e.g. the CIFAR script upsamples pixelate with a 
 imagecorruptions with nearest neighbour.
 
 Sources: ``make_cifar_c.py`` (hendrycks/robustness, ImageNet-C/create_c) for ``cifar``;
-``imagecorruptions`` 1.1.2 ``corruptions.py`` for ``imagenet``.
+``imagecorruptions`` 1.1.2 ``corruptions.py`` for ``imagenet``; ``cifar10_c_bar.csv``
+(facebookresearch/augmentation-corruption, ``imagenet_c_bar/``) for ``cifar10-c-bar``, the ten
+CIFAR-10-C-bar corruptions (a separate benchmark, never mixed with the 19).
 """
 
 from __future__ import annotations
 
 from types import MappingProxyType
 
+from robustbench_aux.catalog import CBAR_10
 from robustbench_aux.errors import UserError, did_you_mean
 
 # What each parameter record holds (units: images in [0, 1] unless said otherwise; px = pixels).
@@ -38,6 +41,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
     "pixelate": ("factor",),
     "elastic_transform": ("alpha", "sigma", "affine"),
 }
+# CIFAR-10-C-bar: the authors' severity level out of 10; each corruption scales it to its own
+# parameters (robustbench_aux/corruptions/cbar.py, docs/corruptions.md)
+FIELDS.update({name: ("level",) for name in CBAR_10})
 
 _CIFAR = {
     "gaussian_noise": ((0.04,), (0.06,), (0.08,), (0.09,), (0.10,)),
@@ -119,6 +125,26 @@ _IMAGENET = {
     "elastic_transform": tuple((250 * a, 0.01, 0.0) for a in (0.05, 0.065, 0.085, 0.1, 0.12)),
 }
 
+# CIFAR-10-C-bar (Mintun et al., NeurIPS 2021): the levels of the authors' cifar10_c_bar.csv, severities
+# 1..5 in its column order. Applied to CIFAR-100 too (same 32x32 size): that is this suite's choice,
+# not a published CIFAR-100-C-bar.
+_CIFAR10_C_BAR = {
+    name: tuple((float(v),) for v in levels)
+    for name, levels in {
+        "blue_noise_sample": (0.7, 1.4, 2.1, 3.5, 4.2),
+        "brownish_noise": (2.5, 4.0, 5.5, 6.5, 7.0),
+        "checkerboard_cutout": (1.0, 2.0, 3.0, 4.0, 5.0),
+        "circular_motion_blur": (2.8, 3.6, 4.4, 5.2, 6.0),
+        "inverse_sparkles": (1.0, 1.5, 2.5, 4.5, 5.0),
+        "lines": (0.5, 1.0, 1.5, 2.0, 2.5),
+        "pinch_and_twirl": (5.5, 6.0, 6.5, 8.5, 10.0),
+        "ripple": (5.5, 6.0, 6.5, 7.5, 8.0),
+        "sparkles": (0.7, 3.5, 5.6, 6.3, 7.0),
+        "transverse_chromatic_abberation": (1.0, 2.0, 5.0, 9.0, 10.0),
+    }.items()
+}
+CBAR_PRESET = "cifar10-c-bar"
+
 # Algorithm variants. Keys:
 #   zoom_crop        "center": the CIFAR script trims the zoomed image symmetrically;
 #                    "topleft": imagecorruptions keeps the top-left corner (and snow keeps the
@@ -134,6 +160,7 @@ _IMAGENET = {
 #   pixelate_up      "box" (CIFAR script) or "nearest" (imagecorruptions).
 #   elastic          "affine+displace" (CIFAR script) or "displace" (imagecorruptions).
 #   fixed_size       side length the preset is calibrated for (None: any size >= min_size).
+#   benchmark        which benchmark the preset generates: cifar-c (the 19) or cifar-c-bar (the ten).
 PRESET_VARIANTS = {
     "cifar": {
         "zoom_crop": "center",
@@ -145,6 +172,7 @@ PRESET_VARIANTS = {
         "elastic": "affine+displace",
         "fixed_size": 32,
         "min_size": 32,
+        "benchmark": "cifar-c",
     },
     "imagenet": {
         "zoom_crop": "topleft",
@@ -156,10 +184,20 @@ PRESET_VARIANTS = {
         "elastic": "displace",
         "fixed_size": None,
         "min_size": 32,
+        "benchmark": "cifar-c",
     },
+    CBAR_PRESET: {"fixed_size": 32, "min_size": 32, "benchmark": "cifar-c-bar"},
 }
 
-PRESETS = MappingProxyType({"cifar": MappingProxyType(_CIFAR), "imagenet": MappingProxyType(_IMAGENET)})
+PRESETS = MappingProxyType(
+    {
+        "cifar": MappingProxyType(_CIFAR),
+        "imagenet": MappingProxyType(_IMAGENET),
+        CBAR_PRESET: MappingProxyType(_CIFAR10_C_BAR),
+    }
+)
+# the presets of each benchmark
+CIFAR_C_PRESETS = ("cifar", "imagenet")
 
 
 def check_preset(preset: str) -> str:

@@ -6,6 +6,10 @@ The published files have n = 10,000. A generated directory also holds ``manifest
 was generated for only some severities, the manifest's ``severities`` lists them (in file order)
 and the reader serves only those.
 Files are memory-mapped and read one (corruption, severity) block at a time.
+
+The same layout holds CIFAR-10-C-bar (ten other corruptions, generated with ``corrupt --preset
+cifar10-c-bar``): the reader tells the two apart by their file names (``benchmark``:
+``cifar-c`` or ``cifar-c-bar``) and refuses a directory that mixes them.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from robustbench_aux.catalog import ALL_19, SEVERITIES
+from robustbench_aux.catalog import ALL_19, CBAR_10, CIFAR_C, CIFAR_C_BAR, SEVERITIES
 from robustbench_aux.datasets.npy import check_images, check_labels, load_npy
 from robustbench_aux.errors import UserError
 from robustbench_aux.jsonio import read_json_object
@@ -24,6 +28,9 @@ from robustbench_aux.jsonio import read_json_object
 MANIFEST = "manifest.json"
 # the published folder names (Zenodo archives) -> dataset
 PUBLISHED_DIRS = {"CIFAR-10-C": "cifar10", "CIFAR-100-C": "cifar100"}
+# the folder names this suite generates CIFAR-C-bar into (never a CIFAR-C name)
+CBAR_DIRS = {"cifar10": "CIFAR-10-C-bar-generated", "cifar100": "CIFAR-100-C-bar-generated"}
+BENCHMARK_LABEL = {CIFAR_C: "CIFAR-C", CIFAR_C_BAR: "CIFAR-C-bar"}
 
 
 @dataclass
@@ -66,15 +73,38 @@ class CifarCReader:
             )
         if not self.directory.is_dir():
             raise UserError(f"CIFAR-C directory {self.directory} does not exist; {self.fix}")
-        self.corruptions = [c for c in ALL_19 if (self.directory / f"{c}.npy").is_file()]
+        found = {
+            bench: [c for c in names if (self.directory / f"{c}.npy").is_file()]
+            for bench, names in ((CIFAR_C, ALL_19), (CIFAR_C_BAR, CBAR_10))
+        }
+        if found[CIFAR_C] and found[CIFAR_C_BAR]:
+            raise UserError(
+                f"{self.directory} mixes CIFAR-C files ({found[CIFAR_C][0]}.npy, ...) and CIFAR-C-bar files "
+                f"({found[CIFAR_C_BAR][0]}.npy, ...); keep each benchmark in a directory of its own"
+            )
+        self.benchmark = CIFAR_C_BAR if found[CIFAR_C_BAR] else CIFAR_C
+        if self.benchmark == CIFAR_C_BAR:
+            self.fix = (
+                f"regenerate it with `robustbench-aux corrupt --preset cifar10-c-bar --out {self.directory}` "
+                "(CIFAR-C-bar is generated, never downloaded)"
+            )
+        self.corruptions = found[self.benchmark]
         missing = [c for c in require if c not in self.corruptions]
         if missing:
             raise UserError(
                 f"{self.directory} lacks {len(missing)} corruption file(s): {', '.join(missing)}; {self.fix}"
             )
         if not self.corruptions:
-            raise UserError(f"{self.directory} holds none of the 19 CIFAR-C corruption files; {self.fix}")
+            raise UserError(
+                f"{self.directory} holds none of the 19 CIFAR-C or the ten CIFAR-C-bar corruption files; {self.fix}"
+            )
         self.manifest = self._read_manifest()
+        said = self.manifest.get("benchmark")
+        if said not in (None, self.benchmark):
+            raise UserError(
+                f"{self.directory / MANIFEST} says benchmark {said!r} but the directory holds "
+                f"{BENCHMARK_LABEL[self.benchmark]} files; {self.fix}"
+            )
         self.severities = self._manifest_severities()
         k = len(self.severities)
         labels_path = self.directory / "labels.npy"
@@ -118,6 +148,11 @@ class CifarCReader:
     def _read_manifest(self) -> dict:
         return read_json_object(self.directory / MANIFEST, self.fix, missing_ok=True)
 
+    @property
+    def label(self) -> str:
+        """``CIFAR-C`` or ``CIFAR-C-bar``, for messages."""
+        return BENCHMARK_LABEL[self.benchmark]
+
     def _array(self, corruption: str) -> np.ndarray:
         if corruption not in self._arrays:
             if corruption not in self.corruptions:
@@ -155,6 +190,7 @@ class CifarCReader:
 
     def describe(self) -> dict:
         return {
+            "benchmark": self.benchmark,
             "corruptions_dir": str(self.directory),
             "provenance": self.provenance,
             "preset": self.preset or ("cifar" if self.provenance == "published" else None),

@@ -1,7 +1,8 @@
 """``evaluate(model, dataset=..., corruptions_dir=...)``: clean and CIFAR-C accuracy of any model.
 
 RobustBench-style one call on any ``torch.nn.Module`` that maps float [0, 1] images (B, 3, 32, 32)
-to logits. Every (corruption, severity) block present in ``corruptions_dir`` is evaluated, batched
+to logits. Every (corruption, severity) block present in ``corruptions_dir`` (a CIFAR-C directory,
+a CIFAR-C-bar directory, or a list holding one of each) is evaluated, batched
 on the device; with ``out_dir`` each finished block is stored, so a killed call resumes, and the
 tidy CSV plus the summary JSON (defined in docs/metrics.md) are written there, once.
 
@@ -25,10 +26,10 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from robustbench_aux.catalog import ALL_19, CLEAN, SEVERITIES
+from robustbench_aux.catalog import ALL_19, CBAR_10, CIFAR_C, CIFAR_C_BAR, CLEAN, SEVERITIES, benchmark_of
 from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
 from robustbench_aux.devices import resolve_device
-from robustbench_aux.errors import NonFiniteError, UserError, user_code
+from robustbench_aux.errors import NonFiniteError, UserError, did_you_mean, user_code
 from robustbench_aux.evaluation import provenance as prov
 from robustbench_aux.evaluation.predict import (
     EvalBatch,
@@ -83,7 +84,7 @@ class EvalPlan:
     x_test: np.ndarray
     y_test: np.ndarray
     data_desc: dict
-    reader: CifarCReader | None
+    reader: CifarCReader | None  # the CIFAR-C directory's reader (None when none was given)
     blocks: list[Block]
     corruption_provenance: dict
     model_label: str | None  # EvalSubject.model_label: the forward is code from outside this suite
@@ -94,6 +95,8 @@ class EvalPlan:
     precision: str
     normalization: tuple[Sequence[float], Sequence[float]] | None
     was_training: bool  # the model came in training mode: put it back afterwards
+    readers: dict[str, CifarCReader] = field(default_factory=dict)  # benchmark -> reader (C and C-bar)
+    corruption_bar_provenance: dict | None = None  # the CIFAR-C-bar directory's, when one was given
 
 
 @dataclass
@@ -125,17 +128,51 @@ def _test_arrays(dataset, data_root, n: int | None) -> tuple[np.ndarray, np.ndar
     return x[:n], np.asarray(y[:n]).astype(np.int64), desc, k
 
 
-def _blocks(reader: CifarCReader | None, corruptions, severities) -> list[Block]:
+def _readers(corruptions_dir, num_classes: int | None) -> dict[str, CifarCReader]:
+    """One reader per benchmark: ``corruptions_dir`` is None, one directory or a list of them (at
+    most one CIFAR-C and one CIFAR-C-bar directory)."""
+    if corruptions_dir is None:
+        return {}
+    dirs = [corruptions_dir] if isinstance(corruptions_dir, str | Path) else list(corruptions_dir)
+    readers: dict[str, CifarCReader] = {}
+    for d in dirs:
+        r = CifarCReader(d, num_classes=num_classes)
+        if r.benchmark in readers:
+            raise UserError(
+                f"two {r.label} directories given ({readers[r.benchmark].directory} and {r.directory}); "
+                "pass at most one CIFAR-C and one CIFAR-C-bar directory"
+            )
+        readers[r.benchmark] = r
+    return readers
+
+
+def _blocks(readers: Mapping[str, CifarCReader], corruptions, severities) -> list[Block]:
     blocks = [(CLEAN, 0)]
-    if reader is None:
+    if not readers:
         return blocks
-    wanted = list(reader.corruptions) if corruptions is None else list(corruptions)
-    unknown = [c for c in wanted if c not in ALL_19]
+    if corruptions is None:
+        wanted = [
+            c for bench in (CIFAR_C, CIFAR_C_BAR) if bench in readers for c in readers[bench].corruptions
+        ]
+    else:
+        wanted = list(corruptions)
+    known = ALL_19 + CBAR_10
+    unknown = [c for c in wanted if c not in known]
     if unknown:
-        raise UserError(f"unknown corruption name(s) {', '.join(unknown)}; choose from the 19 CIFAR-C names")
-    absent = [c for c in wanted if c not in reader.corruptions]
-    if absent:
-        raise UserError(f"{reader.directory} has no file for {', '.join(absent)}; {reader.fix}")
+        hint = did_you_mean(unknown[0], known, cutoff=0.6)
+        raise UserError(
+            f"unknown corruption name {unknown[0]!r}{hint}; choose from the 19 CIFAR-C and the ten "
+            "CIFAR-C-bar names"
+        )
+    for c in wanted:
+        reader = readers.get(benchmark_of(c))
+        if reader is None:
+            kind = "CIFAR-C-bar" if c in CBAR_10 else "CIFAR-C"
+            raise UserError(
+                f"{c} is a {kind} corruption but no {kind} directory was given (--corruptions DIR)"
+            )
+        if c not in reader.corruptions:
+            raise UserError(f"{reader.directory} has no file for {c}; {reader.fix}")
     bad = [s for s in severities if s not in SEVERITIES]
     if bad:
         raise UserError(f"severities must be in 1..5, got {bad}")
@@ -147,7 +184,7 @@ def _corruption_provenance(reader: CifarCReader | None, blocks, n, y_test, verif
     the test set's, image for image."""
     if reader is None:
         return {"provenance": None}
-    used = sorted({c for c, _ in blocks if c != CLEAN})
+    used = sorted({c for c, _ in blocks if c in reader.corruptions})
     preset = prov.check_presets(reader, used)
     checked = prov.verify_checksums(reader, used) if verify else {}
     k = min(reader.n if n is None else min(n, reader.n), len(y_test))
@@ -160,6 +197,7 @@ def _corruption_provenance(reader: CifarCReader | None, blocks, n, y_test, verif
     return {
         **described,
         "preset": preset or described["preset"],
+        "parameters": reader.manifest.get("parameters"),
         "verified_sha256": checked,
         "labels_match_test_set": True,
     }
@@ -203,7 +241,7 @@ def _check_classes(model, device, x_test, y_test, num_classes: int) -> None:
 def plan_evaluation(
     model: torch.nn.Module,
     dataset: str | DatasetArrays | tuple,
-    corruptions_dir: str | Path | None,
+    corruptions_dir: str | Path | Sequence[str | Path] | None,
     *,
     data_root: str | Path | None = None,
     n: int | None = None,
@@ -222,11 +260,12 @@ def plan_evaluation(
     if n is not None and n <= 0:
         raise UserError(f"--n must be positive, got {n}")
     x_test, y_test, data_desc, num_classes = _test_arrays(dataset, data_root, n)
-    reader = None
-    if corruptions_dir is not None:
-        reader = CifarCReader(corruptions_dir, num_classes=num_classes or None)
-    blocks = _blocks(reader, corruptions, tuple(severities))
+    readers = _readers(corruptions_dir, num_classes or None)
+    reader = readers.get(CIFAR_C)
+    blocks = _blocks(readers, corruptions, tuple(severities))
     c_prov = _corruption_provenance(reader, blocks, n, y_test, verify)
+    bar = readers.get(CIFAR_C_BAR)
+    bar_prov = _corruption_provenance(bar, blocks, n, y_test, verify) if bar is not None else None
     was_training = _to_eval(model)
     try:
         # (no .eval() on the wrapper: a torch.export program would refuse the mode switch; see _to_eval)
@@ -241,11 +280,14 @@ def plan_evaluation(
         "weights": prov.model_digest(model),
         "dataset": data_desc.get("dataset"),
         "n": n,
-        "corruptions_dir": str(Path(corruptions_dir).resolve()) if corruptions_dir is not None else None,
+        "corruptions_dir": str(reader.directory.resolve()) if reader is not None else None,
         "corruption_files": c_prov.get("manifest_sha256") or None,
         "precision": precision,
         **dict(subject.fingerprint or {}),
     }
+    if bar_prov is not None:  # only then: a CIFAR-C-only evaluation keeps its earlier fingerprint
+        fingerprint["corruptions_bar_dir"] = str(bar.directory.resolve())
+        fingerprint["corruption_bar_files"] = bar_prov.get("manifest_sha256") or None
     identity = run_identity(
         subject.info or {"run_id": "model", "method": "external", "arch": type(model).__name__}
     )
@@ -266,6 +308,8 @@ def plan_evaluation(
         precision=precision,
         normalization=normalization,
         was_training=was_training,
+        readers=readers,
+        corruption_bar_provenance=bar_prov,
     )
 
 
@@ -277,7 +321,7 @@ def run_blocks(plan: EvalPlan, store: BlockStore | None = None) -> BlockOutcome:
         if corruption == CLEAN:
             x, y = plan.x_test, plan.y_test
         else:
-            b = plan.reader.block(corruption, severity, plan.n)
+            b = plan.readers[benchmark_of(corruption)].block(corruption, severity, plan.n)
             x, y = b.images, b.labels.astype(np.int64)
         hit = store.load(corruption, severity, len(y)) if store else None
         if hit is None:
@@ -315,9 +359,11 @@ def finish_evaluation(
     run's table, when given); written to ``out_dir`` once when given."""
     table = block_rows(plan.identity, done.counts)
     norm = plan.normalization
+    bar_prov = plan.corruption_bar_provenance
     provenance = {
         "data": plan.data_desc,
         "corruptions": plan.corruption_provenance,
+        **({"corruptions_bar": bar_prov} if bar_prov is not None else {}),
         "code_version": code_version(),
         "torch": torch.__version__,
         "device": str(plan.device),
@@ -341,7 +387,7 @@ def finish_evaluation(
 def evaluate(
     model: torch.nn.Module,
     dataset: str | DatasetArrays | tuple = "cifar100",
-    corruptions_dir: str | Path | None = None,
+    corruptions_dir: str | Path | Sequence[str | Path] | None = None,
     *,
     data_root: str | Path | None = None,
     n: int | None = None,

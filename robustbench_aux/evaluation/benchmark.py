@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from robustbench_aux.catalog import BENCHMARK_15, CLEAN, SEVERITIES
+from robustbench_aux.catalog import BENCHMARK_15, CIFAR_C, CLEAN, SEVERITIES
 from robustbench_aux.datasets import CifarCReader, resolve_data_root
 from robustbench_aux.datasets.cifar_c import PUBLISHED_DIRS
 from robustbench_aux.errors import UserError
@@ -44,6 +44,12 @@ def benchmark(
         )
     root = resolve_data_root(data_dir)
     cdir = Path(corruptions_dir) if corruptions_dir is not None else root / CIFAR_C_DIR[dataset]
+    reader = CifarCReader(cdir)
+    if reader.benchmark != CIFAR_C:
+        raise UserError(
+            f"{cdir} is a {reader.label} directory; benchmark() reports RobustBench's CIFAR-C figure: pass a "
+            "CIFAR-C directory (evaluate() takes CIFAR-C-bar)"
+        )
     reader = CifarCReader(cdir, require=BENCHMARK_15)
     missing = [s for s in SEVERITIES if s not in reader.severities]
     if missing:

@@ -18,7 +18,7 @@ from robustbench_aux.catalog import BENCHMARK_15, CLEAN
 from robustbench_aux.errors import UserError
 from robustbench_aux.jsonio import read_json_object
 from robustbench_aux.metrics import compare
-from robustbench_aux.metrics.accuracy import run_summary
+from robustbench_aux.metrics.accuracy import cbar_summary, run_summary
 from robustbench_aux.metrics.tidy import COLUMNS, check_table
 from robustbench_aux.metrics.uncertainty import bootstrap_ci, per_image_score
 from robustbench_aux.rundir import RESULTS_CSV, SUMMARY_JSON
@@ -65,6 +65,9 @@ def build_summary(
         "mce_normalized": None,
         "mce_relative": None,
     }
+    cbar = cbar_summary(table)
+    if cbar is not None:  # only when C-bar was evaluated: CIFAR-C-only summaries keep their keys
+        summary["c_bar"] = cbar
     if reference is not None:
         summary.update(reference_figures(table, reference))
     summary["provenance"] = dict(provenance or {})

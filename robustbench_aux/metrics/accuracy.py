@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CATEGORIES, CATEGORY, CLEAN, EXTRA_4
+from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CATEGORIES, CATEGORY, CBAR_10, CLEAN, EXTRA_4
 
 EXTRA = "extra"
 # category means: each CIFAR-C category over its benchmark corruptions, plus the 4 extra ones
@@ -35,16 +35,18 @@ def block_accuracy(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def corruption_accuracy(df: pd.DataFrame) -> pd.DataFrame:
-    """acc[c] (mean over severities) as a wide table: rows run_id, columns the corruptions present."""
+def corruption_accuracy(df: pd.DataFrame, names=ALL_19) -> pd.DataFrame:
+    """acc[c] (mean over severities) as a wide table: rows run_id, columns the corruptions of ``names``
+    present (default the 19 CIFAR-C ones; ``CBAR_10`` for CIFAR-10-C-bar), in that order."""
     corrupted = df[df["corruption"] != CLEAN]
     wide = corrupted.pivot_table(index="run_id", columns="corruption", values="acc", aggfunc="mean")
-    return wide[[c for c in ALL_19 if c in wide.columns]]
+    return wide[[c for c in names if c in wide.columns]]
 
 
 def mean_accuracy(df: pd.DataFrame, corruptions=BENCHMARK_15) -> pd.Series:
     """Mean of acc[c] over the given corruptions that are present (NaN where none is)."""
-    wide = corruption_accuracy(df)
+    corruptions = tuple(corruptions)
+    wide = corruption_accuracy(df, ALL_19 + tuple(c for c in corruptions if c not in ALL_19))
     cols = [c for c in corruptions if c in wide.columns]
     if not cols:
         return pd.Series(float("nan"), index=wide.index if len(wide) else clean_accuracy(df).index)
@@ -121,4 +123,29 @@ def run_summary(df: pd.DataFrame) -> dict:
         "by_severity_19": _row(severity_curve(df, ALL_19)),
         "by_corruption": _row(corruption_accuracy(df)),
         "ce_by_corruption": _row(corruption_error(df)),
+    }
+
+
+def cbar_summary(df: pd.DataFrame) -> dict | None:
+    """The CIFAR-10-C-bar part of one run's summary (None when no C-bar block was evaluated):
+    ``mean_acc`` over the ten (those present; ``n_corruptions`` says how many, ``partial`` when
+    fewer than ten), ``mce`` = 1 − mean_acc (unnormalized, as the CIFAR-C mCE), per corruption and
+    per severity."""
+    runs = df["run_id"].unique()
+    if len(runs) != 1:
+        raise ValueError(f"cbar_summary needs the rows of one run, got {len(runs)}")
+    rid = runs[0]
+    n = int(coverage(df, CBAR_10).get(rid, 0))
+    if n == 0:
+        return None
+    mean = float(mean_accuracy(df, CBAR_10).loc[rid])
+    wide = corruption_accuracy(df, CBAR_10)
+    curve = severity_curve(df, CBAR_10)
+    return {
+        "mean_acc": mean,
+        "mce": 1.0 - mean,
+        "n_corruptions": n,
+        "partial": n < len(CBAR_10),
+        "by_corruption": {str(k): float(v) for k, v in wide.loc[rid].items() if pd.notna(v)},
+        "by_severity": {str(k): float(v) for k, v in curve.loc[rid].items() if pd.notna(v)},
     }

@@ -1,6 +1,9 @@
 """The tidy long results table: its columns, method labels, and building it from block counts.
 
 One row per (run, corruption, severity); the clean test set is ``corruption="clean", severity=0``.
+``benchmark`` names the set a block belongs to: ``cifar-c`` (the 19), ``cifar-c-bar`` (the ten
+CIFAR-10-C-bar corruptions) or ``clean``; tables written before the column existed get it from
+the corruption name when read.
 Accuracies are fractions in [0, 1]; ``correct`` and ``n`` are image counts, so every mean can be
 recomputed exactly from the file.
 """
@@ -11,12 +14,12 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from robustbench_aux.catalog import ALL_19, CATEGORY, CLEAN
+from robustbench_aux.catalog import ALL_19, CATEGORY, CBAR_10, CBAR_CATEGORY, CLEAN, benchmark_of
 from robustbench_aux.errors import UserError
 
 # identity columns copied from the run config into every row
 RUN_COLUMNS = ("run_id", "dataset", "method", "label", "arch", "seed")
-COLUMNS = RUN_COLUMNS + ("corruption", "category", "severity", "n", "correct", "acc")
+COLUMNS = RUN_COLUMNS + ("corruption", "category", "benchmark", "severity", "n", "correct", "acc")
 
 # methods that train on one named corruption carry it in their config under this key
 CORRUPTION_KEY = "corruption"
@@ -108,12 +111,23 @@ def run_identity(config: Mapping) -> dict:
 
 
 def category_of(corruption: str) -> str:
-    """``clean`` for the clean set, else the CIFAR-C category (noise / blur / weather / digital)."""
+    """``clean`` for the clean set, else the CIFAR-C category (noise / blur / weather / digital);
+    ``c-bar`` for the ten CIFAR-10-C-bar corruptions."""
     if corruption == CLEAN:
         return CLEAN
+    if corruption in CBAR_10:
+        return CBAR_CATEGORY
     if corruption not in CATEGORY:
-        raise UserError(f"unknown corruption {corruption!r}; expected one of the 19 CIFAR-C names or 'clean'")
+        raise UserError(
+            f"unknown corruption {corruption!r}; expected one of the 19 CIFAR-C names, the ten "
+            "CIFAR-10-C-bar names or 'clean'"
+        )
     return CATEGORY[corruption]
+
+
+def benchmark_column(corruptions: pd.Series) -> pd.Series:
+    """The ``benchmark`` of each row from its corruption name (``cifar-c``, ``cifar-c-bar``, ``clean``)."""
+    return corruptions.map(lambda c: benchmark_of(str(c)) or "unknown")
 
 
 def block_rows(identity: Mapping, counts: Iterable[tuple[str, int, int, int]]) -> pd.DataFrame:
@@ -125,6 +139,7 @@ def block_rows(identity: Mapping, counts: Iterable[tuple[str, int, int, int]]) -
                 **identity,
                 "corruption": corruption,
                 "category": category_of(corruption),
+                "benchmark": benchmark_of(corruption),
                 "severity": int(severity),
                 "n": int(n),
                 "correct": int(correct),
@@ -135,8 +150,9 @@ def block_rows(identity: Mapping, counts: Iterable[tuple[str, int, int, int]]) -
 
 
 def sort_table(df: pd.DataFrame) -> pd.DataFrame:
-    """Canonical row order: run, then clean first and the 19 corruptions in catalog order, then severity."""
-    order = {name: i for i, name in enumerate((CLEAN,) + ALL_19)}
+    """Canonical row order: run, then clean first, the 19 corruptions in catalog order and the ten
+    C-bar ones, then severity."""
+    order = {name: i for i, name in enumerate((CLEAN,) + ALL_19 + CBAR_10)}
     key = df["corruption"].map(order).fillna(len(order))
     return (
         df.assign(_k=key)
@@ -147,7 +163,16 @@ def sort_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def check_table(df: pd.DataFrame, source: str = "results table") -> pd.DataFrame:
-    """Validate a tidy table (columns present, accuracies in [0, 1], one clean row per run)."""
+    """Validate a tidy table (columns present, accuracies in [0, 1], one clean row per run).
+
+    A table without the ``benchmark`` column (written before it existed) gets it from the
+    corruption names, in place."""
+    if "benchmark" not in df.columns and "corruption" in df.columns:
+        df.insert(
+            df.columns.get_loc("category") + 1 if "category" in df.columns else len(df.columns),
+            "benchmark",
+            benchmark_column(df["corruption"]),
+        )
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{source} lacks column(s) {', '.join(missing)}; re-run `robustbench-aux evaluate`")

@@ -5,6 +5,11 @@ convention, not ours) and an ``unaggregated_results.csv`` with a two-row header 
 severity) over the 15 benchmark corruptions in alphabetical order, holding fractions.
 ``corruptions_acc`` is the mean over those 15 corruptions x 5 severities.
 
+CIFAR-C-bar results of a run (``evaluate --corruptions`` with a C-bar directory) are never exported:
+RobustBench has no C-bar track. The entry's footnote says they were left out, ``cbar_note`` gives
+the line the CLI prints, and a run evaluated on CIFAR-C-bar only, or a CIFAR-C-bar directory passed
+instead of a run, is a one-line error.
+
 What RobustBench would accept is checked: the dataset is cifar10 or cifar100, the corruptions are
 the published CIFAR-C files (not a generated copy), and every block (clean included) holds
 10,000 images. Anything else is refused unless ``allow_nonstandard``, and then the entry says so
@@ -27,7 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from robustbench_aux import atomic
-from robustbench_aux.catalog import BENCHMARK_15, CLEAN, SEVERITIES
+from robustbench_aux.catalog import BENCHMARK_15, CBAR_10, CLEAN, SEVERITIES
 from robustbench_aux.errors import UserError
 from robustbench_aux.paths import component, inside
 from robustbench_aux.report.runs import RunRecord, load_runs
@@ -86,7 +91,29 @@ def _unfinished(r: RunRecord) -> bool:
     return (r.summary.get("provenance") or {}).get("checkpoint_finished") is False
 
 
+def has_cbar(r: RunRecord) -> bool:
+    """The run was evaluated on CIFAR-C-bar too (those blocks are never exported)."""
+    return bool(r.table["corruption"].isin(CBAR_10).any())
+
+
+CBAR_LEFT_OUT = "CIFAR-C-bar results left out (RobustBench has no CIFAR-C-bar track)"
+
+
+def cbar_note(records: list[RunRecord]) -> str | None:
+    """The line to print when any run has CIFAR-C-bar results: they are not in the export."""
+    ids = [r.run_id for r in records if has_cbar(r)]
+    if not ids:
+        return None
+    shown = ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")
+    return f"note: {CBAR_LEFT_OUT}: {len(ids)} run(s) ({shown}); see `robustbench-aux report` for them"
+
+
 def _complete(r: RunRecord, allow_partial: bool) -> tuple[pd.DataFrame, list[str]]:
+    if has_cbar(r) and not r.table["corruption"].isin(BENCHMARK_15).any():
+        raise UserError(
+            f"run {r.run_id} was evaluated on CIFAR-C-bar only; RobustBench has no CIFAR-C-bar track and its "
+            "corruptions_acc needs CIFAR-C: evaluate the run with --corruptions <CIFAR-C dir> too"
+        )
     if _unfinished(r) and not allow_partial:
         raise UserError(
             f"run {r.run_id} was evaluated from an unfinished checkpoint (last.pt); finish its training "
@@ -197,6 +224,8 @@ def robustbench_entry(
     partial = ([f"{len(missing)} of 75 benchmark blocks missing"] if missing else []) + (
         ["unfinished training (last.pt)"] if _unfinished(r) else []
     )
+    if has_cbar(r):
+        entry["footnote"] += f"; {CBAR_LEFT_OUT}"
     if partial:  # only with --allow-partial: never a leaderboard entry without the mark
         entry["partial"] = True
         entry["footnote"] += f"; PARTIAL: {', '.join(partial)}"
@@ -234,6 +263,21 @@ def unaggregated_table(records: list[RunRecord], ids: list[str] | None = None) -
     return pd.DataFrame(rows).T.reindex(columns=cols)
 
 
+def _refuse_corruption_dirs(run_paths) -> None:
+    """A corruption directory passed where an evaluated run is required: one line naming it."""
+    for raw in run_paths:
+        p = Path(raw)
+        if not p.is_dir():
+            continue
+        if any((p / f"{c}.npy").is_file() for c in CBAR_10):
+            raise UserError(
+                f"{p} is a CIFAR-C-bar directory, not an evaluated run; export takes runs evaluated on CIFAR-C "
+                "(RobustBench has no CIFAR-C-bar track)"
+            )
+        if any((p / f"{c}.npy").is_file() for c in BENCHMARK_15):
+            raise UserError(f"{p} is a CIFAR-C directory, not an evaluated run; pass run directories")
+
+
 def export_robustbench(
     run_paths,
     out_dir: str | Path,
@@ -245,6 +289,7 @@ def export_robustbench(
 ) -> list[Path]:
     """Write ``<model id>.json`` per run and ``unaggregated_results.csv`` into ``out_dir``; every run is
     checked before anything is written."""
+    _refuse_corruption_dirs(run_paths)
     records = load_runs(run_paths)
     out_dir = Path(out_dir)
     entries = [

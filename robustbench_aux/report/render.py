@@ -19,7 +19,7 @@ from robustbench_aux.catalog import ALL_19
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.paths import inside
-from robustbench_aux.report import figures, tables
+from robustbench_aux.report import cbar, figures, tables
 from robustbench_aux.report.banner import banner_items, pipeline_check
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
@@ -45,6 +45,24 @@ def _write_csv(
 ) -> None:
     atomic.write_text(inside(out_dir, name), frame.to_csv(index=index, float_format="%.6f"))
     written.append(name)
+
+
+def _cbar_section(df: pd.DataFrame, records, out_dir: Path, written: list[str]) -> dict | None:
+    """The CIFAR-C-bar tables (CSV + display rows), or None when no run was evaluated on it."""
+    if not cbar.has_cbar(df):
+        return None
+    frames = {
+        "c_bar_methods.csv": cbar.cbar_method_table(df),
+        "c_bar_claim.csv": cbar.cbar_claim_table(df),
+        "c_bar_gap.csv": cbar.cbar_gap_table(df),
+    }
+    for name, frame in frames.items():
+        _write_csv(out_dir, name, frame, written)
+    section = cbar.html_cbar(*frames.values())
+    prov = (records[0].summary.get("provenance") or {}).get("corruptions_bar") or {}
+    section["parameters"] = prov.get("parameters") or "not recorded"
+    section["provenance"] = prov.get("provenance") or "generated"
+    return section
 
 
 def build_report(
@@ -89,6 +107,7 @@ def build_report(
         _write_csv(out_dir, name, frame, written)
     if not published.empty:
         _write_csv(out_dir, "augmix_published_anchor.csv", published, written)
+    c_bar = _cbar_section(df, records, out_dir, written)
 
     if not tables.has_plain(df):
         notes.append(
@@ -174,6 +193,7 @@ def build_report(
         "significance": html_table(sig, "significance") if not sig.empty else None,
         "runs": html_table(runs, "runs"),
         "provenance": provenance_rows(records, shared),
+        "c_bar": c_bar,
         "csv_files": written,
     }
     html = _env().get_template("report.html.j2").render(**context)

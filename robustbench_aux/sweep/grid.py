@@ -8,6 +8,8 @@ A grid is TOML with one ``[defaults]`` table and any number of ``[[runs]]`` bloc
     recipe = "reference"
     out = "runs/cifar100"         # each run gets <out>/<run id>/
     corruptions = "data/CIFAR-100-C"   # evaluate every run on this CIFAR-C directory (omit: train only)
+    corruptions_bar = "data/CIFAR-100-C-bar-generated"   # optional: and on this CIFAR-C-bar directory
+    c_bar = true                  # optional, for `reproduce`: generate CIFAR-C-bar and set corruptions_bar
 
     [[runs]]
     methods = ["plain", "auxiliary"]
@@ -39,6 +41,8 @@ DEFAULT_KEYS = {
     "recipe": str,
     "out": str,
     "corruptions": str,
+    "corruptions_bar": str,
+    "c_bar": bool,
     "device": str,
     "epochs": int,
     "n_train": int,
@@ -150,6 +154,8 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
     steps = [Step(train, RunDir(run_dir).final, resume_if=RunDir(run_dir).last)]
     if defaults.get("corruptions"):
         evaluate = ["evaluate", str(run_dir), "--corruptions", str(defaults["corruptions"])]
+        if defaults.get("corruptions_bar"):  # CIFAR-C-bar in the same evaluation (one results.csv)
+            evaluate += ["--corruptions", str(defaults["corruptions_bar"])]
         for key, flag in (("data", "--data"), ("device", "--device"), ("eval_n", "--n")):
             if key in defaults:
                 evaluate += [flag, str(defaults[key])]
