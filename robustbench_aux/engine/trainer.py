@@ -184,6 +184,7 @@ class _Trainer:
             "model_kwargs": self.model_kwargs,
             "world_size": self.dist.world_size,
             "device": self.device.type,
+            "threads": torch.get_num_threads(),  # CPU threads (speed; the last bits of float sums)
             "recipe_source": self.cfg.source,
             # every protocol switch of the recipe's source, resolved for this device, and the ones
             # that differ from the source's value (a contract: reports show them; [] = none)
