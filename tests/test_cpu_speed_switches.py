@@ -122,3 +122,35 @@ def test_a_grid_passes_threads_to_train_and_evaluate(tmp_path):
     bad.write_text(grid.read_text().replace("threads = 1", "threads = 0"))
     with pytest.raises(Exception, match="'threads' must be at least 1"):
         load_sweep(bad)
+
+
+def test_reproduce_generates_cifar_c_with_the_grids_threads(tmp_path, capsys, monkeypatch):
+    """The pipeline reads the grid before generating CIFAR-C and passes its ``threads`` to corrupt."""
+    from robustbench_aux import pipeline
+
+    calls = []
+
+    def fake_run_cli(argv, echo=print):
+        calls.append(argv)
+        raise pipeline.UserError("stop here")
+
+    monkeypatch.setattr(pipeline, "run_cli", fake_run_cli)
+    monkeypatch.setattr(pipeline, "ensure_dataset", lambda p, echo=print: None)
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        '[defaults]\nthreads = 1\n[[runs]]\nmethods = ["plain"]\narchs = ["test_tiny"]\nseeds = [0]\n'
+    )
+    p = pipeline.Pipeline(
+        grid=grid, dataset="cifar10", data=tmp_path / "d", out=tmp_path / "o", report=tmp_path / "r"
+    )
+    with pytest.raises(pipeline.UserError, match="stop here"):
+        pipeline.run_pipeline(p)
+    (argv,) = calls
+    assert argv[0] == "corrupt" and argv[argv.index("--threads") + 1] == "1"
+
+
+def test_corrupt_refuses_a_bad_thread_count(tmp_path, capsys):
+    rc = cli.main(["corrupt", "--dataset", "cifar10", "--out", str(tmp_path / "c"), "--threads", "0"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: --threads must be a positive integer")
+    assert not (tmp_path / "c").exists()

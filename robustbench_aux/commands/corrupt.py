@@ -15,6 +15,7 @@ from robustbench_aux.corruptions import CORRUPTIONS, PRESETS, select_corruptions
 from robustbench_aux.corruptions.generate import NOTE, generate_cifar_c
 from robustbench_aux.datasets import CifarCReader, load_dataset
 from robustbench_aux.datasets.loading import ENV_VAR
+from robustbench_aux.devices import set_threads
 from robustbench_aux.errors import UserError, comma_list
 from robustbench_aux.lock import exclusive
 
@@ -48,6 +49,11 @@ def add_parser(sub) -> None:
         type=int,
         help="processes for the CPU-only JPEG path (default: the CPU count, at most 8; 1 = in this process)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads of this process (default: torch's, $OMP_NUM_THREADS or all cores)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--batch-size", type=int, default=1000, help="images per batch on the device (default: 1000)"
@@ -75,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.n is not None and args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
+    set_threads(args.threads)
     if not 0 <= args.seed <= 2**32 - 1:
         raise UserError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     names = select_corruptions(args.corruptions, args.tags, preset=args.preset)
