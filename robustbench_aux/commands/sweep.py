@@ -58,7 +58,8 @@ def add_parser(sub) -> None:
         "sweep", help="run a grid of trainings + evaluations (local or Slurm)", description=__doc__
     )
     p.add_argument(
-        "grid", help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)"
+        "grid",
+        help="grid TOML file, or a shipped grid by name: cifar100, demo, cpu_cifar10, augmix_published (baselines/grids/)",
     )
     p.add_argument(
         "--executor",
