@@ -2,6 +2,7 @@
 #   make demo                 the whole pipeline at toy scale on the CPU (report in reports/demo/)
 #   make test                 the default test suite (slow tests excluded)
 #   make reproduce-cifar100   the full CIFAR-100 / CIFAR-100-C reproduction (a GPU machine)
+#   make reproduce-cpu-cifar10 DATA=<dir>   full-data CIFAR-10 / CIFAR-10-C on a 2-core CPU (hours)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -25,16 +26,18 @@ N_TRAIN    ?=
 EVAL_N     ?=
 GENERATE_N ?=
 DEVICE     ?=
-WORKERS    ?= 1
+WORKERS    ?=
 PER_GPU    ?=
 GPUS       ?=
+THREADS    ?=
 EXTRA      ?=
-knobs = --dataset $(DATASET) --data $(DATA) --workers $(WORKERS) \
-	$(if $(ARCHS),--archs $(ARCHS)) $(if $(METHODS),--methods $(METHODS)) $(if $(SEEDS),--seeds $(SEEDS)) \
+knobs = --dataset $(DATASET) --data $(DATA) --workers $(or $(WORKERS),1) $(grid_knobs)
+grid_knobs = $(if $(ARCHS),--archs $(ARCHS)) $(if $(METHODS),--methods $(METHODS)) $(if $(SEEDS),--seeds $(SEEDS)) \
 	$(if $(EPOCHS),--epochs $(EPOCHS)) $(if $(N_TRAIN),--n-train $(N_TRAIN)) $(if $(EVAL_N),--eval-n $(EVAL_N)) \
-	$(if $(DEVICE),--device $(DEVICE)) $(if $(PER_GPU),--per-gpu $(PER_GPU)) $(if $(GPUS),--gpus $(GPUS)) $(EXTRA)
+	$(if $(DEVICE),--device $(DEVICE)) $(if $(PER_GPU),--per-gpu $(PER_GPU)) $(if $(GPUS),--gpus $(GPUS)) \
+	$(if $(THREADS),--threads $(THREADS)) $(EXTRA)
 
-.PHONY: install test test-all lint browser demo reproduce-cifar100 check clean-venv
+.PHONY: install test test-all lint browser demo reproduce-cifar100 reproduce-cpu-cifar10 check clean-venv
 
 install: $(STAMP)
 
@@ -73,6 +76,15 @@ demo: install
 reproduce-cifar100: install
 	@$(BIN)/robustbench-aux reproduce --grid baselines/grids/cifar100.toml --out runs/$(DATASET) \
 	  --report reports/$(DATASET) --download-c $(if $(GENERATE_N),--generate-n $(GENERATE_N)) $(knobs)
+
+# the first full-data result on the CPU (baselines/grids/cpu_cifar10.toml; its comment holds the
+# time budget): CIFAR-10, all 50,000 training images, plain + auxiliary resnet8, 2 seeds, evaluated on
+# the clean test set and the full generated CIFAR-10-C; 2 runs at once, 1 thread each (WORKERS=2).
+# Rerunning the same command skips finished runs and resumes interrupted ones.
+reproduce-cpu-cifar10: install
+	@$(BIN)/robustbench-aux reproduce --grid baselines/grids/cpu_cifar10.toml --report reports/cpu-cifar10 \
+	  --dataset cifar10 --data $(DATA) --workers $(or $(WORKERS),2) $(if $(GENERATE_N),--generate-n $(GENERATE_N)) \
+	  $(grid_knobs)
 
 # CI regression check on small fixed runs (baselines/ci/)
 check: install

@@ -22,3 +22,14 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
         raise UserError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) are visible")
     return device
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` intra-op CPU threads in this process (``None``: keep torch's default, which
+    is ``$OMP_NUM_THREADS`` or the number of cores); returns the number in use. A thread count
+    changes only the speed and the last bits of float sums (docs/training.md, "CPU speed")."""
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise UserError(f"--threads must be a positive integer, got {threads!r}")
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

@@ -70,6 +70,7 @@ def corrupt_argv(
     corruptions=None,
     severities=None,
     preset: str = "cifar",
+    threads: int | None = None,
 ) -> list[str]:
     """The ``robustbench-aux corrupt`` command generating CIFAR-C with the ``cifar`` preset (or
     CIFAR-C-bar with ``preset="cifar10-c-bar"``)."""
@@ -86,7 +87,7 @@ def corrupt_argv(
         "--seed",
         str(seed),
     ]
-    for flag, value in (("--n", n), ("--device", device)):
+    for flag, value in (("--n", n), ("--device", device), ("--threads", threads)):
         if value:
             argv += [flag, str(value)]
     for flag, values in (("--corruptions", corruptions), ("--severities", severities)):
@@ -113,7 +114,7 @@ def ensure_dataset(p: Pipeline, echo=print) -> None:
             raise UserError(f"{exc2}{p.hint}") from None
 
 
-def corruption_dir(p: Pipeline, echo=print) -> Path:
+def corruption_dir(p: Pipeline, echo=print, threads: int | None = None) -> Path:
     """The given directory, else the published CIFAR-C under the data root when valid, else a
     generated copy (created here; generation resumes per file)."""
     if p.corruptions is not None:
@@ -143,7 +144,9 @@ def corruption_dir(p: Pipeline, echo=print) -> Path:
     device = p.overrides.get("device") or (
         "cuda" if p.gpus else None
     )  # generate on the GPU when there is one
-    argv = corrupt_argv(p.dataset, p.data, generated, seed=p.seed, n=p.generate_n, device=device)
+    argv = corrupt_argv(
+        p.dataset, p.data, generated, seed=p.seed, n=p.generate_n, device=device, threads=threads
+    )
     run_cli(argv, echo)
     return generated
 
@@ -170,7 +173,9 @@ def wants_cbar(p: Pipeline) -> bool:
 def run_pipeline(p: Pipeline, echo=print) -> Path:
     """Run every stage; returns the report's ``index.html``."""
     ensure_dataset(p, echo)
-    cdir = corruption_dir(p, echo)
+    # the grid is read (and checked) before CIFAR-C is generated; its CPU threads apply to that too
+    threads = load_sweep(p.grid, overrides=p.overrides, **p.filters).defaults.get("threads")
+    cdir = corruption_dir(p, echo, threads)
     overrides = {
         **p.overrides,
         "dataset": p.dataset,

@@ -60,7 +60,7 @@ def test_shipped_files_are_package_data():
     assert {"baselines/ci/check.toml", "baselines/ci/grid.toml", "baselines/ci/expected.json"} <= set(shipped)
     for f in shipped:
         assert any(fnmatch.fnmatch(f, g) for g in globs), f"{f} is not covered by package-data"
-    assert CI_SPEC.is_file() and set(grid_names()) >= {"cifar100", "demo"}
+    assert CI_SPEC.is_file() and set(grid_names()) >= {"cifar100", "demo", "cpu_cifar10"}
     assert resolve_grid("cifar100") == GRIDS / "cifar100.toml"
     assert (
         resolve_grid(REPO / "baselines/grids/cifar100.toml").resolve() == GRIDS / "cifar100.toml"

@@ -22,6 +22,7 @@ from robustbench_aux.corruptions.presets import CBAR_PRESET
 from robustbench_aux.datasets import CifarCReader, load_dataset
 from robustbench_aux.datasets.cifar_c import CBAR_DIRS, PUBLISHED_DIRS
 from robustbench_aux.datasets.loading import ENV_VAR
+from robustbench_aux.devices import set_threads
 from robustbench_aux.errors import UserError, comma_list
 from robustbench_aux.lock import exclusive
 
@@ -59,6 +60,11 @@ def add_parser(sub) -> None:
         type=int,
         help="processes for the CPU-only JPEG path (default: the CPU count, at most 8; 1 = in this process)",
     )
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads of this process (default: torch's, $OMP_NUM_THREADS or all cores)",
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument(
         "--batch-size", type=int, default=1000, help="images per batch on the device (default: 1000)"
@@ -86,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.n is not None and args.n < 1:
         raise UserError(f"--n must be at least 1, got {args.n}")
+    set_threads(args.threads)
     if not 0 <= args.seed <= 2**32 - 1:
         raise UserError(f"--seed must be in 0..{2**32 - 1}, got {args.seed}")
     _check_out_name(args.out, args.preset)

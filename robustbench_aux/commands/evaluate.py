@@ -73,6 +73,9 @@ def add_parser(sub) -> None:
     p.add_argument("--n", type=int, help="evaluate only the first N images of every block (default: all)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument(
+        "--threads", type=int, help="CPU threads (default: torch's, i.e. $OMP_NUM_THREADS or all cores)"
+    )
+    p.add_argument(
         "--batch-size",
         type=int,
         default=None,
@@ -147,9 +150,11 @@ def _evaluate_model(args: argparse.Namespace, common: dict):
 
 
 def run(args: argparse.Namespace) -> int:
+    from robustbench_aux.devices import set_threads
     from robustbench_aux.errors import UserError
     from robustbench_aux.evaluation import evaluate_run
 
+    set_threads(args.threads)
     if args.batch_size is not None and args.batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {args.batch_size}")
     bad = [s for s in args.severities if not 1 <= s <= 5]

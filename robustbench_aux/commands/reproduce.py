@@ -21,7 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--grid",
         required=True,
-        help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)",
+        help="grid TOML file, or a shipped grid by name: cifar100, demo, cpu_cifar10, augmix_published (baselines/grids/)",
     )
     p.add_argument("--report", required=True, help="report directory (index.html and CSV tables)")
     p.add_argument("--no-download", action="store_true", help="never download the dataset")

@@ -30,6 +30,9 @@ def add_sweep_filters(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", help="override [defaults] device")
     p.add_argument("--n-train", type=int, help="train on the first N training images")
     p.add_argument("--eval-n", type=int, help="evaluate on the first N images per corruption block")
+    p.add_argument(
+        "--threads", type=int, help="override [defaults] threads (CPU threads of each train/evaluate process)"
+    )
 
 
 def add_packing_options(p: argparse.ArgumentParser) -> None:
@@ -55,7 +58,8 @@ def add_parser(sub) -> None:
         "sweep", help="run a grid of trainings + evaluations (local or Slurm)", description=__doc__
     )
     p.add_argument(
-        "grid", help="grid TOML file, or a shipped grid by name: cifar100, demo (baselines/grids/)"
+        "grid",
+        help="grid TOML file, or a shipped grid by name: cifar100, demo, cpu_cifar10, augmix_published (baselines/grids/)",
     )
     p.add_argument(
         "--executor",
@@ -75,7 +79,7 @@ def add_parser(sub) -> None:
 
 
 def overrides_from(args: argparse.Namespace) -> dict:
-    keys = ("dataset", "data", "out", "corruptions", "device", "epochs", "n_train", "eval_n")
+    keys = ("dataset", "data", "out", "corruptions", "device", "epochs", "n_train", "eval_n", "threads")
     return {k: getattr(args, k) for k in keys if getattr(args, k, None) is not None}
 
 

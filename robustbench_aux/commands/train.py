@@ -56,6 +56,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from its last.pt")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: CUDA if available)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads of this process (default: torch's, i.e. $OMP_NUM_THREADS or all cores); "
+        "recorded in config.json",
+    )
     p.add_argument("--list-methods", action="store_true", help="list the training methods and exit")
     p.add_argument("--list-models", action="store_true", help="list the architectures and exit")
     p.add_argument(
@@ -79,11 +85,13 @@ def _listing(args) -> bool:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from robustbench_aux.devices import set_threads
     from robustbench_aux.engine.trainer import train
     from robustbench_aux.errors import UserError
 
     if _listing(args):
         return 0
+    set_threads(args.threads)
     missing = [f"--{k}" for k in ("method", "arch", "dataset", "out") if not getattr(args, k)]
     if missing:
         raise UserError(f"train needs {', '.join(missing)} (see robustbench-aux train --help)")

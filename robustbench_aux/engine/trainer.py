@@ -185,6 +185,7 @@ class _Trainer:
             "model_kwargs": self.model_kwargs,
             "world_size": self.dist.world_size,
             "device": self.device.type,
+            "threads": torch.get_num_threads(),  # CPU threads (speed; the last bits of float sums)
             "recipe_source": self.cfg.source,
             # --epochs: the recipe's epoch points rescaled from its epochs (None: not rescaled)
             "schedule_scaling": self.cfg.schedule_scaling,

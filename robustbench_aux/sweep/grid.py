@@ -10,6 +10,7 @@ A grid is TOML with one ``[defaults]`` table and any number of ``[[runs]]`` bloc
     corruptions = "data/CIFAR-100-C"   # evaluate every run on this CIFAR-C directory (omit: train only)
     corruptions_bar = "data/CIFAR-100-C-bar-generated"   # optional: and on this CIFAR-C-bar directory
     c_bar = true                  # optional, for `reproduce`: generate CIFAR-C-bar and set corruptions_bar
+    threads = 1                   # CPU threads of each train / evaluate process (omit: torch's default)
 
     [[runs]]
     methods = ["plain", "auxiliary"]
@@ -47,6 +48,7 @@ DEFAULT_KEYS = {
     "epochs": int,
     "n_train": int,
     "eval_n": int,
+    "threads": int,
     "set": dict,
 }
 RUN_KEYS = {"methods": list, "archs": list, "seeds": list, "vary": dict, "set": dict}
@@ -91,7 +93,7 @@ def _check_keys(table, allowed: dict, where: str) -> None:
     if "seeds" in allowed:
         for v in table.get("seeds", []):
             check_seed(v, f"{where}: seed")
-    for key, low in (("epochs", 1), ("n_train", 0), ("eval_n", 1)):
+    for key, low in (("epochs", 1), ("n_train", 0), ("eval_n", 1), ("threads", 1)):
         if key in allowed and key in table and table[key] < low:
             raise UserError(f"{where}: {key!r} must be at least {low}, got {table[key]!r}")
     for key, values in (table.get("vary") or {}).items():
@@ -147,6 +149,7 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
         ("device", "--device"),
         ("epochs", "--epochs"),
         ("n_train", "--n-train"),
+        ("threads", "--threads"),
     ):
         if key in defaults:
             train += [flag, str(defaults[key])]
@@ -156,7 +159,12 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
         evaluate = ["evaluate", str(run_dir), "--corruptions", str(defaults["corruptions"])]
         if defaults.get("corruptions_bar"):  # CIFAR-C-bar in the same evaluation (one results.csv)
             evaluate += ["--corruptions", str(defaults["corruptions_bar"])]
-        for key, flag in (("data", "--data"), ("device", "--device"), ("eval_n", "--n")):
+        for key, flag in (
+            ("data", "--data"),
+            ("device", "--device"),
+            ("eval_n", "--n"),
+            ("threads", "--threads"),
+        ):
             if key in defaults:
                 evaluate += [flag, str(defaults[key])]
         steps.append(Step(evaluate, RunDir(run_dir).summary))
