@@ -72,6 +72,7 @@ def test_only_the_epochs_differ_from_the_reference_recipe():
         for key in ("epochs", "milestones"):
             a["train"].pop(key), b["train"].pop(key)
         a["options"].pop("penalty_start_epoch", None), b["options"].pop("penalty_start_epoch", None)
+        assert a.pop("schedule_scaling")["to_epochs"] == epochs and b.pop("schedule_scaling") is None
         assert a == b
         # the schedule is scaled: three lr decays inside the run, the last before its final epoch
         assert len(cfg.train.milestones) == 3 and 0 < min(cfg.train.milestones)
