@@ -17,7 +17,10 @@ One module-scoped scenario feeds the four cases, so the cluster and the runs are
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
+import os
 import pickle
 import re
 import subprocess
@@ -28,6 +31,8 @@ from pathlib import Path
 import pytest
 import torch
 from slurm_cluster import URGENT, ClusterUnavailable, SlurmCluster
+
+from robustbench_aux.cli import main
 
 pytestmark = pytest.mark.slurm
 
@@ -67,14 +72,20 @@ SLURM_FLAGS += [
 TIMING = ("images_per_s", "seconds")
 
 
-def cli(*args: str, env: dict, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "robustbench_aux", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+def cli(*args: str, env: dict) -> subprocess.CompletedProcess:
+    """``robustbench-aux ARGS`` in this process (its import of torch is paid once) with ``env`` as
+    the environment, which the commands it starts (sbatch, the local runs) inherit."""
+    saved = dict(os.environ)
+    out, err = io.StringIO(), io.StringIO()
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            rc = main(list(args))
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return subprocess.CompletedProcess(args, rc, out.getvalue(), err.getvalue())
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +148,7 @@ def scenario(cluster, tmp_path_factory):
     flags = [str(grids["slurm"]), "--executor", "slurm", "--slurm-folder", folder, *SLURM_FLAGS]
     res["dry_run"] = cli("sweep", *flags, "--dry-run", env=env)
 
-    t0 = time.monotonic()
+    t0 = time.monotonic()  # the sweep as a process of its own, followed while the test interrupts it
     proc = subprocess.Popen(
         [sys.executable, "-m", "robustbench_aux", "sweep", *flags, "--wait"],
         env=env,

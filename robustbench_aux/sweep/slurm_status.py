@@ -5,7 +5,7 @@ A task's outcome is the result file submitit writes when the task's function ret
 writes none until its last attempt ends, so a preempted run is followed through its requeue. What
 Slurm says about a task comes from ``squeue`` (it works on every cluster, with or without an
 accounting database; ``sacct``, which submitit would ask, needs one): pending, running, or gone /
-ended. A task that Slurm reports ended (or no longer lists) for ``GRACE_S`` seconds without a result
+ended; a failed ``squeue`` call changes nothing (it is asked again at the next poll). A task that Slurm reports ended (or no longer lists) for ``GRACE_S`` seconds without a result
 file was stopped from outside (cancelled, out of memory, node failure, time limit without requeue)
 and is failed with Slurm's state as the reason.
 """
@@ -112,6 +112,7 @@ def follow(
     grace_s: float = GRACE_S,
     echo: Callable[[str], None] = print,
     clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> list[Outcome]:
     """Poll until every task has ended; print a line whenever one changes state. Returns one
     :class:`Outcome` per task, in the order given."""
@@ -119,14 +120,14 @@ def follow(
     while open_tasks:
         states = queue_states(t.slurm_id for t in open_tasks)
         now = clock()
-        for task in list(open_tasks):
-            slurm_state = None if states is None else states.get(task.slurm_id, "")
+        for task in list(open_tasks) if states is not None else []:  # squeue failed: ask again later
+            slurm_state = states.get(task.slurm_id, "")
             active = slurm_state in ACTIVE
             # a result file is final only once Slurm is done with the task (not requeued)
             outcome = None if active else _result(task)
             if active:
                 task.gone_since = None
-            elif outcome is None and states is not None:
+            elif outcome is None:
                 task.gone_since = task.gone_since if task.gone_since is not None else now
                 if now - task.gone_since >= grace_s:
                     why = f"Slurm state {slurm_state}" if slurm_state else "no longer in the queue"
@@ -144,5 +145,5 @@ def follow(
                         task.started = now
                     echo(f"{new:7s} {task.job.name} (slurm {task.slurm_id})  [{tally(tasks)}]")
         if open_tasks:
-            time.sleep(poll_s)
+            sleep(poll_s)
     return [t.outcome for t in tasks]
