@@ -1,6 +1,7 @@
 # robustbench-aux -- every target sets up what it needs (a fresh clone needs no hand steps).
 #   make demo                 the whole pipeline at toy scale on the CPU (report in reports/demo/)
 #   make test                 the default test suite (slow tests excluded)
+#   make slurm-test           sweeps through a real single-node Slurm cluster (root; installs Debian's Slurm)
 #   make reproduce-cifar100   the full CIFAR-100 / CIFAR-100-C reproduction (a GPU machine)
 #   make reproduce-cpu-cifar10 DATA=<dir>   full-data CIFAR-10 / CIFAR-10-C on a 2-core CPU (hours)
 
@@ -37,7 +38,7 @@ grid_knobs = $(if $(ARCHS),--archs $(ARCHS)) $(if $(METHODS),--methods $(METHODS
 	$(if $(DEVICE),--device $(DEVICE)) $(if $(PER_GPU),--per-gpu $(PER_GPU)) $(if $(GPUS),--gpus $(GPUS)) \
 	$(if $(THREADS),--threads $(THREADS)) $(EXTRA)
 
-.PHONY: install test test-all lint browser demo reproduce-cifar100 reproduce-cpu-cifar10 check clean-venv
+.PHONY: install test test-all lint browser slurm-packages slurm-test demo reproduce-cifar100 reproduce-cpu-cifar10 check clean-venv
 
 install: $(STAMP)
 
@@ -64,6 +65,19 @@ lint: install
 # headless Chromium for the report's browser test (Debian/Ubuntu, as root)
 browser:
 	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+# Debian's Slurm daemons, client and munge for the slurm-marked tests (as root; nothing to do when present).
+# DPkg::Lock::Timeout waits for another apt run to finish instead of failing.
+SLURM_PACKAGES := slurmctld slurmd slurm-client munge
+APT := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq
+slurm-packages:
+	@for tool in slurmctld slurmd sbatch munged; do command -v $$tool >/dev/null 2>&1 || missing=1; done; \
+	  if [ -n "$$missing" ]; then $(APT) update && $(APT) install -y --no-install-recommends $(SLURM_PACKAGES) >/dev/null; fi
+
+# sweeps through a real single-node Slurm cluster that the tests start and stop (tests/slurm_cluster.py);
+# where the daemons cannot start, the tests fail with the reason ("slurm cluster did not start: ...")
+slurm-test: install slurm-packages
+	$(BIN)/python -m pytest -m slurm tests/test_sweep_slurm.py
 
 # toy-scale pipeline on the CPU (about 10 minutes): report in reports/demo/index.html
 demo: install

@@ -107,11 +107,12 @@ def test_submitit_preemption_requeues_and_resumes_from_last_checkpoint(tmp_path)
     from submitit.local.local import LocalJobEnvironment
 
     from robustbench_aux.sweep.slurm import make_executor, submit
+    from robustbench_aux.sweep.slurm_options import SlurmOptions
 
     grid = tmp_path / "grid.toml"
     grid.write_text(PREEMPT_GRID.format(out=tmp_path / "runs"))
     (job,) = load_sweep(grid).jobs
-    handle = submit([job], make_executor(tmp_path / "slurm", local=True, timeout_min=10))[0]
+    handle = submit([job], make_executor(tmp_path / "slurm", SlurmOptions(time_min=10), local=True))[0]
     last = job.run_dir / "last.pt"
     deadline = time.time() + 240
     while not last.exists() and time.time() < deadline:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from robustbench_aux.errors import comma_list
+from robustbench_aux.errors import UserError, comma_list
 from robustbench_aux.shipped import resolve_grid
 from robustbench_aux.sweep import load_sweep
 
@@ -53,6 +53,40 @@ def add_packing_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_slurm_options(p: argparse.ArgumentParser) -> None:
+    """What each Slurm task asks for; every one replaces the grid's [slurm] value (docs/reproduction.md)."""
+    g = p.add_argument_group("slurm executor (each flag replaces the grid's [slurm] value)")
+    g.add_argument("--slurm-folder", default="runs/slurm", help="submitit's folder: job scripts, task logs")
+    g.add_argument("--slurm-partition", help="partition (several: comma-separated)")
+    g.add_argument("--slurm-time", help="time limit per task: minutes or [D-]HH:MM[:SS] (default 1440)")
+    g.add_argument("--slurm-gpus", help="GPUs per task (default 1; 0 requests none)")
+    g.add_argument("--slurm-cpus", help="CPUs per task (default: the cluster's)")
+    g.add_argument("--slurm-mem", help="memory per task, e.g. 32G (default: the cluster's)")
+    g.add_argument(
+        "--slurm-array-parallelism", metavar="N", help="at most N tasks of the array at once (default: all)"
+    )
+    g.add_argument(
+        "--slurm-extra",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a further sbatch flag, e.g. account=proj or --qos=high (repeatable)",
+    )
+    g.add_argument(
+        "--wait",
+        action="store_true",
+        help="follow the submitted tasks until all have ended, then summarise (exit 1 if any failed)",
+    )
+    g.add_argument(
+        "--poll", type=float, default=15.0, metavar="S", help="with --wait: seconds between queue checks"
+    )
+
+
+def slurm_flags(args: argparse.Namespace) -> dict:
+    """The --slurm-* flags given, as [slurm] grid keys."""
+    keys = ("partition", "time", "gpus", "cpus", "mem", "array_parallelism", "extra")
+    return {k: getattr(args, f"slurm_{k}", None) for k in keys}
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "sweep", help="run a grid of trainings + evaluations (local or Slurm)", description=__doc__
@@ -69,11 +103,12 @@ def add_parser(sub) -> None:
     )
     p.add_argument("--workers", type=int, default=1, help="parallel jobs on the CPU (local executor)")
     add_packing_options(p)
-    p.add_argument("--dry-run", action="store_true", help="print the commands without running them")
-    p.add_argument("--slurm-folder", default="runs/slurm", help="submitit log folder")
-    p.add_argument("--slurm-partition", help="Slurm partition")
-    p.add_argument("--slurm-time", type=int, default=24 * 60, help="minutes per task (default 1440)")
-    p.add_argument("--slurm-gpus", type=int, default=1, help="GPUs per task (default 1)")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the commands without running them (with --executor slurm: also the job script)",
+    )
+    add_slurm_options(p)
     add_sweep_filters(p)
     p.set_defaults(func=run)
 
@@ -97,11 +132,16 @@ def run(args: argparse.Namespace) -> int:
         archs=args.archs,
         seeds=args.seeds,
     )
+    options = sweep.slurm.updated(slurm_flags(args))
+    if args.poll <= 0:
+        raise UserError(f"--poll must be a positive number of seconds, got {args.poll}")
     print(f"{len(sweep.jobs)} run(s) in {args.grid}")
     if args.dry_run:
         for job in sweep.jobs:
             for step in job.steps:
                 print("robustbench-aux " + " ".join(step.argv))
+        if args.executor == "slurm":
+            print_job_script(sweep.jobs, options, args.slurm_folder)
         return 0
     if args.executor == "local":
         from robustbench_aux.sweep.local import run_local
@@ -113,28 +153,64 @@ def run(args: argparse.Namespace) -> int:
             per_gpu=args.per_gpu,
             mps=args.mps,
         )
-        failed = [o for o in outcomes if o.state == "failed"]
-        print(f"summary: {len(outcomes) - len(failed)} done, {len(failed)} failed")
-        for o in failed:
-            print(
-                f"  failed: {o.job.name}: {o.detail}  (log: {o.job.run_dir / 'sweep.log'})", file=sys.stderr
-            )
-        return 1 if failed else 0
-    from robustbench_aux.sweep.slurm import make_executor, submit
+        return summarise(outcomes)
+    return run_submitit(sweep.jobs, options, args)
 
-    params = {
-        "timeout_min": args.slurm_time,
-        "gpus_per_node": args.slurm_gpus,
-        "slurm_partition": args.slurm_partition,
-    }
-    executor = make_executor(
-        args.slurm_folder,
-        local=args.executor == "submitit-local",
-        **{k: v for k, v in params.items() if v is not None},
-    )
-    handles = submit(sweep.jobs, executor)
+
+def summarise(outcomes, logs: dict | None = None) -> int:
+    """The summary line and one line per failed run (with its log); 1 if any failed."""
+    failed = [o for o in outcomes if o.state == "failed"]
+    print(f"summary: {len(outcomes) - len(failed)} done, {len(failed)} failed")
+    for o in failed:
+        where = f"log: {o.job.run_dir / 'sweep.log'}"
+        if logs and o.job.name in logs:
+            where += f"; slurm log: {logs[o.job.name]}"
+        print(f"  failed: {o.job.name}: {o.detail}  ({where})", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def print_job_script(jobs, options, folder) -> None:
+    from robustbench_aux.sweep.job import job_state
+    from robustbench_aux.sweep.slurm import job_script
+
+    todo = [j for j in jobs if job_state(j) != "done"]
+    if not todo:
+        print("# every run is finished: nothing would be submitted")
+        return
+    print(f"# the sbatch job script for the {len(todo)} unfinished run(s):")
+    for i, job in enumerate(todo):
+        print(f"#   task {i}: {job.name}" if len(todo) > 1 else f"#   the one task: {job.name}")
+    print(job_script(options, folder, len(todo)), end="")
+
+
+def run_submitit(jobs, options, args) -> int:
+    """Submit the unfinished runs (not those still queued or running) as one array."""
+    from robustbench_aux.sweep.job import job_state
+    from robustbench_aux.sweep.slurm import check_cluster, in_flight, make_executor, record, submit
+
+    on_slurm = args.executor == "slurm"
+    if on_slurm:
+        check_cluster(options)
+    done = [j.name for j in jobs if job_state(j) == "done"]
+    queued = in_flight([j for j in jobs if j.name not in done]) if on_slurm else {}
+    if done:
+        print(f"skipping {len(done)} finished run(s): {', '.join(done)}")
+    for name, sid in queued.items():
+        print(f"skipping {name}: still in the queue as Slurm job {sid}")
+    todo = [j for j in jobs if j.name not in done and j.name not in queued]
+    if not todo:
+        print("nothing to submit")
+        return 0
+    executor = make_executor(args.slurm_folder, options, local=not on_slurm)
+    handles = submit(todo, executor)
     print(f"submitted {len(handles)} task(s): {', '.join(str(h.job_id) for h in handles)}")
-    if args.executor == "submitit-local":
+    logs = {}
+    for job, handle in zip(todo, handles):
+        logs[job.name] = handle.paths.stderr
+        if on_slurm:
+            record(job, handle)
+            print(f"  {handle.job_id}  {job.name}  (task log: {handle.paths.stderr})")
+    if not on_slurm:
         errors = 0
         for h in handles:
             try:
@@ -143,4 +219,10 @@ def run(args: argparse.Namespace) -> int:
                 errors += 1
                 print(f"failed: {str(exc).splitlines()[-1] if str(exc) else exc}", file=sys.stderr)
         return 1 if errors else 0
-    return 0
+    if not args.wait:
+        print("not waiting: --wait follows the tasks; re-running this command skips finished runs")
+        return 0
+    from robustbench_aux.sweep.slurm_status import Task, follow
+
+    outcomes = follow([Task(j, h) for j, h in zip(todo, handles)], poll_s=args.poll)
+    return summarise(outcomes, logs)

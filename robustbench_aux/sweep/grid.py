@@ -18,6 +18,10 @@ A grid is TOML with one ``[defaults]`` table and any number of ``[[runs]]`` bloc
     seeds = [0, 1, 2]
     vary = { corruption = ["noise", "blur"] }   # optional: one run per value, passed as --set key=value
 
+    [slurm]                       # optional: what each Slurm task asks for (see .slurm_options)
+    partition = "gpu"
+    time = "1-00:00:00"
+
 Relative paths are taken relative to the current directory. Unknown keys and values of the wrong
 type (``seeds = ["abc"]``, ``vary = {corruption = "noise"}``) are errors naming the key; a run id
 (method, ``vary`` values, arch, seed joined by ``-``) must be a plain directory name inside ``out``.
@@ -33,6 +37,7 @@ from pathlib import Path
 from robustbench_aux.errors import UserError
 from robustbench_aux.paths import component, inside
 from robustbench_aux.rundir import RunDir
+from robustbench_aux.sweep.slurm_options import SlurmOptions, slurm_options
 
 MAX_SEED = 2**32 - 1  # the range every seeded generator (torch, numpy) accepts
 
@@ -74,6 +79,7 @@ class Job:
 class Sweep:
     defaults: dict
     jobs: list[Job]
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)  # the grid's [slurm] table, checked
 
 
 def _check_keys(table, allowed: dict, where: str) -> None:
@@ -210,8 +216,8 @@ def load_sweep(path: str | Path, *, overrides: dict | None = None, **filters) ->
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML ({exc})") from None
     for key in doc:
-        if key not in ("defaults", "runs"):
-            raise UserError(f"{path}: unknown top-level key {key!r} (allowed: defaults, runs)")
+        if key not in ("defaults", "runs", "slurm"):
+            raise UserError(f"{path}: unknown top-level key {key!r} (allowed: defaults, runs, slurm)")
     if not isinstance(doc.get("defaults", {}), dict):
         raise UserError(f"{path}: defaults must be a [defaults] table, got {doc['defaults']!r}")
     defaults = {**doc.get("defaults", {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
@@ -219,4 +225,8 @@ def load_sweep(path: str | Path, *, overrides: dict | None = None, **filters) ->
     jobs = expand(defaults, doc.get("runs", []), **filters)
     if not jobs:
         raise UserError(f"{path}: the grid (after filters {filters}) holds no runs")
-    return Sweep(defaults, jobs)
+    try:
+        slurm = slurm_options(doc.get("slurm", {}))
+    except UserError as exc:
+        raise UserError(f"{path}: {exc}") from None
+    return Sweep(defaults, jobs, slurm)

@@ -12,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 
 from robustbench_aux.rundir import RunDir
 from robustbench_aux.sweep.grid import Job
@@ -24,12 +25,17 @@ def command_line(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "robustbench_aux", *argv]
 
 
-def _ignore_preemption_signals() -> None:
-    """In a step's process: ignore SIGUSR1/SIGUSR2, Slurm's warning signals before preemption or
-    timeout. They are for the submitit task above, which checkpoints and requeues the job; the
-    training keeps going (and writing last.pt) until the job is stopped."""
-    for sig in (signal.SIGUSR1, signal.SIGUSR2):
-        signal.signal(sig, signal.SIG_IGN)
+WARNING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGUSR1", "SIGUSR2") if hasattr(signal, n))
+
+
+def _ignore(signals) -> Callable[[], None]:
+    """A ``preexec_fn``: the step's process ignores ``signals``."""
+
+    def preexec() -> None:
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+
+    return preexec
 
 
 def job_state(job: Job) -> str:
@@ -46,7 +52,12 @@ def run_job(job: Job, *, env: dict | None = None, echo=print, note: str = "") ->
 
     The output of every step is appended to ``<run_dir>/sweep.log``; ``echo`` receives each command
     line before it runs (so a sweep prints every command it runs, ready to paste). ``note`` (how
-    the job shares its device, when packed) goes into the log as a ``#`` line before each command.
+    the job shares its device, when packed; where a Slurm task runs) goes into the log as a ``#``
+    line before each command.
+
+    A step's process ignores SIGUSR1/SIGUSR2, Slurm's warning signals before preemption or timeout:
+    they are for the submitit task above, which checkpoints and requeues the job; the training keeps
+    going (and writing last.pt) until the job is stopped.
     """
     job.run_dir.mkdir(parents=True, exist_ok=True)
     logfile = RunDir(job.run_dir).sweep_log
@@ -68,7 +79,7 @@ def run_job(job: Job, *, env: dict | None = None, echo=print, note: str = "") ->
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
-                preexec_fn=_ignore_preemption_signals if os.name == "posix" else None,
+                preexec_fn=_ignore(WARNING_SIGNALS) if os.name == "posix" else None,
             )
         if rc != 0:
             log.warning("%s: step failed with exit code %d (log: %s)", job.name, rc, logfile)
