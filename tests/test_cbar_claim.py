@@ -86,7 +86,7 @@ def test_one_seed_uses_the_bootstrap_over_test_images(runs):
     _bounds_hold(claim, CLAIM_METRICS)
     _bounds_hold(gap, GAP_METRICS)
     assert claim["interval"].startswith("bootstrap over test images")
-    assert claim["robust_test"].startswith("paired bootstrap over test images (z)")
+    assert claim["robust_test"] == "paired bootstrap z (1 seed)"
     assert "n = 1 seed × 200 test images" in claim["verdict_text"]
     assert gap["gap_test"] == "one seed: no test"
     # without the per-image results there is no interval and no test: inconclusive, said so

@@ -28,7 +28,7 @@ from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.uncertainty import aggregate_seeds, holm, seed_test
 from robustbench_aux.report import claim as paper_claim
-from robustbench_aux.report.formatting import interval, pct, pm
+from robustbench_aux.report.formatting import interval, interval_source, pct, pm
 from robustbench_aux.report.runs import RunRecord
 
 PLAIN = compare.PLAIN
@@ -143,9 +143,9 @@ def _robust_test(d: pd.DataFrame, row: dict) -> tuple[float, str]:
         return t["p_value"], f"t over {t['n']} seeds"
     se, delta = row["robust_abs_pts_cbar_se"], row["robust_abs_pts_cbar"]
     if not np.isfinite(se):
-        return math.nan, "one seed: no per-image results, no test"
+        return math.nan, "none (1 seed, no per-image results)"
     p = float(2 * stats.norm.sf(abs(delta) / se)) if se > 0 else (1.0 if delta == 0 else 0.0)
-    return p, "paired bootstrap over test images (z), one seed"
+    return p, "paired bootstrap z (1 seed)"
 
 
 def _n_images(df: pd.DataFrame) -> int:
@@ -202,7 +202,7 @@ def cbar_claim_table(
         ps = [r["robust_p_holm"] for r in rows]
         # a claim about every architecture at once: the largest p (NaN when one is untested)
         avg["robust_p"] = avg["robust_p_holm"] = max(ps) if all(np.isfinite(ps)) else math.nan
-        avg["robust_test"] = "every architecture's test (the largest adjusted p)"
+        avg["robust_test"] = "largest of the architectures' p"
         avg["n_text"] = f"{len(rows)} architectures, {avg['n_seeds']} paired seeds in all"
         rows.append(avg)
     for r in rows:
@@ -265,8 +265,8 @@ def _rows(frame: pd.DataFrame, spec) -> dict:
         row = []
         for _, fn in spec:
             v = fn(r)
-            text, cls = v if isinstance(v, tuple) else (v, "")
-            row.append({"text": str(text), "cls": cls, "title": ""})
+            text, cls, title = (*v, "")[:3] if isinstance(v, tuple) else (v, "", "")
+            row.append({"text": str(text), "cls": cls, "title": title})
         rows.append(row)
     return {"columns": [h for h, _ in spec], "rows": rows, "kind": "c_bar"}
 
@@ -290,6 +290,11 @@ def _with_interval(r, k: str, coloured: bool = True):
     return (text, cls) if coloured else text
 
 
+def _source(r) -> tuple[str, str, str]:
+    """What an interval rests on: the short name, the full text in the tooltip."""
+    return interval_source(r["interval"]), "", str(r["interval"])
+
+
 def html_cbar(methods: pd.DataFrame, claim: pd.DataFrame, gap: pd.DataFrame) -> dict:
     """Display rows of the three tables for the report template."""
     n = int(methods["n_corruptions_cbar"].min()) if not methods.empty else 0
@@ -306,7 +311,7 @@ def html_cbar(methods: pd.DataFrame, claim: pd.DataFrame, gap: pd.DataFrame) -> 
     claim_spec = [
         ("architecture", lambda r: r["arch"]),
         ("seeds (paired)", lambda r: int(r["n_seeds"])),
-        ("95 % interval from", lambda r: r["interval"]),
+        ("95 % interval from", _source),
         ("Δ clean accuracy (points) [95 % interval]", lambda r: _with_interval(r, "delta_clean_pts")),
         (
             f"absolute, C-bar {of} (points) [95 % interval]",
@@ -315,13 +320,13 @@ def html_cbar(methods: pd.DataFrame, claim: pd.DataFrame, gap: pd.DataFrame) -> 
         (f"relative, C-bar {of} (%) [95 % interval]", lambda r: _with_interval(r, "robust_rel_pct_cbar")),
         ("test of the C-bar gain", lambda r: r["robust_test"]),
         ("p (Holm)", lambda r: _num(r["robust_p_holm"])),
-        ("verdict", lambda r: (r["verdict_text"], "wrap verdict")),
+        ("verdict", lambda r: (r["verdict"], "", r["verdict_text"])),
     ]
     gap_spec = [
         ("method", lambda r: (r["label"], "label")),
         ("architecture", lambda r: r["arch"]),
         ("seeds", lambda r: r["seeds"]),
-        ("95 % interval from", lambda r: r["interval"]),
+        ("95 % interval from", _source),
         ("gain on CIFAR-C, 15 (points) [95 % interval]", lambda r: _with_interval(r, "gain_c_pts")),
         (f"gain on C-bar, {of} (points) [95 % interval]", lambda r: _with_interval(r, "gain_cbar_pts")),
         # not coloured: a positive gap is no gain, it says the gain is larger where training overlaps
