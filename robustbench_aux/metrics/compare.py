@@ -292,6 +292,8 @@ def claim_verdict(
     *,
     alpha: float = ALPHA,
     paper: float = PAPER_ROBUSTNESS,
+    key: str = "robust_abs_pts_15",
+    over: str = "15 corruptions",
 ) -> tuple[str, str]:
     """The verdict on the paper's robustness claim, respecting the measurement's uncertainty.
 
@@ -305,15 +307,19 @@ def claim_verdict(
     - ``"opposite sign"`` when the change is a significant loss ("neither: ..."), the text with the
       same evidence;
     - ``"gain"`` otherwise: the text is :func:`matching_reading`'s answer and the evidence.
+
+    ``key`` / ``over`` name another gain to decide on (the report's CIFAR-C-bar claim passes
+    ``"robust_abs_pts_cbar"`` / ``"10 C-bar corruptions"``); a gain on a key that is not one of
+    :data:`READINGS` is said as "gain", since the paper's 21.64 is about CIFAR-C.
     """
-    delta = float(readings.get("robust_abs_pts_15", np.nan))
+    delta = float(readings.get(key, np.nan))
     finite = all(np.isfinite(v) for v in (delta, low, high, p_holm))
     if not finite:
         missing = "no interval" if not np.isfinite(low) or not np.isfinite(high) else "no paired test"
-        shown = f"{delta:+.2f} points over 15 corruptions, " if np.isfinite(delta) else ""
+        shown = f"{delta:+.2f} points over {over}, " if np.isfinite(delta) else ""
         return INCONCLUSIVE, f"{INCONCLUSIVE} ({shown}{missing}; {n_text})"
     evidence = (
-        f"{delta:+.2f} points over 15 corruptions, 95 % interval {low:+.2f} to {high:+.2f}, "
+        f"{delta:+.2f} points over {over}, 95 % interval {low:+.2f} to {high:+.2f}, "
         f"{n_text}, Holm-adjusted p = {_p_text(p_holm)}"
     )
     if low <= 0 <= high or p_holm > alpha:
@@ -323,7 +329,8 @@ def claim_verdict(
             OPPOSITE_SIGN,
             f"{NEITHER} (a significant change of the opposite sign to the paper's: {evidence})",
         )
-    return GAIN, f"{matching_reading(readings, paper)} ({evidence})"
+    said = matching_reading(readings, paper) if key in {c for c, _, _ in READINGS} else GAIN
+    return GAIN, f"{said} ({evidence})"
 
 
 # ----------------------------------------------------------------------------- interference

@@ -15,6 +15,7 @@ of the same difference (the row "over seeds" with two or more seeds, else the se
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -31,16 +32,20 @@ OVER_SEEDS = "over seeds"  # the significance table's row of the test over seeds
 PLAIN = compare.PLAIN
 
 
-def _bootstrap(m: RunRecord, p: RunRecord) -> dict[str, np.ndarray] | None:
-    """Bootstrap distributions of every headline number from one paired seed's per-image results."""
+HEADLINE_SETS = {"15": BENCHMARK_15, "19": ALL_19}
+
+
+def bootstrap_deltas(
+    m: RunRecord, p: RunRecord, sets: Mapping[str, tuple[str, ...]] = HEADLINE_SETS
+) -> dict[str, np.ndarray] | None:
+    """Bootstrap distributions of Δclean and, per corruption set ``name``, ``robust_abs_pts_<name>``
+    / ``robust_rel_pct_<name>`` from one paired seed's per-image results (None when one is
+    missing). Every set is resampled with the same seed, so with equal numbers of test images the
+    resamples are the same images and differences between the distributions are paired too."""
     bm, bp = m.per_image(), p.per_image()
-    sets = {
-        "clean": [(CLEAN, 0)],
-        "15": [k for k in bm if k[0] in BENCHMARK_15],
-        "19": [k for k in bm if k[0] in ALL_19],
-    }
+    chosen = {"clean": [(CLEAN, 0)], **{name: [k for k in bm if k[0] in cs] for name, cs in sets.items()}}
     out: dict[str, np.ndarray] = {}
-    for name, keys in sets.items():
+    for name, keys in chosen.items():
         keys = [k for k in keys if k in bm and k in bp]
         if not keys:
             return None
@@ -57,6 +62,52 @@ def _bootstrap(m: RunRecord, p: RunRecord) -> dict[str, np.ndarray] | None:
     return out
 
 
+def t_intervals(deltas: pd.DataFrame, centres: Mapping[str, float], metrics) -> dict:
+    """``<k>_low`` / ``<k>_high`` / ``<k>_se`` of each metric: the 95 % t interval over the
+    per-seed differences ``deltas`` (two or more paired seeds), centred on ``centres[k]``."""
+    n = len(deltas)
+    tcrit = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1))
+    out: dict = {}
+    for k in metrics:
+        se = float(deltas[k].std(ddof=1)) / math.sqrt(n)
+        out.update({f"{k}_low": centres[k] - tcrit * se, f"{k}_high": centres[k] + tcrit * se, f"{k}_se": se})
+    return out
+
+
+def bootstrap_intervals(boot: Mapping[str, np.ndarray] | None, metrics) -> dict:
+    """``<k>_low`` / ``<k>_high`` / ``<k>_se`` of each metric: the 95 % percentile interval of its
+    bootstrap distribution over test images (one seed); NaN without one."""
+    out: dict = {}
+    for k in metrics:
+        if boot is None:
+            out.update({f"{k}_low": math.nan, f"{k}_high": math.nan, f"{k}_se": math.nan})
+            continue
+        lo, hi = np.nanquantile(boot[k], [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
+        out.update(
+            {f"{k}_low": float(lo), f"{k}_high": float(hi), f"{k}_se": float(np.nanstd(boot[k], ddof=1))}
+        )
+    return out
+
+
+def combined_intervals(centres: Mapping[str, float], per_arch: list[dict], metrics) -> dict:
+    """The interval of a mean over architectures: centred on ``centres[k]`` (the mean), with the
+    architectures' half-widths (and standard errors) in quadrature divided by their number."""
+    k_arch = len(per_arch)
+    out: dict = {}
+    for k in metrics:
+        half = math.sqrt(sum(((e[f"{k}_high"] - e[f"{k}_low"]) / 2) ** 2 for e in per_arch)) / k_arch
+        se = math.sqrt(sum(e[f"{k}_se"] ** 2 for e in per_arch)) / k_arch
+        out.update({f"{k}_low": centres[k] - half, f"{k}_high": centres[k] + half, f"{k}_se": se})
+    return out
+
+
+def interval_text(paired: bool, boot_available: bool) -> str:
+    """What a one-seed (or unpaired) interval rests on, as the ``interval`` column says it."""
+    if boot_available:
+        return "bootstrap over test images (1 seed: evaluation noise only)"
+    return "none (seeds not paired)" if not paired else "none (no per-image results)"
+
+
 def _holm_p(sig: pd.DataFrame, label: str, arch: str, seed: str, key: str) -> float:
     if sig is None or sig.empty or f"{key}_p_holm" not in sig.columns:
         return math.nan
@@ -64,7 +115,7 @@ def _holm_p(sig: pd.DataFrame, label: str, arch: str, seed: str, key: str) -> fl
     return float(rows[f"{key}_p_holm"].iloc[0]) if len(rows) else math.nan
 
 
-def _n_text(n_seeds: int, paired: bool, n_images: int, kind: str) -> str:
+def n_text(n_seeds: int, paired: bool, n_images: int, kind: str) -> str:
     seeds = f"{n_seeds} seed{'s' if n_seeds != 1 else ''}"
     if not paired:
         return f"{seeds}, not paired"
@@ -105,40 +156,20 @@ def claim_table(
         n = len(deltas)
         info: dict = {"n_test_images": n_images}
         if paired and n >= 2:
-            tcrit = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1))
-            for k in metrics:
-                se = float(deltas[k].std(ddof=1)) / math.sqrt(n)
-                info.update(
-                    {f"{k}_low": row[k] - tcrit * se, f"{k}_high": row[k] + tcrit * se, f"{k}_se": se}
-                )
+            info.update(t_intervals(deltas, row, metrics))
             info["interval"] = f"t over {n} seeds"
             seed_key = OVER_SEEDS
         else:
             seed = int(deltas.index[0]) if paired else None
             boot = None
             if paired and (label, arch, seed) in by_key and (PLAIN, arch, seed) in by_key:
-                boot = _bootstrap(by_key[(label, arch, seed)], by_key[(PLAIN, arch, seed)])
-            for k in metrics:
-                if boot is None:
-                    info.update({f"{k}_low": math.nan, f"{k}_high": math.nan, f"{k}_se": math.nan})
-                    continue
-                lo, hi = np.nanquantile(boot[k], [(1 - LEVEL) / 2, (1 + LEVEL) / 2])
-                info.update(
-                    {
-                        f"{k}_low": float(lo),
-                        f"{k}_high": float(hi),
-                        f"{k}_se": float(np.nanstd(boot[k], ddof=1)),
-                    }
-                )
-            info["interval"] = (
-                "bootstrap over test images (1 seed: evaluation noise only)"
-                if boot is not None
-                else ("none (seeds not paired)" if not paired else "none (no per-image results)")
-            )
+                boot = bootstrap_deltas(by_key[(label, arch, seed)], by_key[(PLAIN, arch, seed)])
+            info.update(bootstrap_intervals(boot, metrics))
+            info["interval"] = interval_text(paired, boot is not None)
             seed_key = str(seed) if paired else ""
         info["clean_p_holm"] = _holm_p(significance, label, arch, seed_key, "clean")
         info["robust_p_holm"] = _holm_p(significance, label, arch, seed_key, "mean15")
-        info["_n_text"] = _n_text(n, paired, n_images, info["interval"])
+        info["_n_text"] = n_text(n, paired, n_images, info["interval"])
         extra.append(info)
     # the mean over architectures: standard errors in quadrature, every architecture must be tested
     per_arch = [e for e in extra if e]
@@ -147,11 +178,7 @@ def claim_table(
             continue
         k_arch = len(per_arch)
         info = {"n_test_images": n_images}
-        for k in metrics:
-            # the mean of k independent estimates: their half-widths (and standard errors) in quadrature / k
-            half = math.sqrt(sum(((e[f"{k}_high"] - e[f"{k}_low"]) / 2) ** 2 for e in per_arch)) / k_arch
-            se = math.sqrt(sum(e[f"{k}_se"] ** 2 for e in per_arch)) / k_arch
-            info.update({f"{k}_low": row[k] - half, f"{k}_high": row[k] + half, f"{k}_se": se})
+        info.update(combined_intervals(row, per_arch, metrics))
         info["interval"] = f"combined from the {k_arch} architectures' intervals"
         for key in ("clean_p_holm", "robust_p_holm"):
             ps = [e[key] for e in per_arch]

@@ -53,8 +53,8 @@ def _cbar_section(df: pd.DataFrame, records, out_dir: Path, written: list[str]) 
         return None
     frames = {
         "c_bar_methods.csv": cbar.cbar_method_table(df),
-        "c_bar_claim.csv": cbar.cbar_claim_table(df),
-        "c_bar_gap.csv": cbar.cbar_gap_table(df),
+        "c_bar_claim.csv": cbar.cbar_claim_table(df, records),
+        "c_bar_gap.csv": cbar.cbar_gap_table(df, records),
     }
     for name, frame in frames.items():
         _write_csv(out_dir, name, frame, written)
