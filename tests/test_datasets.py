@@ -188,3 +188,10 @@ def test_synthetic_100_classes_is_learnable():
     with torch.no_grad():
         acc = (net(xt).argmax(1) == yt).float().mean().item()
     assert acc > 0.2, acc  # chance is 0.01
+
+
+def test_synthetic_test_set_does_not_depend_on_n_train():
+    # evaluate rebuilds a synthetic test set with the default n_train: it must be the one training saw
+    small, default = make_synthetic(10, n_train=200, n_test=300), make_synthetic(10, n_test=300)
+    assert len(small.train_x) == 200 and len(default.train_x) == 5000
+    assert np.array_equal(small.test_x, default.test_x) and np.array_equal(small.test_y, default.test_y)
