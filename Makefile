@@ -82,7 +82,7 @@ slurm-test: install slurm-packages
 # toy-scale pipeline on the CPU (about 10 minutes): report in reports/demo/index.html
 demo: install
 	@$(BIN)/robustbench-aux reproduce --grid baselines/grids/demo.toml --out runs/demo --report reports/demo \
-	  --generate-n $(or $(GENERATE_N),500) $(knobs) \
+	  --generate-n $(or $(GENERATE_N),500) --dataset $(DATASET) --data $(DATA) --workers $(or $(WORKERS),2) $(grid_knobs) \
 	  --hint "offline? run the demo on a local copy: make demo DATASET=cifar10 DATA=<dir holding cifar10/>"
 
 # the full reproduction (a GPU machine): report in reports/$(DATASET)/index.html; downloads the
