@@ -94,3 +94,14 @@ def test_one_seed_uses_the_bootstrap_over_test_images(runs):
     assert math.isnan(bare["robust_abs_pts_cbar_low"]) and math.isnan(bare["robust_p_holm"])
     assert bare["verdict"] == "inconclusive" and "no interval; n = 1 seed" in bare["verdict_text"]
     assert math.isnan(cbar_gap_table(df).iloc[0]["gap_pts_low"])
+
+
+def test_a_gain_inside_its_interval_is_not_coloured():
+    from robustbench_aux.report.cbar import _with_interval
+
+    inside = {"g": 2.0, "g_low": -0.5, "g_high": 4.5, "g_std": 1.0}
+    outside = {"g": 2.0, "g_low": 0.5, "g_high": 3.5, "g_std": 1.0}
+    loss = {"g": -2.0, "g_low": -3.5, "g_high": -0.5, "g_std": float("nan")}
+    none = {"g": 2.0, "g_low": float("nan"), "g_high": float("nan"), "g_std": float("nan")}
+    assert _with_interval(inside, "g")[1] == "" and _with_interval(none, "g")[1] == ""
+    assert _with_interval(outside, "g")[1] == "pos" and _with_interval(loss, "g")[1] == "neg"

@@ -275,15 +275,13 @@ def _pct_column(column: str):
     return lambda r: pct(r[column], 1)
 
 
-def _signed(mean, std) -> tuple[str, str]:
-    cls = "" if mean is None or np.isnan(mean) else ("pos" if mean > 0 else "neg" if mean < 0 else "")
-    return pm(mean, std, 1, 2, True), cls
-
-
 def _with_interval(r, k: str, coloured: bool = True):
-    """``mean [low, high] (± std)``: the number, its 95 % interval, and the std over seeds."""
-    cls = _signed(r[k], r[f"{k}_std"])[1]
-    text = interval(r[k], r.get(f"{k}_low"), r.get(f"{k}_high"))
+    """``mean [low, high] (± std)``: the number, its 95 % interval, and the std over seeds; coloured
+    only when the interval excludes 0 (a change inside its own noise gets no colour)."""
+    low, high = r.get(f"{k}_low"), r.get(f"{k}_high")
+    known = not (low is None or high is None or np.isnan(low) or np.isnan(high))
+    cls = "pos" if known and low > 0 else "neg" if known and high < 0 else ""
+    text = interval(r[k], low, high)
     std = r[f"{k}_std"]
     if not (std is None or np.isnan(std)):
         text += f" (± {std:.2f})"
