@@ -123,6 +123,7 @@ def os_error_message(exc: OSError) -> str:
 def _run(argv: list[str] | None) -> int:
     parser = get_args_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # as typed (reproduce records it)
     if args.verbose and args.quiet:
         parser.error("-v/--verbose and -q/--quiet exclude each other")
     logging.basicConfig(

@@ -11,9 +11,11 @@ pipeline is a list of commands anyone can paste.
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 import shlex
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from robustbench_aux.datasets import CifarCReader, load_dataset, prepare_dataset
 from robustbench_aux.datasets.cifar_c import CBAR_DIRS
 from robustbench_aux.datasets.loading import DATASETS
 from robustbench_aux.errors import UserError
+from robustbench_aux.report.reproduction import produced_by, write_record
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.job import command_line
 from robustbench_aux.sweep.local import run_local
@@ -49,6 +52,7 @@ class Pipeline:
     hint: str = ""  # appended to a missing-dataset error (the demo names its offline fallback)
     corruptions: Path | None = None  # a given CIFAR-C directory (skips the search and generation)
     download_c: bool = False  # try the published CIFAR-C download before generating (make reproduce-cifar100)
+    command: str = ""  # the command line that started the pipeline (recorded beside the report)
 
 
 def run_cli(argv: list[str], echo=print) -> None:
@@ -171,8 +175,19 @@ def wants_cbar(p: Pipeline) -> bool:
 
 
 def run_pipeline(p: Pipeline, echo=print) -> Path:
-    """Run every stage; returns the report's ``index.html``."""
+    """Run every stage; returns the report's ``index.html``. Beside it, ``reproduction.json`` records
+    the command, the grid, the machine, each stage's wall time and each run's cost."""
+    started, stages = _dt.datetime.now(_dt.UTC), {}
+    clock = time.perf_counter()
+
+    def stage_done(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        stages[name] = now - clock
+        clock = now
+
     ensure_dataset(p, echo)
+    stage_done("dataset")
     # the grid is read (and checked) before CIFAR-C is generated; its CPU threads apply to that too
     threads = load_sweep(p.grid, overrides=p.overrides, **p.filters).defaults.get("threads")
     cdir = corruption_dir(p, echo, threads)
@@ -185,14 +200,19 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
     }
     if wants_cbar(p):
         overrides["corruptions_bar"] = str(cbar_dir(p, echo))
+    stage_done("corruptions")
     sweep = load_sweep(p.grid, overrides=overrides, **p.filters)
     echo(f"training and evaluating {len(sweep.jobs)} run(s) from {p.grid}")
     outcomes = run_local(sweep.jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)
+    stage_done("runs")
     failed = [o.job.name for o in outcomes if o.state == "failed"]
     finished = [str(o.job.run_dir) for o in outcomes if o.state != "failed"]
     if not finished:
         raise UserError(f"every run failed ({', '.join(failed)}); see sweep.log in each run directory")
-    run_cli(["report", *finished, "-o", str(p.report)], echo)
+    command = p.command or f"robustbench-aux reproduce --grid {p.grid}"
+    run_cli(["report", *finished, "-o", str(p.report), "--produced-by", produced_by(command, p.grid)], echo)
+    stage_done("report")
+    write_record(p.report, command=command, grid=p.grid, started=started, stages=stages, run_dirs=finished)
     if failed:
         raise UserError(f"report written without {len(failed)} failed run(s): {', '.join(failed)}")
     return p.report / "index.html"

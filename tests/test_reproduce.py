@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
 from robustbench_aux.cli import main
+from robustbench_aux.hashing import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,8 +104,20 @@ def test_reproduce_end_to_end_on_cifar10(cifar10_root, tmp_path, capsys):
     assert summary["c_bar"]["n_corruptions"] == 10
     html = index.read_text()
     assert 'id="c-bar"' in html and "mean acc. C-bar, 10 (%)" in html
+    # the record beside the page: the command as typed, the grid, each run's cost; the page names both
+    record = json.loads((tmp_path / "report" / "reproduction.json").read_text())
+    args = reproduce_args(grid, tmp_path, cifar10_root)
+    assert record["command"] == "robustbench-aux " + shlex.join(args)
+    assert record["grid"]["text"] == MINI_GRID and record["grid"]["sha256"] == sha256_file(grid)
+    assert set(record["stage_seconds"]) == {"dataset", "corruptions", "runs", "report"}
+    runs = {r["run_id"]: r for r in record["runs"]}
+    assert set(runs) == {"plain-test_tiny-s0", "auxiliary-test_tiny-s0"}
+    for r in runs.values():
+        assert r["epochs"] == 1 and r["recipe"] == "smoke" and r["train_seconds"] > 0
+        assert r["eval_seconds"] > 0 and r["train_images_per_s"] > 0
+    assert html.count("produced by") == 1 and f"sha256 {record['grid']['sha256'][:12]}" in html
     # nothing is redone on a second call
-    assert main(reproduce_args(grid, tmp_path, cifar10_root)) == 0
+    assert main(args) == 0
     assert "robustbench-aux train" not in capsys.readouterr().out
 
 
@@ -155,3 +169,36 @@ def test_demo_grid_generates_and_reports_cifar_c_bar(cifar10_root, tmp_path, cap
     html = (tmp_path / "report" / "index.html").read_text()
     assert 'id="c-bar"' in html and "mean acc. C-bar, 10 (%)" in html
     assert (tmp_path / "report" / "c_bar_claim.csv").is_file()
+
+
+def test_reproduce_takes_dataset_data_and_out_from_the_grid_unless_given(tmp_path, monkeypatch):
+    """The command line wins, then the grid's [defaults], then cifar100 / data / runs/<dataset>."""
+    import robustbench_aux.commands.reproduce as reproduce_cmd
+
+    seen = []
+    monkeypatch.setattr(reproduce_cmd, "run_pipeline", lambda p: seen.append(p) or tmp_path / "index.html")
+    grid = tmp_path / "g.toml"
+    grid.write_text(
+        '[defaults]\ndataset = "cifar10"\ndata = "d10"\nout = "runs/mine"\n'
+        '[[runs]]\nmethods = ["plain"]\narchs = ["resnet8"]\nseeds = [0]\n'
+    )
+    base = ["reproduce", "--grid", str(grid), "--report", str(tmp_path / "r")]
+    assert main(base) == 0
+    assert (seen[-1].dataset, seen[-1].data, seen[-1].out) == ("cifar10", Path("d10"), Path("runs/mine"))
+    assert main([*base, "--dataset", "cifar100", "--data", "x", "--out", "o"]) == 0
+    assert (seen[-1].dataset, seen[-1].data, seen[-1].out) == ("cifar100", Path("x"), Path("o"))
+    grid.write_text('[[runs]]\nmethods = ["plain"]\narchs = ["resnet8"]\nseeds = [0]\n')
+    assert main(base) == 0
+    assert (seen[-1].dataset, seen[-1].data, seen[-1].out) == (
+        "cifar100",
+        Path("data"),
+        Path("runs/cifar100"),
+    )
+
+
+def test_cpu_grid_runs_land_where_its_docs_say():
+    from robustbench_aux.sweep import load_sweep
+
+    defaults = load_sweep(REPO / "baselines/grids/cpu_cifar10.toml").defaults
+    assert defaults["out"] == "runs/cifar10"
+    assert "runs/cifar10/CIFAR-10-C-generated" in (REPO / "docs/reproduction.md").read_text()

@@ -24,12 +24,17 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--out", required=True, help="output directory, e.g. reports/<name>/")
     p.add_argument("--title", help="page title (default: architectures and dataset)")
     p.add_argument("--note", help="a 'Built from:' line shown at the top of the page (what the runs are)")
+    p.add_argument(
+        "--produced-by",
+        help="the command that produced the runs and this report, shown in the provenance box "
+        "(reproduce passes its own command line and grid checksum)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from robustbench_aux.report import build_report
 
-    index = build_report(args.runs, args.out, title=args.title, note=args.note)
+    index = build_report(args.runs, args.out, title=args.title, note=args.note, produced_by=args.produced_by)
     print(f"wrote {index} (open it in a browser; CSV tables beside it)")
     return 0

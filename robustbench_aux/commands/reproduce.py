@@ -7,11 +7,13 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 
 from robustbench_aux.commands.sweep import add_packing_options, add_sweep_filters, visible_gpus
 from robustbench_aux.pipeline import Pipeline, run_pipeline
 from robustbench_aux.shipped import resolve_grid
+from robustbench_aux.sweep import load_sweep
 
 
 def add_parser(sub) -> None:
@@ -47,12 +49,15 @@ def run(args: argparse.Namespace) -> int:
     from robustbench_aux.commands.sweep import overrides_from
 
     overrides = overrides_from(args)
-    dataset = overrides.pop("dataset", None) or "cifar100"
-    data = Path(overrides.pop("data", None) or "data")
-    out = Path(overrides.pop("out", None) or f"runs/{dataset}")
+    grid = resolve_grid(args.grid)
+    # the command line first, then the grid's [defaults], then the built-in defaults
+    defaults = load_sweep(grid).defaults
+    dataset = overrides.pop("dataset", None) or defaults.get("dataset") or "cifar100"
+    data = Path(overrides.pop("data", None) or defaults.get("data") or "data")
+    out = Path(overrides.pop("out", None) or defaults.get("out") or f"runs/{dataset}")
     corruptions = overrides.pop("corruptions", None)
     pipeline = Pipeline(
-        grid=resolve_grid(args.grid),
+        grid=grid,
         dataset=dataset,
         data=data,
         out=out,
@@ -68,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         hint=f"; {args.hint}" if args.hint else "",
         corruptions=Path(corruptions) if corruptions else None,
         download_c=args.download_c,
+        command="robustbench-aux "
+        + shlex.join(getattr(args, "argv", None) or ["reproduce", "--grid", str(grid)]),
     )
     index = run_pipeline(pipeline)
     print(f"report: {index}")

@@ -31,16 +31,17 @@ def _total(rows: list[dict], column: str) -> float:
         return math.nan
 
 
-def training_compute(run_dir: str | Path) -> dict:
-    """``{"steps", "images"}``: totals over the epochs in ``<run_dir>/metrics.csv`` (NaN when the
-    file or the column is missing or unreadable)."""
+def training_compute(run_dir: str | Path, columns=("steps", "images")) -> dict:
+    """Totals over the epochs in ``<run_dir>/metrics.csv`` of ``columns`` (default ``steps`` and
+    ``images``; ``seconds`` is the training time): NaN when the file or the column is missing or
+    unreadable."""
     path = Path(run_dir) / METRICS_CSV
     try:
         with path.open(newline="", encoding="utf-8") as f:
             rows = list(csv.DictReader(f))
     except (OSError, UnicodeDecodeError, csv.Error):
         rows = []
-    return {"steps": _total(rows, "steps"), "images": _total(rows, "images")}
+    return {c: _total(rows, c) for c in columns}
 
 
 def steps_differences(runs: Iterable[tuple[str, str, float]]) -> list[str]:

@@ -66,9 +66,15 @@ def _cbar_section(df: pd.DataFrame, records, out_dir: Path, written: list[str]) 
 
 
 def build_report(
-    run_paths, out_dir: str | Path, *, title: str | None = None, note: str | None = None
+    run_paths,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    note: str | None = None,
+    produced_by: str | None = None,
 ) -> Path:
-    """Write the report for the given runs into ``out_dir``; returns the path of ``index.html``."""
+    """Write the report for the given runs into ``out_dir``; returns the path of ``index.html``.
+    ``produced_by`` (the command behind the runs and the page) becomes the provenance box's first row."""
     from markupsafe import Markup
 
     records = load_runs(run_paths)
@@ -192,7 +198,8 @@ def build_report(
         "families": html_table(fam, "families") if not fam.empty else None,
         "significance": html_table(sig, "significance") if not sig.empty else None,
         "runs": html_table(runs, "runs"),
-        "provenance": provenance_rows(records, shared),
+        "provenance": ([("produced by", produced_by)] if produced_by else [])
+        + provenance_rows(records, shared),
         "c_bar": c_bar,
         "csv_files": written,
     }

@@ -1,0 +1,101 @@
+"""The record of one ``reproduce`` invocation, written beside its report as ``reproduction.json``.
+
+It says what produced the page: the command as typed, the grid file (path, SHA-256 and its text),
+the code version of the report and of every run, the machine, the wall time of each stage of this
+invocation, and per run the training and evaluation time read from the run directory. A rerun that
+skips finished runs records near-zero stage times; the per-run times are those of the runs' own
+processes and survive such reruns, so the record always holds the cost of the runs it reports.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+from pathlib import Path
+
+from robustbench_aux import atomic
+from robustbench_aux.hashing import sha256_file
+from robustbench_aux.jsonio import read_json_object
+from robustbench_aux.report.compute import training_compute
+from robustbench_aux.rundir import RunDir
+from robustbench_aux.versioning import code_version
+
+RECORD_NAME = "reproduction.json"
+FORMAT = "robustbench-aux reproduction record 1"
+
+
+def _number(x: float) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else round(float(x), 3)
+
+
+def run_record(run_dir: str | Path) -> dict:
+    """One run's identity and cost: recipe, epochs, training images, deviations, code version,
+    training seconds and images per second (over its epochs in ``metrics.csv``) and the seconds of
+    its evaluation (``eval/summary.json``: the evaluating process's own time)."""
+    rd = RunDir(Path(run_dir))
+    config = read_json_object(rd.config, "rerun the training", missing_ok=True)
+    summary = read_json_object(rd.summary, "rerun the evaluation", missing_ok=True)
+    train = training_compute(rd.path, ("steps", "images", "seconds"))
+    timing = summary.get("timing") or {}
+    seconds = train["seconds"]
+    return {
+        "run_id": config.get("run_id") or rd.path.name,
+        "code_version": config.get("code_version"),
+        "recipe": config.get("recipe"),
+        "epochs": config.get("epochs"),
+        "n_train": (config.get("data") or {}).get("n_train"),
+        "deviations": config.get("deviations") or [],
+        "train_seconds": _number(seconds),
+        "train_images_per_s": _number(train["images"] / seconds) if seconds and seconds > 0 else None,
+        "eval_seconds": _number(timing.get("seconds")),
+        "eval_code_version": (summary.get("provenance") or {}).get("code_version"),
+    }
+
+
+def machine() -> dict:
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+
+
+def grid_record(grid: Path) -> dict:
+    return {"path": str(grid), "sha256": sha256_file(grid), "text": grid.read_text(encoding="utf-8")}
+
+
+def write_record(
+    report_dir: str | Path,
+    *,
+    command: str,
+    grid: Path,
+    started: _dt.datetime,
+    stages: dict[str, float],
+    run_dirs: list[str | Path],
+) -> Path:
+    """Write ``<report_dir>/reproduction.json`` (atomically) and return its path."""
+    record = {
+        "format": FORMAT,
+        "command": command,
+        "grid": grid_record(Path(grid)),
+        "code_version": code_version(),
+        "machine": machine(),
+        "started": started.isoformat(timespec="seconds"),
+        "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
+        "runs": [run_record(d) for d in run_dirs],
+    }
+    return atomic.write_json(Path(report_dir) / RECORD_NAME, record)
+
+
+def produced_by(command: str, grid: Path) -> str:
+    """The provenance line of the page: the command and the grid's checksum."""
+    return (
+        f"{command} (grid {Path(grid).name}, sha256 {sha256_file(grid)[:12]}; {RECORD_NAME} beside this page)"
+    )
