@@ -16,12 +16,14 @@ import os
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
 from fixtures_runs import SECTIONS, build_fixture_report
 
 pytestmark = pytest.mark.browser
+REPO = Path(__file__).resolve().parents[1]
 
 FLAGS = (
     "--headless",
@@ -160,3 +162,43 @@ def test_the_claim_verdict_reads_as_claim_csv_says(browser, fixture_report, tmp_
         assert "inconclusive (" in text and "95 % interval" in text and "Holm-adjusted p = " in text
         assert "opposite sign" not in text
     assert "opposite sign" not in text or verdict == "opposite sign"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "example",
+        pytest.param(
+            "cpu-cifar10",
+            marks=pytest.mark.skipif(
+                not (REPO / "reports/cpu-cifar10/index.html").is_file(),
+                reason="reports/cpu-cifar10/ not committed yet: make reproduce-cpu-cifar10 has not finished",
+            ),
+        ),
+    ],
+)
+def test_committed_report_renders_at_1400_px_without_console_errors(browser, tmp_path, name):
+    """The reports in the repository, as a reader opens them: no console message, every figure
+    drawn, no table clipped, and the verdict shown as its claim.csv says."""
+    import pandas as pd
+
+    report = REPO / "reports" / name
+    url = (report / "index.html").resolve().as_uri()
+    res = _run(
+        browser,
+        tmp_path / "profile",
+        "--window-size=1400,3000",
+        "--enable-logging=stderr",
+        "--v=0",
+        "--virtual-time-budget=10000",
+        "--dump-dom",
+        url,
+    )
+    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console, f"console messages: {console[:3]}"
+    dom = res.stdout
+    figures = _body_int(dom, "data-figures")
+    assert figures >= 4 and _body_int(dom, "data-figures-drawn") == figures
+    assert _body_int(dom, "data-broken-images") == 0 and _body_int(dom, "data-clipped-tables") == 0
+    verdict = pd.read_csv(report / "claim.csv").iloc[-1]["verdict"]
+    assert f'data-verdict="{verdict}"' in dom
