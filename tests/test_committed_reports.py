@@ -1,7 +1,7 @@
 """The committed reports' numbers, recomputed here from their own ``results_long.csv``.
 
 Independent of the report code: the corruption sets, the means, the normalized and relative mCE
-and the paired seed-level figures of the claim are written out again below from METRICS.md's
+and the paired seed-level figures of the claim are written out again below from docs/metrics.md's
 definitions, and compared with ``runs.csv``, ``methods.csv`` and ``claim.csv``. The full-data CPU
 report (``reports/cpu-cifar10/``) must also have been produced by the shipped command on the full
 data, and the tables quoting it in the top-level README and in its own README must match the CSVs.

@@ -38,7 +38,7 @@ pytestmark = pytest.mark.slurm
 
 GOOD = ("plain-test_tiny-s0", "plain-test_tiny-s1")
 BAD = "no_such_method-test_tiny-s0"
-EPOCHS = 10
+EPOCHS = 40  # enough that an idle machine cannot finish run s0 between its two interruptions
 GRID = """
 [defaults]
 dataset = "synthetic10"
