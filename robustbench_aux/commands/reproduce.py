@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
         hint=f"; {args.hint}" if args.hint else "",
         corruptions=Path(corruptions) if corruptions else None,
         download_c=args.download_c,
-        command="robustbench-aux "
-        + shlex.join(getattr(args, "argv", None) or ["reproduce", "--grid", str(grid)]),
+        command=("robustbench-aux " + shlex.join(args.argv)) if getattr(args, "argv", None) else "",
     )
     index = run_pipeline(pipeline)
     print(f"report: {index}")
