@@ -30,12 +30,6 @@ FIFTEEN = (
 NINETEEN = FIFTEEN + ["speckle_noise", "gaussian_blur", "spatter", "saturate"]
 MIN_LOSS = 0.01  # a reference erring (or losing) less than this on a corruption is left out of ratios
 TOL = 2e-6  # the CSVs hold 6 decimals
-# reports/cpu-cifar10/ is committed once `make reproduce-cpu-cifar10` has finished (issue 21); until
-# then its checks are skipped, saying so
-CPU_PENDING = pytest.mark.skipif(
-    not (CPU / "results_long.csv").is_file(),
-    reason="reports/cpu-cifar10/ not committed yet: make reproduce-cpu-cifar10 has not finished",
-)
 
 
 def long_table(report: Path) -> pd.DataFrame:
@@ -126,9 +120,7 @@ CLAIM_KEYS = (
 )
 
 
-@pytest.mark.parametrize(
-    "report", [EXAMPLE, pytest.param(CPU, marks=CPU_PENDING)], ids=["example", "cpu-cifar10"]
-)
+@pytest.mark.parametrize("report", [EXAMPLE, CPU], ids=["example", "cpu-cifar10"])
 def test_headline_tables_recompute_from_the_per_block_accuracies(report):
     df = pd.read_csv(report / "results_long.csv")
     assert np.allclose(df["acc"], df["correct"] / df["n"], atol=TOL)
@@ -160,7 +152,6 @@ def test_headline_tables_recompute_from_the_per_block_accuracies(report):
 
 
 # ----------------------------------------------------------------------------- the CPU report
-@CPU_PENDING
 def test_cpu_report_was_produced_by_the_shipped_command_on_the_full_data():
     record = json.loads((CPU / "reproduction.json").read_text())
     assert record["command"].startswith(
@@ -228,7 +219,6 @@ def claim_rows() -> list[str]:
     ]
 
 
-@CPU_PENDING
 def test_readme_tables_quote_the_committed_cpu_report():
     readme = (REPO / "README.md").read_text()
     own = (CPU / "README.md").read_text()

@@ -168,13 +168,7 @@ def test_the_claim_verdict_reads_as_claim_csv_says(browser, fixture_report, tmp_
     "name",
     [
         "example",
-        pytest.param(
-            "cpu-cifar10",
-            marks=pytest.mark.skipif(
-                not (REPO / "reports/cpu-cifar10/index.html").is_file(),
-                reason="reports/cpu-cifar10/ not committed yet: make reproduce-cpu-cifar10 has not finished",
-            ),
-        ),
+        "cpu-cifar10",
     ],
 )
 def test_committed_report_renders_at_1400_px_without_console_errors(browser, tmp_path, name):
