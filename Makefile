@@ -98,6 +98,7 @@ reproduce-cifar100: install
 reproduce-cpu-cifar10: install
 	@$(BIN)/robustbench-aux reproduce --grid baselines/grids/cpu_cifar10.toml --report reports/cpu-cifar10 \
 	  --dataset cifar10 --data $(DATA) --workers $(or $(WORKERS),2) $(if $(GENERATE_N),--generate-n $(GENERATE_N)) \
+	  $(if $(STOP_AFTER),--stop-after $(STOP_AFTER)) \
 	  $(grid_knobs)
 
 # CI regression check on small fixed runs (baselines/ci/)

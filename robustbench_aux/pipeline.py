@@ -16,14 +16,14 @@ import logging
 import shlex
 import subprocess
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from robustbench_aux.datasets import CifarCReader, load_dataset, prepare_dataset, resolve_data_root
 from robustbench_aux.datasets.cifar_c import CBAR_DIRS
 from robustbench_aux.datasets.loading import DATASETS
 from robustbench_aux.errors import UserError
-from robustbench_aux.report.reproduction import produced_by, write_record
+from robustbench_aux.report.reproduction import end_invocation, produced_by, start_invocation, write_record
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.job import command_line
 from robustbench_aux.sweep.local import run_local
@@ -53,6 +53,7 @@ class Pipeline:
     corruptions: Path | None = None  # a given CIFAR-C directory (skips the search and generation)
     download_c: bool = False  # try the published CIFAR-C download before generating (make reproduce-cifar100)
     command: str = ""  # the command line that started the pipeline (recorded beside the report)
+    stop_after: str = "report"  # "train": train the grid's runs only (no CIFAR-C, evaluation or report)
 
 
 def run_cli(argv: list[str], echo=print) -> None:
@@ -186,8 +187,43 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
         stages[name] = now - clock
         clock = now
 
+    command = p.command or f"robustbench-aux reproduce --grid {p.grid}"
+    invocation = start_invocation(p.report, command=command, grid=p.grid, started=started)
+    try:
+        index = _run_stages(p, echo, started, stages, stage_done, command)
+    except BaseException as exc:
+        end_invocation(p.report, invocation, state=f"failed: {exc}" if str(exc) else "failed", stages=stages)
+        raise
+    end_invocation(
+        p.report, invocation, state="trained" if p.stop_after == "train" else "finished", stages=stages
+    )
+    return index
+
+
+def _train_only(p: Pipeline, echo, stage_done) -> None:
+    """Train every run of the grid (skipping finished ones, resuming interrupted ones); nothing else."""
+    sweep = load_sweep(
+        p.grid,
+        overrides={**p.overrides, "dataset": p.dataset, "data": str(p.data), "out": str(p.out)},
+        **p.filters,
+    )
+    jobs = [replace(job, steps=job.steps[:1]) for job in sweep.jobs]
+    echo(f"training {len(jobs)} run(s) from {p.grid} (--stop-after train: no evaluation, no report)")
+    outcomes = run_local(jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)
+    stage_done("runs")
+    failed = [o.job.name for o in outcomes if o.state == "failed"]
+    if failed:
+        raise UserError(
+            f"{len(failed)} run(s) failed: {', '.join(failed)}; see sweep.log in each run directory"
+        )
+
+
+def _run_stages(p: Pipeline, echo, started, stages, stage_done, command) -> Path:
     ensure_dataset(p, echo)
     stage_done("dataset")
+    if p.stop_after == "train":
+        _train_only(p, echo, stage_done)
+        return p.report / "index.html"
     # the grid is read (and checked) before CIFAR-C is generated; its CPU threads apply to that too
     threads = load_sweep(p.grid, overrides=p.overrides, **p.filters).defaults.get("threads")
     cdir = corruption_dir(p, echo, threads)
@@ -209,7 +245,6 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
     finished = [str(o.job.run_dir) for o in outcomes if o.state != "failed"]
     if not finished:
         raise UserError(f"every run failed ({', '.join(failed)}); see sweep.log in each run directory")
-    command = p.command or f"robustbench-aux reproduce --grid {p.grid}"
     run_cli(["report", *finished, "-o", str(p.report), "--produced-by", produced_by(command, p.grid)], echo)
     stage_done("report")
     write_record(p.report, command=command, grid=p.grid, started=started, stages=stages, run_dirs=finished)

@@ -30,29 +30,37 @@ def _flag(argv: list[str], flag: str) -> str | None:
     return argv[argv.index(flag) + 1] if flag in argv else None
 
 
-def test_the_grid_is_shipped_and_trains_full_data_reference_runs_with_two_seeds():
+def test_the_grid_is_shipped_and_trains_full_data_runs_of_three_methods_with_three_seeds():
     assert resolve_grid("cpu_cifar10") == GRIDS / "cpu_cifar10.toml"
     assert GRID.resolve() == GRIDS / "cpu_cifar10.toml"  # baselines/grids links into the package
     sweep = load_sweep(GRID, overrides={"corruptions": "C"})  # reproduce passes the CIFAR-C directory
     d = sweep.defaults
     assert d["dataset"] == "cifar10" and d["recipe"] == "reference" and d["device"] == "cpu"
-    assert "n_train" not in d and "set" not in d  # all 50,000 images; no recipe value changed
-    assert d["epochs"] >= 8 and d["threads"] == 1  # the budget in the comment
+    assert "n_train" not in d  # all 50,000 images
+    assert d["set"] == {"amp": "bf16", "channels_last": "on"}  # the precision decision (grid comment)
+    assert d["c_bar"] is True and d["eval_precision"] == "bf16"
+    assert d["epochs"] == 8 and d["threads"] == 1  # the first experiment's schedule; the budget
     runs: dict[str, set[int]] = {}
     for job in sweep.jobs:
         train = job.steps[0].argv
-        assert "--set" not in train and "--n-train" not in train
+        assert "--n-train" not in train
         assert _flag(train, "--threads") == "1" and _flag(job.steps[1].argv, "--threads") == "1"
-        runs.setdefault(_flag(train, "--method"), set()).add(int(_flag(train, "--seed")))
+        variant = "[no_penalty]" if "variant=no_penalty" in train else ""
+        runs.setdefault(_flag(train, "--method") + variant, set()).add(int(_flag(train, "--seed")))
         assert _flag(train, "--arch") == "resnet8"
-        assert job.steps[1].argv[0] == "evaluate" and "--n" not in job.steps[1].argv  # every test image
-    assert {"plain", "auxiliary"} <= set(runs) and all(len(seeds) >= 2 for seeds in runs.values())
+        evaluate = job.steps[1].argv
+        assert evaluate[0] == "evaluate" and "--n" not in evaluate  # every test image
+        assert _flag(evaluate, "--precision") == "bf16"
+    assert set(runs) == {"plain", "auxiliary", "auxiliary[no_penalty]"}
+    assert all(seeds >= {0, 1, 2} for seeds in runs.values())
     # the longest jobs first: two workers start the auxiliary runs together
     assert [_flag(j.steps[0].argv, "--method") for j in sweep.jobs[:2]] == ["auxiliary", "auxiliary"]
 
 
-def test_only_the_epochs_differ_from_the_reference_recipe():
-    epochs = load_sweep(GRID).defaults["epochs"]
+def test_only_the_epochs_and_the_precision_differ_from_the_reference_recipe():
+    defaults = load_sweep(GRID).defaults
+    epochs = defaults["epochs"]
+    sets = [f"{k}={v}" for k, v in defaults["set"].items()]
     for method in ("plain", "auxiliary"):
         ref = resolve_config(
             methods=METHODS, method=method, arch="resnet8", dataset="cifar10", seed=0, recipe="reference"
@@ -65,11 +73,14 @@ def test_only_the_epochs_differ_from_the_reference_recipe():
             seed=0,
             recipe="reference",
             epochs=epochs,
+            overrides=sets,
         )
         assert cfg.train.epochs == epochs
-        assert protocol_deviations(cfg.reference, resolved_switches(cfg, "cpu")) == []
+        assert protocol_deviations(cfg.reference, resolved_switches(cfg, "cpu")) == [
+            {"switch": "train.amp", "value": "bf16", "reference": "off"}
+        ]
         a, b = cfg.to_dict(), ref.to_dict()
-        for key in ("epochs", "milestones"):
+        for key in ("epochs", "milestones", "amp", "channels_last"):
             a["train"].pop(key), b["train"].pop(key)
         a["options"].pop("penalty_start_epoch", None), b["options"].pop("penalty_start_epoch", None)
         assert a.pop("schedule_scaling")["to_epochs"] == epochs and b.pop("schedule_scaling") is None

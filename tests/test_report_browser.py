@@ -168,7 +168,7 @@ def test_the_claim_verdict_reads_as_claim_csv_says(browser, fixture_report, tmp_
     "name",
     [
         "example",
-        "cpu-cifar10",
+        "cpu-cifar10-fp32",
     ],
 )
 def test_committed_report_renders_at_1400_px_without_console_errors(browser, tmp_path, name):

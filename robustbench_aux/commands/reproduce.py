@@ -39,6 +39,13 @@ def add_parser(sub) -> None:
         help="when CIFAR-C must be generated: only the first N test images (default: all)",
     )
     p.add_argument("--workers", type=int, default=1, help="parallel runs on the CPU (default 1)")
+    p.add_argument(
+        "--stop-after",
+        choices=("train", "report"),
+        default="report",
+        help="train: only train the grid's runs (skipping finished ones, resuming interrupted ones) and "
+        "record the invocation; a later reproduce evaluates them and writes the report (default: report)",
+    )
     p.add_argument("--hint", default="", help="text appended to a missing-dataset error (used by make demo)")
     add_packing_options(p)
     add_sweep_filters(p)
@@ -73,8 +80,12 @@ def run(args: argparse.Namespace) -> int:
         hint=f"; {args.hint}" if args.hint else "",
         corruptions=Path(corruptions) if corruptions else None,
         download_c=args.download_c,
+        stop_after=args.stop_after,
         command=("robustbench-aux " + shlex.join(args.argv)) if getattr(args, "argv", None) else "",
     )
     index = run_pipeline(pipeline)
-    print(f"report: {index}")
+    if args.stop_after == "train":
+        print(f"trained; invocation recorded in {pipeline.report / 'reproduction.json'}")
+    else:
+        print(f"report: {index}")
     return 0

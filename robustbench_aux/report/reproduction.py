@@ -1,10 +1,15 @@
-"""The record of one ``reproduce`` invocation, written beside its report as ``reproduction.json``.
+"""The record of ``reproduce`` invocations, written beside their report as ``reproduction.json``.
 
 It says what produced the page: the command as typed, the grid file (path, SHA-256 and its text),
 the code version of the report and of every run, the machine, the wall time of each stage of this
 invocation, and per run the training and evaluation time read from the run directory. A rerun that
 skips finished runs records near-zero stage times; the per-run times are those of the runs' own
 processes and survive such reruns, so the record always holds the cost of the runs it reports.
+
+Its ``invocations`` list holds every invocation that wrote to this report directory, the interrupted
+ones too: each is added with ``state = "running"`` when it starts and gets its end state (``finished``,
+``trained`` for ``--stop-after train``, ``failed: <reason>``) when it ends; one killed on the way keeps
+``running`` with no ``finished`` time, which the report shows as interrupted.
 """
 
 from __future__ import annotations
@@ -70,6 +75,54 @@ def grid_record(grid: Path) -> dict:
     return {"path": str(grid), "sha256": sha256_file(grid), "text": grid.read_text(encoding="utf-8")}
 
 
+def _read_record(report_dir: Path) -> dict:
+    path = Path(report_dir) / RECORD_NAME
+    if not path.is_file():
+        return {}
+    record = read_json_object(path, f"remove {path} or choose another --report", missing_ok=True)
+    return record if isinstance(record, dict) else {}
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+
+
+def start_invocation(report_dir: str | Path, *, command: str, grid: Path, started: _dt.datetime) -> int:
+    """Add this invocation (state ``running``) to the record's ``invocations``; returns its index."""
+    report_dir = Path(report_dir)
+    report_dir.mkdir(parents=True, exist_ok=True)
+    record = _read_record(report_dir)
+    invocations = list(record.get("invocations") or [])
+    invocations.append(
+        {
+            "command": command,
+            "grid_sha256": sha256_file(grid),
+            "code_version": code_version(),
+            "machine": machine(),
+            "started": started.isoformat(timespec="seconds"),
+            "state": "running",
+        }
+    )
+    record = {"format": FORMAT, **record, "invocations": invocations}
+    atomic.write_json(report_dir / RECORD_NAME, record)
+    return len(invocations) - 1
+
+
+def end_invocation(report_dir: str | Path, index: int, *, state: str, stages: dict[str, float]) -> None:
+    """Give invocation ``index`` its end ``state``, end time and stage times."""
+    record = _read_record(Path(report_dir))
+    invocations = list(record.get("invocations") or [])
+    if not 0 <= index < len(invocations):
+        return  # the record was replaced meanwhile; nothing of ours to close
+    invocations[index] = {
+        **invocations[index],
+        "state": state.splitlines()[0][:300] if state else "failed",
+        "finished": _now(),
+        "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
+    }
+    atomic.write_json(Path(report_dir) / RECORD_NAME, {**record, "invocations": invocations})
+
+
 def write_record(
     report_dir: str | Path,
     *,
@@ -79,7 +132,9 @@ def write_record(
     stages: dict[str, float],
     run_dirs: list[str | Path],
 ) -> Path:
-    """Write ``<report_dir>/reproduction.json`` (atomically) and return its path."""
+    """Write ``<report_dir>/reproduction.json`` (atomically) and return its path; the invocations
+    recorded so far are kept."""
+    previous = _read_record(Path(report_dir))
     record = {
         "format": FORMAT,
         "command": command,
@@ -87,9 +142,10 @@ def write_record(
         "code_version": code_version(),
         "machine": machine(),
         "started": started.isoformat(timespec="seconds"),
-        "finished": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "finished": _now(),
         "stage_seconds": {k: round(v, 1) for k, v in stages.items()},
         "runs": [run_record(d) for d in run_dirs],
+        "invocations": list(previous.get("invocations") or []),
     }
     return atomic.write_json(Path(report_dir) / RECORD_NAME, record)
 

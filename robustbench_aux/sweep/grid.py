@@ -53,9 +53,11 @@ DEFAULT_KEYS = {
     "epochs": int,
     "n_train": int,
     "eval_n": int,
+    "eval_precision": str,
     "threads": int,
     "set": dict,
 }
+EVAL_PRECISIONS = ("fp32", "bf16", "fp16")  # evaluate --precision
 RUN_KEYS = {"methods": list, "archs": list, "seeds": list, "vary": dict, "set": dict}
 
 
@@ -102,6 +104,11 @@ def _check_keys(table, allowed: dict, where: str) -> None:
     for key, low in (("epochs", 1), ("n_train", 0), ("eval_n", 1), ("threads", 1)):
         if key in allowed and key in table and table[key] < low:
             raise UserError(f"{where}: {key!r} must be at least {low}, got {table[key]!r}")
+    if "eval_precision" in allowed and table.get("eval_precision", "fp32") not in EVAL_PRECISIONS:
+        raise UserError(
+            f"{where}: 'eval_precision' must be one of {', '.join(EVAL_PRECISIONS)}, "
+            f"got {table['eval_precision']!r}"
+        )
     for key, values in (table.get("vary") or {}).items():
         if not isinstance(values, list) or not values:
             raise UserError(f"{where}: vary.{key} must be a non-empty list of values, got {values!r}")
@@ -169,6 +176,7 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
             ("data", "--data"),
             ("device", "--device"),
             ("eval_n", "--n"),
+            ("eval_precision", "--precision"),
             ("threads", "--threads"),
         ):
             if key in defaults:
