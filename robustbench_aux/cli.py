@@ -20,7 +20,18 @@ from robustbench_aux._version import __version__
 from robustbench_aux.errors import UserError
 
 # Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = ("data", "corrupt", "train", "evaluate", "report", "export", "sweep", "reproduce", "check")
+COMMANDS = (
+    "data",
+    "corrupt",
+    "train",
+    "evaluate",
+    "report",
+    "export",
+    "export_evidence",
+    "sweep",
+    "reproduce",
+    "check",
+)
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a program stopped by a closed pipe
 
 _ROLE = re.compile(r":(?:func|class|mod|meth|attr|data|exc|obj|ref|doc):`(~?)([^`<]+?)(?:\s*<[^>]*>)?`")

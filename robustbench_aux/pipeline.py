@@ -3,7 +3,17 @@
 prepare the dataset -> find the published CIFAR-C (else, with ``download_c``, download it; else
 generate it with the ``cifar`` preset) -> when the grid says ``c_bar = true``, generate CIFAR-C-bar
 (``cifar10-c-bar`` preset, same images) beside it
--> train and evaluate the grid (skipping finished runs, resuming interrupted ones) -> report.
+-> train and evaluate the grid (skipping finished runs, resuming interrupted ones) -> write each run's
+evidence folder beside the report (``<report>/evidence/<run id>/``) -> report, rendered from those
+folders alone.
+
+A run whose evidence folder is already there and complete, made with the config the grid asks for
+(method, arch, seed, recipe, epochs, every ``--set`` value) and evaluated the same way (precision,
+CIFAR-C-bar, images per block), is neither trained nor evaluated again: its evidence goes to the
+report as it is, on any machine, without its run directory. So adding seeds or methods to a grid and
+rerunning it trains and evaluates only the new runs. An evidence folder made another way is a
+one-line error (remove it to redo the run), never mixed in; an incomplete one (an interrupted
+export) is made again.
 
 Every step runs as a ``robustbench-aux`` command that is printed before it runs, so a log of the
 pipeline is a list of commands anyone can paste.
@@ -19,13 +29,18 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from robustbench_aux.config import resolve_config
 from robustbench_aux.datasets import CifarCReader, load_dataset, prepare_dataset, resolve_data_root
 from robustbench_aux.datasets.cifar_c import CBAR_DIRS
 from robustbench_aux.datasets.loading import DATASETS
 from robustbench_aux.errors import UserError
+from robustbench_aux.evaluation import evidence
+from robustbench_aux.methods import METHODS
 from robustbench_aux.report.reproduction import end_invocation, produced_by, start_invocation, write_record
+from robustbench_aux.rundir import EVIDENCE_DIR, read_config
 from robustbench_aux.sweep import load_sweep
-from robustbench_aux.sweep.job import command_line
+from robustbench_aux.sweep.grid import Job, Sweep, set_values
+from robustbench_aux.sweep.job import command_line, job_state
 from robustbench_aux.sweep.local import run_local
 
 log = logging.getLogger(__name__)
@@ -200,16 +215,82 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
     return index
 
 
-def _train_only(p: Pipeline, echo, stage_done) -> None:
-    """Train every run of the grid (skipping finished ones, resuming interrupted ones); nothing else."""
-    sweep = load_sweep(
+def expected_config(job: Job) -> dict:
+    """The resolved config the job's ``train`` step would write (its identity keys are compared
+    with an evidence folder's ``config.json``)."""
+    s = job.spec
+    overrides = set_values(s.get("set") or {})
+    if s.get("n_train") is not None:
+        overrides.append(f"train.n_train={s['n_train']}")
+    return resolve_config(
+        methods=METHODS,
+        method=s["method"],
+        arch=s["arch"],
+        dataset=s["dataset"],
+        seed=int(s["seed"]),
+        recipe=s["recipe"],
+        overrides=overrides,
+        epochs=s.get("epochs"),
+    ).to_dict()
+
+
+def evidence_folder(p: Pipeline, job: Job) -> Path:
+    return p.report / EVIDENCE_DIR / job.name
+
+
+def reusable_evidence(p: Pipeline, sweep: Sweep) -> dict[str, Path]:
+    """Job name -> its complete, matching evidence folder, for the jobs that need no training or
+    evaluation here (see the module docstring). A job whose run directory is finished is not among
+    them: its evidence is refreshed from the run directory. A complete folder made another way, or
+    one beside a run directory of another run, is a one-line error."""
+    precision = str(sweep.defaults.get("eval_precision") or "fp32")
+    c_bar, n = wants_cbar(p), sweep.defaults.get("eval_n")
+    reused: dict[str, Path] = {}
+    for job in sweep.jobs:
+        folder = evidence_folder(p, job)
+        if not evidence.is_complete(folder):
+            continue  # none, or an interrupted export: the run makes it (again)
+        evidence.verify(folder)
+        recorded = read_config(folder, fix=f"remove {folder} to redo the run")
+        differs = evidence.config_difference(
+            recorded, expected_config(job)
+        ) or evidence.evaluation_difference(folder, precision=precision, c_bar=c_bar, n=n)
+        if differs:
+            raise UserError(
+                f"{folder} was made with another {differs} than {p.grid.name} asks for; remove it to "
+                "train and evaluate the run again, or rerun with the grid it was made with"
+            )
+        run_config = read_config(job.run_dir, missing_ok=True, fix=f"remove {job.run_dir}")
+        other = run_config and evidence.config_difference(run_config, recorded)
+        if other:
+            raise UserError(
+                f"{job.run_dir} and {folder} hold different runs ({other}); remove the one that is stale"
+            )
+        if job_state(job) != "done":
+            reused[job.name] = folder
+    return reused
+
+
+def _grid_jobs(p: Pipeline) -> Sweep:
+    """The grid's jobs before CIFAR-C is known (the train steps and the identity of every run)."""
+    return load_sweep(
         p.grid,
         overrides={**p.overrides, "dataset": p.dataset, "data": str(p.data), "out": str(p.out)},
         **p.filters,
     )
-    jobs = [replace(job, steps=job.steps[:1]) for job in sweep.jobs]
+
+
+def _train_only(p: Pipeline, echo, stage_done, reused: dict[str, Path]) -> None:
+    """Train every run of the grid (skipping finished ones, resuming interrupted ones, leaving out
+    those with committed evidence); nothing else."""
+    sweep = _grid_jobs(p)
+    jobs = [replace(job, steps=job.steps[:1]) for job in sweep.jobs if job.name not in reused]
     echo(f"training {len(jobs)} run(s) from {p.grid} (--stop-after train: no evaluation, no report)")
-    outcomes = run_local(jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)
+    outcomes = (
+        run_local(jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)
+        if jobs
+        else []
+    )
     stage_done("runs")
     failed = [o.job.name for o in outcomes if o.state == "failed"]
     if failed:
@@ -219,10 +300,23 @@ def _train_only(p: Pipeline, echo, stage_done) -> None:
 
 
 def _run_stages(p: Pipeline, echo, started, stages, stage_done, command) -> Path:
+    planned = _grid_jobs(p)
+    reused = reusable_evidence(p, planned)
+    if reused:
+        echo(
+            f"reusing the evidence of {len(reused)} run(s) in {p.report / EVIDENCE_DIR} "
+            f"(not trained or evaluated again): {', '.join(reused)}"
+        )
+    if len(reused) == len(planned.jobs):  # nothing to train or evaluate: no dataset, no CIFAR-C
+        for stage in ("dataset", "corruptions", "runs"):
+            stage_done(stage)
+        if p.stop_after == "train":
+            return p.report / "index.html"
+        return _report(p, echo, started, stages, stage_done, command, planned.jobs, reused, [])
     ensure_dataset(p, echo)
     stage_done("dataset")
     if p.stop_after == "train":
-        _train_only(p, echo, stage_done)
+        _train_only(p, echo, stage_done, reused)
         return p.report / "index.html"
     # the grid is read (and checked) before CIFAR-C is generated; its CPU threads apply to that too
     threads = load_sweep(p.grid, overrides=p.overrides, **p.filters).defaults.get("threads")
@@ -238,16 +332,31 @@ def _run_stages(p: Pipeline, echo, started, stages, stage_done, command) -> Path
         overrides["corruptions_bar"] = str(cbar_dir(p, echo))
     stage_done("corruptions")
     sweep = load_sweep(p.grid, overrides=overrides, **p.filters)
-    echo(f"training and evaluating {len(sweep.jobs)} run(s) from {p.grid}")
-    outcomes = run_local(sweep.jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)
+    jobs = [job for job in sweep.jobs if job.name not in reused]
+    echo(f"training and evaluating {len(jobs)} run(s) from {p.grid}")
+    outcomes = run_local(jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)
     stage_done("runs")
     failed = [o.job.name for o in outcomes if o.state == "failed"]
-    finished = [str(o.job.run_dir) for o in outcomes if o.state != "failed"]
-    if not finished:
+    finished = [o.job for o in outcomes if o.state != "failed"]
+    if not finished and not reused:
         raise UserError(f"every run failed ({', '.join(failed)}); see sweep.log in each run directory")
-    run_cli(["report", *finished, "-o", str(p.report), "--produced-by", produced_by(command, p.grid)], echo)
+    return _report(p, echo, started, stages, stage_done, command, sweep.jobs, reused, finished, failed)
+
+
+def _report(
+    p: Pipeline, echo, started, stages, stage_done, command, jobs, reused, finished, failed=()
+) -> Path:
+    """Write the evidence folders of the runs finished here, then the report from every run's
+    evidence folder (grid order) and the reproduction record."""
+    folders = dict(reused)
+    for job in finished:
+        folder = evidence_folder(p, job)
+        echo(f"evidence of {job.name}: {folder}")
+        folders[job.name] = evidence.export(job.run_dir, folder)
+    paths = [str(folders[job.name]) for job in jobs if job.name in folders]
+    run_cli(["report", *paths, "-o", str(p.report), "--produced-by", produced_by(command, p.grid)], echo)
     stage_done("report")
-    write_record(p.report, command=command, grid=p.grid, started=started, stages=stages, run_dirs=finished)
+    write_record(p.report, command=command, grid=p.grid, started=started, stages=stages, run_dirs=paths)
     if failed:
         raise UserError(f"report written without {len(failed)} failed run(s): {', '.join(failed)}")
     return p.report / "index.html"

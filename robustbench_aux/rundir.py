@@ -24,6 +24,10 @@ PROGRESS_JSON = "progress.json"  # eval/progress.json, the resumable evaluation'
 PER_IMAGE_DIR = "per_image"  # eval/per_image/<block>.npy, per-image correctness
 SWEEP_LOG = "sweep.log"  # the sweep's log of the run's steps
 LOCK_FILE = ".lock"  # one writer per run / evaluation / CIFAR-C directory
+# a run's evidence (evaluation/evidence.py): the files above without checkpoints, beside a report
+EVIDENCE_DIR = "evidence"  # <report>/evidence/<run id>/, one folder per run
+PER_IMAGE_NPZ = "per_image.npz"  # eval/per_image.npz, every block's per-image results, bit-packed
+EVIDENCE_JSON = "evidence.json"  # the folder's manifest (sha256 of each file), written last
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,18 @@ class RunDir:
     @property
     def summary(self) -> Path:
         return self.eval_dir / SUMMARY_JSON
+
+    @property
+    def per_image_dir(self) -> Path:
+        return self.eval_dir / PER_IMAGE_DIR
+
+    @property
+    def per_image_packed(self) -> Path:
+        return self.eval_dir / PER_IMAGE_NPZ
+
+    @property
+    def evidence_manifest(self) -> Path:
+        return self.path / EVIDENCE_JSON
 
     @property
     def sweep_log(self) -> Path:

@@ -8,7 +8,7 @@
 from importlib import import_module
 
 # name -> submodule. Resolved on first use (PEP 562) so that the torch-free parts (``results``,
-# ``store``), which the report reads, import without torch; ``api``/``predict``/``runs`` need it.
+# ``store``, ``evidence``), which the report reads, import without torch; ``api``/``predict``/``runs`` need it.
 _HOME = {
     "EvalBatch": "predict",
     "EvalResult": "api",

@@ -1,8 +1,10 @@
 """Loading evaluated runs for a report, and refusing runs that cannot be compared.
 
 A run is a directory with ``config.json`` and ``eval/results.csv`` + ``eval/summary.json`` (written
-by ``robustbench-aux evaluate``). A directory that is not itself a run but holds runs one level
-down (a sweep's output folder) stands for all of them.
+by ``robustbench-aux evaluate``), or a run's evidence folder (the same files, per-image results
+bit-packed in ``eval/per_image.npz``, no checkpoint: :mod:`robustbench_aux.evaluation.evidence`),
+checked against its manifest before it is read. A directory that is not itself a run but holds runs
+one level down (a sweep's output folder, a report's ``evidence/``) stands for all of them.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ import pandas as pd
 
 from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
+from robustbench_aux.evaluation import evidence
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image
 from robustbench_aux.metrics.tidy import method_label
 from robustbench_aux.paths import component
 from robustbench_aux.report.compute import training_compute
-from robustbench_aux.rundir import EVAL_DIR, RESULTS_CSV, read_config
+from robustbench_aux.rundir import EVAL_DIR, EVIDENCE_JSON, PER_IMAGE_NPZ, RESULTS_CSV, read_config
 
 
 @dataclass
@@ -55,7 +58,12 @@ class RunRecord:
     def per_image(self) -> dict[tuple[str, int], np.ndarray]:
         """Per-image correctness of every block (empty when the run was evaluated without it)."""
         if self._per_image is None:
-            self._per_image = load_per_image(self.eval_dir or self.path / EVAL_DIR)
+            eval_dir = self.eval_dir or self.path / EVAL_DIR
+            packed = eval_dir / PER_IMAGE_NPZ
+            # an evidence folder: the packed file (checked with the folder when it was loaded)
+            self._per_image = (
+                evidence.read_packed(packed).correct if packed.is_file() else load_per_image(eval_dir)
+            )
         return self._per_image
 
     def compute(self) -> dict:
@@ -96,6 +104,13 @@ def load_run(path: str | Path) -> RunRecord:
     """Read one evaluated run: ``path`` is the run directory, or an evaluation directory (its
     ``eval/`` or any ``evaluate --out DIR``)."""
     path = Path(path)
+    if evidence.is_complete(path):
+        evidence.verify(path)  # its files as exported: a changed or missing one is a one-line error
+    elif (path / EVAL_DIR / PER_IMAGE_NPZ).is_file():
+        raise UserError(
+            f"{path} is an incomplete evidence folder (no {EVIDENCE_JSON}: its export was interrupted); "
+            "export it again from its run directory (robustbench-aux export-evidence)"
+        )
     eval_dir = path / EVAL_DIR
     if (path / RESULTS_CSV).is_file() and not (eval_dir / RESULTS_CSV).is_file():
         eval_dir = path

@@ -75,6 +75,9 @@ class Job:
     name: str
     run_dir: Path
     steps: list[Step] = field(default_factory=list)
+    # what the train step is asked for: method, arch, seed, recipe, dataset, epochs, n_train (None when
+    # not given) and the --set values ("set"); the pipeline resolves it to compare committed evidence
+    spec: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -124,10 +127,17 @@ def check_seed(value, what: str = "seed") -> int:
     return value
 
 
+def set_values(options: dict) -> list[str]:
+    """``key=value`` texts of ``--set`` options, as ``train`` reads them (booleans lower-case)."""
+    return [
+        f"{key}={str(value).lower() if isinstance(value, bool) else value}" for key, value in options.items()
+    ]
+
+
 def _set_args(options: dict) -> list[str]:
     out: list[str] = []
-    for key, value in options.items():
-        out += ["--set", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    for text in set_values(options):
+        out += ["--set", text]
     return out
 
 
@@ -166,7 +176,18 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
     ):
         if key in defaults:
             train += [flag, str(defaults[key])]
-    train += _set_args({**defaults.get("set", {}), **fixed, **variant})
+    sets = {**defaults.get("set", {}), **fixed, **variant}
+    train += _set_args(sets)
+    spec = {
+        "method": method,
+        "arch": arch,
+        "seed": seed,
+        "recipe": defaults.get("recipe", "reference"),
+        "dataset": defaults.get("dataset", "cifar100"),
+        "epochs": defaults.get("epochs"),
+        "n_train": defaults.get("n_train"),
+        "set": sets,
+    }
     steps = [Step(train, RunDir(run_dir).final, resume_if=RunDir(run_dir).last)]
     if defaults.get("corruptions"):
         evaluate = ["evaluate", str(run_dir), "--corruptions", str(defaults["corruptions"])]
@@ -182,7 +203,7 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
             if key in defaults:
                 evaluate += [flag, str(defaults[key])]
         steps.append(Step(evaluate, RunDir(run_dir).summary))
-    return Job(name, run_dir, steps)
+    return Job(name, run_dir, steps, spec)
 
 
 def expand(defaults: dict, blocks: list[dict], *, methods=None, archs=None, seeds=None) -> list[Job]:
