@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from fixtures_runs import write_fixture_run
+
 from robustbench_aux.catalog import CLEAN, SEVERITIES
 from robustbench_aux.cli import main
 from robustbench_aux.errors import UserError
@@ -86,7 +86,9 @@ def fixture_runs(root: Path, n: int = 120) -> list[Path]:
     for r in runs:  # a checkpoint and a float per-image quantity, as a real run has
         (r / "final.pt").write_bytes(b"checkpoint bytes")
         for c, s in [(CLEAN, 0)] + [(c, s) for c in CORRUPTIONS for s in SEVERITIES]:
-            np.save(r / "eval" / "per_image" / f"{block_name(c, s)}.confidence.npy", np.full(n, 0.5, np.float32))
+            np.save(
+                r / "eval" / "per_image" / f"{block_name(c, s)}.confidence.npy", np.full(n, 0.5, np.float32)
+            )
     return runs
 
 
@@ -161,5 +163,8 @@ def test_config_difference_compares_identity_only():
     a = {"method": "auxiliary", "seed": 0, "train": {"epochs": 8, "amp": "bf16"}, "code_version": "x"}
     assert evidence.config_difference(a, {**a, "code_version": "y", "device": "cuda"}) is None
     assert evidence.config_difference(a, {**a, "train": {"epochs": 8}}) is None  # a key added later
-    assert evidence.config_difference(a, {**a, "train": {"epochs": 8, "amp": "off"}}) == "train.amp ('bf16' vs 'off')"
+    assert (
+        evidence.config_difference(a, {**a, "train": {"epochs": 8, "amp": "off"}})
+        == "train.amp ('bf16' vs 'off')"
+    )
     assert evidence.config_difference(a, {**a, "seed": 1}) == "seed (0 vs 1)"
