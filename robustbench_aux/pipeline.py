@@ -37,10 +37,10 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation import evidence
 from robustbench_aux.methods import METHODS
 from robustbench_aux.report.reproduction import end_invocation, produced_by, start_invocation, write_record
-from robustbench_aux.rundir import EVIDENCE_DIR, read_config
+from robustbench_aux.rundir import EVIDENCE_DIR, RunDir, read_config
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.grid import Job, Sweep, set_values
-from robustbench_aux.sweep.job import command_line, job_state
+from robustbench_aux.sweep.job import command_line
 from robustbench_aux.sweep.local import run_local
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,8 @@ def reusable_evidence(p: Pipeline, sweep: Sweep) -> dict[str, Path]:
             raise UserError(
                 f"{job.run_dir} and {folder} hold different runs ({other}); remove the one that is stale"
             )
-        if job_state(job) != "done":
+        run = RunDir(job.run_dir)
+        if not (run.final.is_file() and run.summary.is_file()):  # a finished run directory is the source
             reused[job.name] = folder
     return reused
 
@@ -312,7 +313,7 @@ def _run_stages(p: Pipeline, echo, started, stages, stage_done, command) -> Path
             stage_done(stage)
         if p.stop_after == "train":
             return p.report / "index.html"
-        return _report(p, echo, started, stages, stage_done, command, planned.jobs, reused, [])
+        return _report(p, echo, started, stages, stage_done, command, reused, [])
     ensure_dataset(p, echo)
     stage_done("dataset")
     if p.stop_after == "train":
@@ -340,20 +341,20 @@ def _run_stages(p: Pipeline, echo, started, stages, stage_done, command) -> Path
     finished = [o.job for o in outcomes if o.state != "failed"]
     if not finished and not reused:
         raise UserError(f"every run failed ({', '.join(failed)}); see sweep.log in each run directory")
-    return _report(p, echo, started, stages, stage_done, command, sweep.jobs, reused, finished, failed)
+    return _report(p, echo, started, stages, stage_done, command, reused, finished, failed)
 
 
-def _report(
-    p: Pipeline, echo, started, stages, stage_done, command, jobs, reused, finished, failed=()
-) -> Path:
+def _report(p: Pipeline, echo, started, stages, stage_done, command, reused, finished, failed=()) -> Path:
     """Write the evidence folders of the runs finished here, then the report from every run's
-    evidence folder (grid order) and the reproduction record."""
+    evidence folder and the reproduction record."""
     folders = dict(reused)
     for job in finished:
         folder = evidence_folder(p, job)
         echo(f"evidence of {job.name}: {folder}")
         folders[job.name] = evidence.export(job.run_dir, folder)
-    paths = [str(folders[job.name]) for job in jobs if job.name in folders]
+    # in name order, as `report <report>/evidence/*` or `report <report>/evidence` gives them: the
+    # committed page re-renders to the same tables from its evidence folders
+    paths = [str(folders[name]) for name in sorted(folders)]
     run_cli(["report", *paths, "-o", str(p.report), "--produced-by", produced_by(command, p.grid)], echo)
     stage_done("report")
     write_record(p.report, command=command, grid=p.grid, started=started, stages=stages, run_dirs=paths)

@@ -99,7 +99,8 @@ def csv_tables(report: Path) -> dict[str, str]:
 def test_report_from_evidence_alone_gives_the_same_tables(tmp_path, capsys):
     runs = fixture_runs(tmp_path / "runs")
     assert main(["report", str(tmp_path / "runs"), "-o", str(tmp_path / "from_runs")]) == 0
-    assert main(["export-evidence", str(tmp_path / "runs"), "-o", str(tmp_path / "ev")]) == 0
+    ev = ["export-evidence", str(tmp_path / "runs"), "-o", str(tmp_path / "ev")]
+    assert main([*ev, "--extras", "confidence"]) == 0
     out = capsys.readouterr().out
     assert out.count("wrote ") == len(runs) + 1  # the report, then one line per evidence folder
     folders = sorted((tmp_path / "ev").iterdir())
@@ -147,6 +148,9 @@ def test_changed_missing_or_incomplete_evidence_is_refused(tmp_path, capsys):
 def test_export_refuses_another_run_and_unevaluated_runs(tmp_path):
     plain, aux = fixture_runs(tmp_path / "runs")[0], fixture_runs(tmp_path / "runs")[3]
     folder = evidence.export(plain, tmp_path / "ev" / "x")
+    assert json.loads((folder / "evidence.json").read_text())["extras"] == []  # only when asked for
+    with pytest.raises(UserError, match="has no per-image 'nll'.*it has confidence"):
+        evidence.export(plain, tmp_path / "ev" / "z", extras=["nll"])
     before = sha256_file(folder / "eval" / "per_image.npz")
     with pytest.raises(UserError, match="evidence of another run"):
         evidence.export(aux, folder)

@@ -25,20 +25,29 @@ def add_parser(sub) -> None:
     )
     p.add_argument("runs", nargs="+", help="run directories (with eval/results.csv), or folders holding them")
     p.add_argument("-o", "--out", required=True, help="evidence directory, e.g. reports/<name>/evidence")
+    p.add_argument(
+        "--extras",
+        default="",
+        help="float per-image quantities of the evaluation store to pack too (comma-separated, or "
+        "'all'; default none: each adds about 2.5 MB per run at full size)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from robustbench_aux.errors import comma_list
     from robustbench_aux.evaluation import evidence
     from robustbench_aux.paths import component, inside
     from robustbench_aux.report.runs import expand_run_paths
     from robustbench_aux.rundir import read_config
 
     out = Path(args.out)
+    extras = None if args.extras == "all" else comma_list(args.extras)
     for run_dir in expand_run_paths(args.runs):
         run_id = read_config(run_dir).get("run_id") or run_dir.name
-        folder = evidence.export(run_dir, inside(out, component(str(run_id), f"{run_dir}: config run_id")))
+        folder = inside(out, component(str(run_id), f"{run_dir}: config run_id"))
+        evidence.export(run_dir, folder, extras)
         print(f"wrote {folder} ({evidence.folder_bytes(folder) / 1e3:.0f} kB)")
     return 0
