@@ -20,7 +20,12 @@ def add_parser(sub) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("runs", nargs="+", help="run directories (with eval/results.csv), or folders holding them")
+    p.add_argument(
+        "runs",
+        nargs="+",
+        help="run directories (with eval/results.csv) or runs' evidence folders (reports/<name>/evidence/*, "
+        "no checkpoint needed), or folders holding them",
+    )
     p.add_argument("-o", "--out", required=True, help="output directory, e.g. reports/<name>/")
     p.add_argument("--title", help="page title (default: architectures and dataset)")
     p.add_argument("--note", help="a 'Built from:' line shown at the top of the page (what the runs are)")
