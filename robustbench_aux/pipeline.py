@@ -203,9 +203,14 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
         clock = now
 
     command = p.command or f"robustbench-aux reproduce --grid {p.grid}"
+    planned = _grid_jobs(p)
+    reused = reusable_evidence(p, planned)
+    if len(reused) < len(planned.jobs):  # bad input stops here, before anything is written
+        ensure_dataset(p, echo)
+    stage_done("dataset")
     invocation = start_invocation(p.report, command=command, grid=p.grid, started=started)
     try:
-        index = _run_stages(p, echo, started, stages, stage_done, command)
+        index = _run_stages(p, echo, started, stages, stage_done, command, planned, reused)
     except BaseException as exc:
         end_invocation(p.report, invocation, state=f"failed: {exc}" if str(exc) else "failed", stages=stages)
         raise
@@ -300,22 +305,18 @@ def _train_only(p: Pipeline, echo, stage_done, reused: dict[str, Path]) -> None:
         )
 
 
-def _run_stages(p: Pipeline, echo, started, stages, stage_done, command) -> Path:
-    planned = _grid_jobs(p)
-    reused = reusable_evidence(p, planned)
+def _run_stages(p: Pipeline, echo, started, stages, stage_done, command, planned, reused) -> Path:
     if reused:
         echo(
             f"reusing the evidence of {len(reused)} run(s) in {p.report / EVIDENCE_DIR} "
             f"(not trained or evaluated again): {', '.join(reused)}"
         )
     if len(reused) == len(planned.jobs):  # nothing to train or evaluate: no dataset, no CIFAR-C
-        for stage in ("dataset", "corruptions", "runs"):
+        for stage in ("corruptions", "runs"):
             stage_done(stage)
         if p.stop_after == "train":
             return p.report / "index.html"
         return _report(p, echo, started, stages, stage_done, command, reused, [])
-    ensure_dataset(p, echo)
-    stage_done("dataset")
     if p.stop_after == "train":
         _train_only(p, echo, stage_done, reused)
         return p.report / "index.html"

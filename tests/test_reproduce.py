@@ -200,5 +200,5 @@ def test_cpu_grid_runs_land_where_its_docs_say():
     from robustbench_aux.sweep import load_sweep
 
     defaults = load_sweep(REPO / "baselines/grids/cpu_cifar10.toml").defaults
-    assert defaults["out"] == "runs/cifar10"
-    assert "runs/cifar10/CIFAR-10-C-generated" in (REPO / "docs/reproduction.md").read_text()
+    assert defaults["out"] == "runs/cifar10-bf16"
+    assert "runs/cifar10-bf16/CIFAR-10-C-generated" in (REPO / "docs/reproduction.md").read_text()
