@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field, replace
@@ -25,7 +24,7 @@ from robustbench_aux.datasets.loading import DATASETS
 from robustbench_aux.errors import UserError
 from robustbench_aux.report.reproduction import end_invocation, produced_by, start_invocation, write_record
 from robustbench_aux.sweep import load_sweep
-from robustbench_aux.sweep.job import command_line
+from robustbench_aux.sweep.job import command_line, shown
 from robustbench_aux.sweep.local import run_local
 
 log = logging.getLogger(__name__)
@@ -58,10 +57,10 @@ class Pipeline:
 
 def run_cli(argv: list[str], echo=print) -> None:
     """Run one ``robustbench-aux`` command, printed first; a failure stops the pipeline."""
-    echo("robustbench-aux " + shlex.join(argv))
+    echo(shown(argv))
     rc = subprocess.call(command_line(argv))
     if rc != 0:
-        raise UserError(f"step failed (exit code {rc}): robustbench-aux {shlex.join(argv)}")
+        raise UserError(f"step failed (exit code {rc}): {shown(argv)}")
 
 
 def corrupt_argv(
@@ -112,7 +111,7 @@ def ensure_dataset(p: Pipeline, echo=print) -> None:
     except UserError as exc:
         if not p.download:
             raise UserError(f"{exc}{p.hint}") from None
-        echo(f"robustbench-aux data prepare --dataset {p.dataset} --data {p.data}")
+        echo(shown(["data", "prepare", "--dataset", p.dataset, "--data", str(p.data)]))
         try:
             prepare_dataset(p.dataset, p.data, download=True)
         except UserError as exc2:
@@ -187,7 +186,7 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
         stages[name] = now - clock
         clock = now
 
-    command = p.command or f"robustbench-aux reproduce --grid {p.grid}"
+    command = p.command or shown(["reproduce", "--grid", str(p.grid)])
     invocation = start_invocation(p.report, command=command, grid=p.grid, started=started)
     try:
         index = _run_stages(p, echo, started, stages, stage_done, command)
