@@ -18,6 +18,18 @@ import unicodedata
 from robustbench_aux.errors import UserError
 
 REFUSED_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
+# names of the control characters met most (Unicode gives C0 and C1 controls no name)
+_CONTROL_NAMES = {
+    "\0": "NUL",
+    "\t": "TAB",
+    "\n": "LINE FEED",
+    "\v": "LINE TABULATION",
+    "\f": "FORM FEED",
+    "\r": "CARRIAGE RETURN",
+    "\x1b": "ESCAPE",
+    "\x7f": "DELETE",
+    "\x85": "NEXT LINE",
+}
 
 
 def first_control(text: str) -> int | None:
@@ -30,7 +42,7 @@ def first_control(text: str) -> int | None:
 
 def describe(char: str) -> str:
     """``U+000A`` with the character's Unicode name where it has one (``U+2028 LINE SEPARATOR``)."""
-    name = unicodedata.name(char, "")
+    name = _CONTROL_NAMES.get(char) or unicodedata.name(char, "")
     return f"U+{ord(char):04X}{f' {name}' if name else ''}"
 
 
