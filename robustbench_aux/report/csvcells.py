@@ -38,6 +38,8 @@ def _is_text(column: pd.Series) -> bool:
 def safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``frame`` whose text cells, column names and index labels are :func:`safe_cell`."""
     out = frame.rename(index=safe_cell, columns=safe_cell)
+    out.index = out.index.set_names([safe_cell(n) for n in out.index.names])
+    out.columns = out.columns.set_names([safe_cell(n) for n in out.columns.names])
     for i in range(out.shape[1]):
         if _is_text(out.iloc[:, i]):
             out.isetitem(i, out.iloc[:, i].astype(object).map(safe_cell))
