@@ -406,7 +406,7 @@ def test_the_option_table_holds_every_option_the_sweep_writes_or_reserves():
     assert written | set(RESERVED) | set(CLASHES) <= set(OPTIONS)
     assert SHORT["o"].name == "output" and SHORT["t"].name == "time" and OPTIONS["requeue"].arg == "optional"
     undocumented = {n for n, o in OPTIONS.items() if not o.documented}
-    assert len(OPTIONS) == 124 and undocumented == {
+    assert len(OPTIONS) == 120 and undocumented == {
         "autocomplete",
         "cluster",
         "context",
