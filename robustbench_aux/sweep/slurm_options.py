@@ -10,12 +10,19 @@ replaces the grid's value)::
     cpus = 8                           # CPUs per task
     mem = "32G"                        # memory per task: a number with an optional K, M, G or T (Slurm: MB)
     array_parallelism = 4              # at most this many tasks of the array run at once
-    extra = ["account=proj", "qos=high"]   # further sbatch flags, long form, as --name[=value]
+    extra = ["account=proj", "-q high"]   # further sbatch flags: [--]name[=value] or -X [value]
 
 :class:`SlurmOptions` turns them into the parameters submitit writes into the job script
 (``#SBATCH`` lines). Every value is checked here, so a bad one is a one-line error before
 ``sbatch`` is called; what only the cluster knows (does the partition exist) is checked against
 it by :mod:`.slurm` before submitting.
+
+A ``#SBATCH`` line is a bash comment that ends at a newline, so no value may hold a line break or
+other control character (:mod:`robustbench_aux.plaintext`); patterns are matched whole; counts and
+times are ASCII digits, bounded and computed in integers. ``extra`` names are resolved as sbatch
+resolves them (:mod:`.sbatch_flags`: prefixes, short options) and refused when the option they
+name is one the sweep writes or relies on (:data:`RESERVED`), or clashes with one it writes from
+a key that is set (:data:`CLASHES`).
 """
 
 from __future__ import annotations
