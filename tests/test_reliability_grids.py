@@ -186,6 +186,19 @@ CASES = [
         "--slurm-folder holds a control character (U+000A LINE FEED)",
         flags=("--slurm-folder", "logs\ntouch x"),
     ),
+    # reproduce reads the same grid first: the same one-line errors, before anything is written
+    Case(
+        "reproduce-cpus-superscript",
+        ["reproduce", "--grid", "grid.toml", "--report", "rep"],
+        "[slurm] cpus must be an integer in 1..65534 (ASCII digits), got '²'",
+        _grid(slurm='[slurm]\ncpus = "²"\n'),
+    ),
+    Case(
+        "reproduce-same-run-other-set",
+        ["reproduce", "--grid", "grid.toml", "--report", "rep"],
+        "[[runs]] blocks 1 and 2 both make run 'plain-test_tiny-s0' with different steps (--set lr=0.5 vs nothing)",
+        _grid('set = {lr = 0.5}\n[[runs]]\nmethods = ["plain"]\narchs = ["test_tiny"]\nseeds = [0]\n'),
+    ),
     _case(
         "folder-percent", "--slurm-folder must be a folder path without '%'", flags=("--slurm-folder", "l%x")
     ),
@@ -199,7 +212,7 @@ def test_hostile_grids_and_slurm_options(case, world, tmp_path, capsys, monkeypa
 
 def test_battery_size():
     """The figure docs/reliability.md reports."""
-    assert len(CASES) == 34
+    assert len(CASES) == 36
 
 
 def test_world_is_sound(world, tmp_path, capsys, monkeypatch):
