@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from robustbench_aux.errors import UserError
+from robustbench_aux.plaintext import first_control
 
 MAX_COMPONENT = 200  # bytes; file systems allow 255, leaving room for prefixes and suffixes
 
@@ -20,8 +21,8 @@ MAX_COMPONENT = 200  # bytes; file systems allow 255, leaving room for prefixes 
 def component(name, what: str = "name") -> str:
     """``name`` as a string if it can be one path component; else a UserError naming ``what``.
 
-    Refused: empty, ``.``/``..``, path separators, NUL and other control characters, more than
-    :data:`MAX_COMPONENT` bytes.
+    Refused: empty, ``.``/``..``, path separators, NUL and other control or invisible formatting
+    characters (:mod:`robustbench_aux.plaintext`), more than :data:`MAX_COMPONENT` bytes.
     """
     if not isinstance(name, (str, int)) or isinstance(name, bool):
         raise UserError(f"{what} must be a string, got {name!r}")
@@ -31,7 +32,7 @@ def component(name, what: str = "name") -> str:
         or text in (".", "..")
         or "/" in text
         or "\\" in text
-        or any(ord(c) < 32 or ord(c) == 127 for c in text)
+        or first_control(text) is not None
         or len(text.encode("utf-8", "surrogatepass")) > MAX_COMPONENT
     )
     if bad:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
-import shlex
 import subprocess
 import time
 from dataclasses import dataclass, field, replace
@@ -40,7 +39,7 @@ from robustbench_aux.report.reproduction import end_invocation, produced_by, sta
 from robustbench_aux.rundir import EVIDENCE_DIR, RunDir, read_config
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.grid import Job, Sweep, set_values
-from robustbench_aux.sweep.job import command_line
+from robustbench_aux.sweep.job import command_line, shown
 from robustbench_aux.sweep.local import run_local
 
 log = logging.getLogger(__name__)
@@ -73,10 +72,10 @@ class Pipeline:
 
 def run_cli(argv: list[str], echo=print) -> None:
     """Run one ``robustbench-aux`` command, printed first; a failure stops the pipeline."""
-    echo("robustbench-aux " + shlex.join(argv))
+    echo(shown(argv))
     rc = subprocess.call(command_line(argv))
     if rc != 0:
-        raise UserError(f"step failed (exit code {rc}): robustbench-aux {shlex.join(argv)}")
+        raise UserError(f"step failed (exit code {rc}): {shown(argv)}")
 
 
 def corrupt_argv(
@@ -127,7 +126,7 @@ def ensure_dataset(p: Pipeline, echo=print) -> None:
     except UserError as exc:
         if not p.download:
             raise UserError(f"{exc}{p.hint}") from None
-        echo(f"robustbench-aux data prepare --dataset {p.dataset} --data {p.data}")
+        echo(shown(["data", "prepare", "--dataset", p.dataset, "--data", str(p.data)]))
         try:
             prepare_dataset(p.dataset, p.data, download=True)
         except UserError as exc2:
@@ -202,7 +201,7 @@ def run_pipeline(p: Pipeline, echo=print) -> Path:
         stages[name] = now - clock
         clock = now
 
-    command = p.command or f"robustbench-aux reproduce --grid {p.grid}"
+    command = p.command or shown(["reproduce", "--grid", str(p.grid)])
     planned = _grid_jobs(p)
     reused = reusable_evidence(p, planned)
     if len(reused) < len(planned.jobs):  # bad input stops here, before anything is written

@@ -396,7 +396,7 @@ TRAVERSAL = [
     Case(
         "grid-vary-nul",
         ["sweep", "grid.toml"],
-        "cannot be used in a file name",
+        "vary.amp holds a control character (U+0000 NUL)",
         _grid('vary = {amp = ["a\\u0000"]}\n'),
     ),
     Case(

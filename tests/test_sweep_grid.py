@@ -84,3 +84,47 @@ def test_bad_grids(tmp_path, text, message):
 def test_empty_after_filter(tmp_path):
     with pytest.raises(UserError, match="holds no runs"):
         load_sweep(write(tmp_path), methods=["augmix"])
+
+
+RUN = "[[runs]]\nmethods = ['plain']\narchs = ['a']\nseeds = [0]\n"
+
+
+def test_one_run_from_two_blocks_with_other_steps_is_refused_naming_both(tmp_path):
+    text = "[defaults]\nout = 'OUT'\n" + "".join(f"{RUN}set = {{lr = {lr}}}\n" for lr in (0.1, 0.1, 0.2))
+    with pytest.raises(UserError) as info:
+        load_sweep(write(tmp_path, text))
+    message = str(info.value)
+    assert message.startswith("[[runs]] blocks 1 and 3 both make run 'plain-a-s0' with different steps")
+    assert "lr=0.1 vs lr=0.2" in message and len(message.splitlines()) == 1
+
+
+def test_the_same_run_twice_with_the_same_steps_is_one_run(tmp_path):
+    text = f"[defaults]\nout = 'OUT'\n{RUN}set = {{lr = 0.1, amp = 'off'}}\n{RUN}set = {{amp = 'off', lr = 0.1}}\n"
+    sweep = load_sweep(write(tmp_path, text))
+    assert [j.name for j in sweep.jobs] == ["plain-a-s0"]
+
+
+@pytest.mark.parametrize(
+    "defaults, runs, message",
+    [
+        ('data = "d\\nx"', "", "'data' holds a control character (U+000A LINE FEED) at position 2"),
+        ("recipe = '-x'", "", "'recipe' must not start with '-'"),
+        ('device = "cpu\\u2029"', "", "'device' holds a control character (U+2029 PARAGRAPH SEPARATOR)"),
+        ("set = {'a b' = 1}", "", "set: 'a b' is not a --set key"),
+        ("set = {lr = {x = 1}}", "", "set.lr values must be strings, numbers or booleans (or lists of them)"),
+        ('set = {lr = ["a\\u0085"]}', "", "set.lr holds a control character (U+0085 NEXT LINE)"),
+        ("", 'vary = {lr = ["\\u200b"]}', "vary.lr holds a control character (U+200B ZERO WIDTH SPACE)"),
+        ("", "vary = {'' = [1]}", "vary: '' is not a --set key"),
+    ],
+)
+def test_grid_values_that_would_break_a_command_line_are_refused(tmp_path, defaults, runs, message):
+    with pytest.raises(UserError) as info:
+        load_sweep(write(tmp_path, f"[defaults]\n{defaults}\n{RUN}{runs}\n"))
+    assert message in str(info.value) and len(str(info.value).splitlines()) == 1
+
+
+def test_values_with_shell_syntax_are_kept_as_they_are(tmp_path):
+    text = f"[defaults]\ndata = 'my data;$(x)'\nset = {{alpha = \"`y` 'q'\"}}\n{RUN}"
+    (job,) = load_sweep(write(tmp_path, text)).jobs
+    argv = job.steps[0].argv
+    assert argv[argv.index("--data") + 1] == "my data;$(x)" and argv[-1] == "alpha=`y` 'q'"

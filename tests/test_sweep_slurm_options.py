@@ -102,12 +102,12 @@ def test_dry_run_counts_only_unfinished_runs(tmp_path, capsys):
     "flags, message",
     [
         (["--slurm-time", "soon"], "--slurm-time must be minutes (e.g. 1440) or Slurm's"),
-        (["--slurm-gpus", "-1"], "--slurm-gpus must be an integer >= 0, got '-1'"),
-        (["--slurm-cpus", "0"], "--slurm-cpus must be an integer >= 1, got 0"),
+        (["--slurm-gpus", "-1"], "--slurm-gpus must be an integer in 0..65534 (ASCII digits), got '-1'"),
+        (["--slurm-cpus", "0"], "--slurm-cpus must be an integer in 1..65534 (ASCII digits), got 0"),
         (["--slurm-mem", "lots"], "--slurm-mem must be a number of MB or a size like 16G"),
-        (["--slurm-array-parallelism", "x"], "--slurm-array-parallelism must be an integer >= 1"),
+        (["--slurm-array-parallelism", "x"], "--slurm-array-parallelism must be an integer in 1..65534"),
         (["--slurm-partition", "a b"], "--slurm-partition must be a partition name"),
-        (["--slurm-extra=-A"], "--slurm-extra: '-A' is not a long sbatch flag"),
+        (["--slurm-extra=-A"], "--slurm-extra: --account needs a value (--account=VALUE), got '-A'"),
         (["--slurm-extra=--array=0-3"], "--slurm-extra: --array cannot be given here (the sweep makes"),
         (["--slurm-extra", "time=5"], "--slurm-extra: --time cannot be given here (use time / --slurm-time)"),
         (["--slurm-extra", "qos=a", "--slurm-extra", "qos=b"], "--slurm-extra: --qos is given twice"),
@@ -127,7 +127,7 @@ def test_bad_slurm_values_are_one_line_errors_before_anything_is_submitted(tmp_p
     "table, message",
     [
         ('[slurm]\npartitions = "gpu"\n', "unknown key 'partitions'"),
-        ("[slurm]\ngpus = 1.5\n", "[slurm] gpus must be an integer >= 0, got 1.5"),
+        ("[slurm]\ngpus = 1.5\n", "[slurm] gpus must be an integer in 0..65534 (ASCII digits), got 1.5"),
         ('[slurm]\nextra = "account=x"\n', "[slurm] extra must be a list of sbatch flags"),
         ('slurm = "gpu"\n', "[slurm] must be a table"),
     ],
@@ -341,3 +341,135 @@ def test_make_slurm_test_installs_the_packages_and_runs_the_marked_tests():
     )
     assert "-m slurm" in out
     assert "make slurm-test" in (REPO / ".ci" / "run").read_text()
+
+
+# ---------------------------------------------------------------- names resolved as sbatch resolves them
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (
+            "out=/tmp/x",
+            "--output ('out=/tmp/x' to sbatch) cannot be given here (submitit names the log files)",
+        ),
+        ("--outp=/tmp/x", "--output ('--outp=/tmp/x' to sbatch) cannot be given here"),
+        ("-o/tmp/x", "--output ('-o/tmp/x' to sbatch) cannot be given here"),
+        ("-e x", "--error ('-e x' to sbatch) cannot be given here"),
+        ("--no-req", "--no-requeue ('--no-req' to sbatch) cannot be given here"),
+        ("arr=0-9", "--array ('arr=0-9' to sbatch) cannot be given here"),
+        ("-t 5", "--time ('-t 5' to sbatch) cannot be given here (use time / --slurm-time)"),
+        ("part=x", "--partition ('part=x' to sbatch) cannot be given here"),
+        ("-N2", "--nodes ('-N2' to sbatch) cannot be given here"),
+        ("parsable", "--parsable cannot be given here (sbatch must submit the job and print its id"),
+        ("me=1G", "--me is ambiguous for sbatch (it abbreviates --mem, --mem-bind, --mem-per-cpu"),
+        (
+            "mem-per-gpu=1G",
+            "'--mem-per-gpu=1G' clashes with --mem, which the sweep writes from mem / --slurm-mem",
+        ),
+        ("gpus=2", "'--gpus=2' clashes with --gpus-per-node"),
+        ("tres-per-task=gres/gpu:1", "'--tres-per-task=gres/gpu:1' clashes with --gpus-per-node"),
+        ("cpus-per-gpu=2", "'--cpus-per-gpu=2' clashes with --cpus-per-task"),
+        ("contiguous=yes", "--contiguous takes no value"),
+        ("-Hv", "-H (--hold) takes no value; give one option per entry"),
+        ("-Y", "'-Y' is not an sbatch option (no short option -Y)"),
+        ("comment=a\\b", "holds a backslash, which sbatch would read as an escape"),
+        ("comment=a\u2028b", "holds a control character (U+2028 LINE SEPARATOR)"),
+    ],
+)
+def test_extra_flags_are_judged_by_the_option_sbatch_applies(extra, message):
+    with pytest.raises(UserError) as info:
+        slurm_options({"mem": "4G", "cpus": 2}, {"extra": [extra]})
+    assert str(info.value).startswith("--slurm-extra") and message in str(info.value), str(info.value)
+
+
+def test_extra_flags_that_clash_only_with_what_is_set_are_accepted():
+    options = slurm_options({"gpus": 0, "extra": ["gres=gpu:a100:2", "mem-per-cpu=2G", "-q high", "-J name"]})
+    assert options.extra == (
+        ("gres", "gpu:a100:2"),
+        ("mem-per-cpu", "2G"),
+        ("qos", "high"),
+        ("job-name", "name"),
+    )
+    assert slurm_options({"extra": ["gres=nvme:1", "exclusive", "container-image=x"]}).extra == (
+        ("gres", "nvme:1"),
+        ("exclusive", None),
+        ("container-image", "x"),  # a site's plugin option: passed on, sbatch judges it
+    )
+
+
+def test_the_option_table_holds_every_option_the_sweep_writes_or_reserves():
+    from robustbench_aux.sweep.sbatch_flags import OPTIONS, SHORT
+    from robustbench_aux.sweep.slurm_options import CLASHES, RESERVED
+
+    written = {"job-name", "nodes", "time", "signal", "output", "error", "open-mode", "requeue", "wckey"}
+    assert written | set(RESERVED) | set(CLASHES) <= set(OPTIONS)
+    assert SHORT["o"].name == "output" and SHORT["t"].name == "time" and OPTIONS["requeue"].arg == "optional"
+    undocumented = {n for n, o in OPTIONS.items() if not o.documented}
+    assert len(OPTIONS) == 120 and undocumented == {
+        "autocomplete",
+        "cluster",
+        "context",
+        "external",
+        "ntasks-per-tres",
+        "tasks-per-node",
+    }
+
+
+@pytest.mark.parametrize(
+    "key, value, message",
+    [
+        ("cpus", "\u00b2", "[slurm] cpus must be an integer in 1..65534 (ASCII digits), got '²'"),
+        ("gpus", "\u0663", "[slurm] gpus must be an integer in 0..65534 (ASCII digits)"),
+        (
+            "array_parallelism",
+            "99999999999999999999",
+            "[slurm] array_parallelism must be an integer in 1..65534",
+        ),
+        ("time", "1" * 30, "[slurm] time must be minutes (e.g. 1440)"),
+        ("time", "71582789:00:00", "[slurm] time must be at most 4294967293 minutes"),
+        ("time", "\u0661:00", "[slurm] time must be minutes"),
+        ("partition", "gpu\n", "[slurm] partition must be a partition name"),
+        ("mem", "4\uff27", "[slurm] mem must be a number of MB"),
+    ],
+)
+def test_counts_and_times_are_ascii_bounded_and_exact(key, value, message):
+    with pytest.raises(UserError) as info:
+        slurm_options({key: value})
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_a_long_time_limit_is_computed_in_integers():
+    assert parse_time("71582788:12:01") == 4294967293  # seconds rounded up, exactly
+    assert parse_time("4294967293") == 4294967293 and parse_time("1-00:00:01") == 1441
+    with pytest.raises(UserError, match="at most 4294967293 minutes"):
+        parse_time("71582788:13:01")
+
+
+@pytest.mark.parametrize(
+    "folder, message",
+    [
+        ("logs\n#SBATCH --output=/tmp/x", "--slurm-folder holds a control character (U+000A LINE FEED)"),
+        ("logs%j", "--slurm-folder must be a folder path without '%' or a backslash"),
+        ("lo\\gs", "--slurm-folder must be a folder path without '%' or a backslash"),
+    ],
+)
+def test_the_slurm_folder_is_checked_before_the_job_script(tmp_path, capsys, folder, message):
+    argv = ["sweep", str(_grid(tmp_path)), "--executor", "slurm", "--dry-run", "--slurm-folder", folder]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {message}"), err
+
+
+def test_dry_run_prints_commands_shell_quoted_as_they_run(tmp_path, capsys):
+    import shlex
+
+    grid = _grid(tmp_path)
+    grid.write_text(grid.read_text().replace('recipe = "smoke"', 'recipe = "my recipe;$(x)"'))
+    (job,) = load_sweep(grid).jobs[:1]
+    job.run_dir.mkdir(parents=True)
+    (job.run_dir / "last.pt").write_bytes(b"")  # this run would resume
+    assert main(["sweep", str(grid), "--dry-run"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("robustbench-aux ")]
+    assert shlex.split(lines[0]) == ["robustbench-aux", *job.steps[0].argv, "--resume"]
+    assert "'my recipe;$(x)'" in lines[0]

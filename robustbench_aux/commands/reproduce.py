@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 
 from robustbench_aux.commands.sweep import add_packing_options, add_sweep_filters, visible_gpus
 from robustbench_aux.pipeline import Pipeline, run_pipeline
 from robustbench_aux.shipped import resolve_grid
 from robustbench_aux.sweep import load_sweep
+from robustbench_aux.sweep.job import shown
 
 
 def add_parser(sub) -> None:
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         corruptions=Path(corruptions) if corruptions else None,
         download_c=args.download_c,
         stop_after=args.stop_after,
-        command=("robustbench-aux " + shlex.join(args.argv)) if getattr(args, "argv", None) else "",
+        command=shown(args.argv) if getattr(args, "argv", None) else "",
     )
     index = run_pipeline(pipeline)
     if args.stop_after == "train":

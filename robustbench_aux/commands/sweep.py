@@ -11,6 +11,7 @@ import sys
 from robustbench_aux.errors import UserError, comma_list
 from robustbench_aux.shipped import resolve_grid
 from robustbench_aux.sweep import load_sweep
+from robustbench_aux.sweep.slurm_options import parse_folder
 
 
 def _csv(kind):
@@ -136,10 +137,10 @@ def run(args: argparse.Namespace) -> int:
     if args.poll <= 0:
         raise UserError(f"--poll must be a positive number of seconds, got {args.poll}")
     print(f"{len(sweep.jobs)} run(s) in {args.grid}")
+    if args.executor != "local":  # its log paths land in the job script's #SBATCH lines
+        args.slurm_folder = parse_folder(args.slurm_folder)
     if args.dry_run:
-        for job in sweep.jobs:
-            for step in job.steps:
-                print("robustbench-aux " + " ".join(step.argv))
+        print_commands(sweep.jobs)
         if args.executor == "slurm":
             print_job_script(sweep.jobs, options, args.slurm_folder)
         return 0
@@ -155,6 +156,16 @@ def run(args: argparse.Namespace) -> int:
         )
         return summarise(outcomes)
     return run_submitit(sweep.jobs, options, args)
+
+
+def print_commands(jobs) -> None:
+    """Every step's command, shell-quoted as the run passes it (with ``--resume`` where it would
+    resume), so a pasted line is the same argv."""
+    from robustbench_aux.sweep.job import shown, step_argv
+
+    for job in jobs:
+        for step in job.steps:
+            print(shown(step_argv(step)))
 
 
 def summarise(outcomes, logs: dict | None = None) -> int:

@@ -35,6 +35,7 @@ from robustbench_aux import atomic
 from robustbench_aux.catalog import BENCHMARK_15, CBAR_10, CLEAN, SEVERITIES
 from robustbench_aux.errors import UserError
 from robustbench_aux.paths import component, inside
+from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.runs import RunRecord, load_runs
 
 
@@ -302,5 +303,5 @@ def export_robustbench(
     unaggregated = inside(out_dir, UNAGGREGATED)
     written = [atomic.write_json(target, e) for target, e in zip(targets, entries)]
     table = unaggregated_table(records, ids)
-    written.append(atomic.write_text(unaggregated, table.to_csv(float_format="%.4f")))
+    written.append(atomic.write_text(unaggregated, to_csv(table, float_format="%.4f")))
     return written

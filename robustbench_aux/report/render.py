@@ -21,6 +21,7 @@ from robustbench_aux.metrics import compare
 from robustbench_aux.paths import inside
 from robustbench_aux.report import cbar, figures, tables
 from robustbench_aux.report.banner import banner_items, pipeline_check
+from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
 
@@ -43,7 +44,7 @@ def _env() -> Environment:
 def _write_csv(
     out_dir: Path, name: str, frame: pd.DataFrame, written: list[str], index: bool = False
 ) -> None:
-    atomic.write_text(inside(out_dir, name), frame.to_csv(index=index, float_format="%.6f"))
+    atomic.write_text(inside(out_dir, name), to_csv(frame, index=index, float_format="%.6f"))
     written.append(name)
 
 

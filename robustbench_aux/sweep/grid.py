@@ -25,17 +25,27 @@ A grid is TOML with one ``[defaults]`` table and any number of ``[[runs]]`` bloc
 Relative paths are taken relative to the current directory. Unknown keys and values of the wrong
 type (``seeds = ["abc"]``, ``vary = {corruption = "noise"}``) are errors naming the key; a run id
 (method, ``vary`` values, arch, seed joined by ``-``) must be a plain directory name inside ``out``.
+
+Every value reaches a command line (printed shell-quoted, run without a shell) and the run ids
+reach file names, so each is checked where it is read: no string may hold a line break, control
+or invisible formatting character (:mod:`robustbench_aux.plaintext`); a value passed after an
+option (dataset, data, recipe, out, corruptions, device, methods, archs) may not start with ``-``;
+``set`` and ``vary`` keys are ``--set`` keys (``lr``, ``train.lr``). Two ``[[runs]]`` blocks may
+name the same run only with the same steps.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
+import shlex
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustbench_aux.errors import UserError
 from robustbench_aux.paths import component, inside
+from robustbench_aux.plaintext import plain
 from robustbench_aux.rundir import RunDir
 from robustbench_aux.sweep.slurm_options import SlurmOptions, slurm_options
 
@@ -59,6 +69,10 @@ DEFAULT_KEYS = {
 }
 EVAL_PRECISIONS = ("fp32", "bf16", "fp16")  # evaluate --precision
 RUN_KEYS = {"methods": list, "archs": list, "seeds": list, "vary": dict, "set": dict}
+# [defaults] strings passed as the value of an option: one starting with "-" would be read as an option
+OPTION_VALUES = ("dataset", "data", "recipe", "out", "corruptions", "corruptions_bar", "device")
+SET_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")  # a --set key: lr, train.lr
+SCALARS = (str, int, float, bool)
 
 
 @dataclass
@@ -96,11 +110,13 @@ def _check_keys(table, allowed: dict, where: str) -> None:
         kind = allowed[key]
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise UserError(f"{where}: {key!r} must be a {kind.__name__}, got {value!r}")
+        if kind is str:
+            _option_value(value, f"{where}: {key!r}", key in OPTION_VALUES)
     for key in ("methods", "archs"):
         for v in table.get(key, []) if key in allowed else []:
             if not isinstance(v, str):
                 raise UserError(f"{where}: {key!r} must list names (strings), got {v!r}")
-            component(v, f"{where}: {key[:-1]}")
+            _option_value(component(v, f"{where}: {key[:-1]}"), f"{where}: {key[:-1]}", True)
     if "seeds" in allowed:
         for v in table.get("seeds", []):
             check_seed(v, f"{where}: seed")
@@ -112,12 +128,50 @@ def _check_keys(table, allowed: dict, where: str) -> None:
             f"{where}: 'eval_precision' must be one of {', '.join(EVAL_PRECISIONS)}, "
             f"got {table['eval_precision']!r}"
         )
-    for key, values in (table.get("vary") or {}).items():
+    _check_set(table.get("set") or {}, where)
+    _check_vary(table.get("vary") or {}, where)
+
+
+def _option_value(value: str, what: str, after_option: bool) -> str:
+    """A string from the grid: one line, and not starting with ``-`` when it follows an option."""
+    plain(value, what)
+    if after_option and value.startswith("-"):
+        raise UserError(f"{what} must not start with '-' (it would be read as an option), got {value!r}")
+    return value
+
+
+def _check_set_key(key, what: str) -> None:
+    if not isinstance(key, str) or not SET_KEY.fullmatch(key):
+        raise UserError(f"{what}: {key!r} is not a --set key (a name like lr or train.lr)")
+
+
+def _check_scalar(value, what: str, lists: bool = False) -> None:
+    """A value passed as ``--set key=value``: a string, number or boolean (``lists``: or a list of
+    them); strings one line."""
+    if lists and isinstance(value, list):
+        for item in value:
+            _check_scalar(item, what)
+        return
+    if not isinstance(value, SCALARS):
+        kinds = "strings, numbers or booleans" + (" (or lists of them)" if lists else "")
+        raise UserError(f"{what} values must be {kinds}, got {value!r}")
+    if isinstance(value, str):
+        plain(value, what)
+
+
+def _check_set(options: dict, where: str) -> None:
+    for key, value in options.items():
+        _check_set_key(key, f"{where}: set")
+        _check_scalar(value, f"{where}: set.{key}", lists=True)
+
+
+def _check_vary(vary: dict, where: str) -> None:
+    for key, values in vary.items():
+        _check_set_key(key, f"{where}: vary")
         if not isinstance(values, list) or not values:
             raise UserError(f"{where}: vary.{key} must be a non-empty list of values, got {values!r}")
         for v in values:
-            if not isinstance(v, (str, int, float, bool)):
-                raise UserError(f"{where}: vary.{key} values must be strings, numbers or booleans, got {v!r}")
+            _check_scalar(v, f"{where}: vary.{key}")
 
 
 def check_seed(value, what: str = "seed") -> int:
@@ -206,36 +260,75 @@ def make_job(defaults: dict, method: str, arch: str, seed: int, variant: dict, f
     return Job(name, run_dir, steps, spec)
 
 
+def _same_steps(a: Job, b: Job) -> bool:
+    """The two jobs run the same commands (``--set`` pairs compared as a set: their order does not
+    change the run)."""
+
+    def canonical(job: Job):
+        return [(_set_pairs_sorted(step.argv), step.done, step.resume_if) for step in job.steps]
+
+    return canonical(a) == canonical(b)
+
+
+def _set_pairs_sorted(argv: list[str]) -> list[str]:
+    pairs = sorted(argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == "--set")
+    rest = [arg for i, arg in enumerate(argv) if arg != "--set" and (i == 0 or argv[i - 1] != "--set")]
+    return rest + pairs
+
+
+def _difference(a: Job, b: Job) -> str:
+    """What differs between the first steps of two jobs with one run id, for the message."""
+    for step_a, step_b in zip(a.steps, b.steps):
+        only_a = [x for x in step_a.argv if x not in step_b.argv]
+        only_b = [x for x in step_b.argv if x not in step_a.argv]
+        if only_a or only_b:
+            return f"{shlex.join(only_a) or 'nothing'} vs {shlex.join(only_b) or 'nothing'}"
+    return f"{len(a.steps)} vs {len(b.steps)} steps"
+
+
+def _block_jobs(defaults: dict, block: dict, methods, archs, seeds):
+    """The jobs of one [[runs]] block, in grid order."""
+    vary = block.get("vary", {})
+    keys = list(vary)
+    variants = [dict(zip(keys, values)) for values in itertools.product(*(vary[k] for k in keys))]
+    for method in block["methods"]:
+        if methods is not None and method not in methods:
+            continue
+        for arch, seed, variant in itertools.product(
+            archs or block["archs"], seeds or block["seeds"], variants
+        ):
+            yield make_job(defaults, method, arch, int(seed), variant, block.get("set", {}))
+
+
 def expand(defaults: dict, blocks: list[dict], *, methods=None, archs=None, seeds=None) -> list[Job]:
-    """All jobs of the grid. ``archs``/``seeds`` replace every block's lists, ``methods`` filters them."""
+    """All jobs of the grid. ``archs``/``seeds`` replace every block's lists, ``methods`` filters them.
+
+    A run named twice with the same steps is one job; with different steps (another ``set``, say)
+    it is a UserError naming both blocks."""
     if not isinstance(blocks, list):
         raise UserError("the grid's runs must be [[runs]] blocks (an array of tables), not one [runs] table")
     _check_keys({"methods": methods or [], "archs": archs or [], "seeds": seeds or []}, RUN_KEYS, "filters")
-    jobs: dict[str, Job] = {}
+    jobs: dict[str, tuple[int, Job]] = {}
     for i, block in enumerate(blocks):
         _check_keys(block, RUN_KEYS, f"[[runs]] block {i + 1}")
         for key in ("methods", "archs", "seeds"):
             if not block.get(key):
                 raise UserError(f"[[runs]] block {i + 1}: {key!r} is missing or empty")
-        vary = block.get("vary", {})
-        keys = list(vary)
-        variants = [dict(zip(keys, values)) for values in itertools.product(*(vary[k] for k in keys))]
-        for method in block["methods"]:
-            if methods is not None and method not in methods:
-                continue
-            for arch, seed, variant in itertools.product(
-                archs or block["archs"], seeds or block["seeds"], variants
-            ):
-                job = make_job(defaults, method, arch, int(seed), variant, block.get("set", {}))
-                jobs.setdefault(job.name, job)
-    return list(jobs.values())
+        for job in _block_jobs(defaults, block, methods, archs, seeds):
+            first, seen = jobs.setdefault(job.name, (i, job))
+            if not _same_steps(seen, job):
+                raise UserError(
+                    f"[[runs]] blocks {first + 1} and {i + 1} both make run {job.name!r} with different "
+                    f"steps ({_difference(seen, job)}); give one of them a vary value or drop the run from one"
+                )
+    return [job for _, job in jobs.values()]
 
 
-def load_sweep(path: str | Path, *, overrides: dict | None = None, **filters) -> Sweep:
-    """Read a grid file; ``overrides`` replace ``[defaults]`` entries; ``filters`` go to :func:`expand`."""
+def read_grid(path: str | Path) -> dict:
+    """The grid file's TOML document (one-line errors for a missing, binary or invalid file)."""
     path = Path(path)
     try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise UserError(f"grid file {path} does not exist") from None
     except IsADirectoryError:
@@ -244,18 +337,27 @@ def load_sweep(path: str | Path, *, overrides: dict | None = None, **filters) ->
         raise UserError(f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path} is not valid TOML ({exc})") from None
+
+
+def sweep_from(doc: dict, where: str, *, overrides: dict | None = None, **filters) -> Sweep:
+    """The sweep of a grid document (``where`` names it in errors): every value checked."""
     for key in doc:
         if key not in ("defaults", "runs", "slurm"):
-            raise UserError(f"{path}: unknown top-level key {key!r} (allowed: defaults, runs, slurm)")
+            raise UserError(f"{where}: unknown top-level key {key!r} (allowed: defaults, runs, slurm)")
     if not isinstance(doc.get("defaults", {}), dict):
-        raise UserError(f"{path}: defaults must be a [defaults] table, got {doc['defaults']!r}")
+        raise UserError(f"{where}: defaults must be a [defaults] table, got {doc['defaults']!r}")
     defaults = {**doc.get("defaults", {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
-    _check_keys(defaults, DEFAULT_KEYS, f"{path} [defaults]")
+    _check_keys(defaults, DEFAULT_KEYS, f"{where} [defaults]")
     jobs = expand(defaults, doc.get("runs", []), **filters)
     if not jobs:
-        raise UserError(f"{path}: the grid (after filters {filters}) holds no runs")
+        raise UserError(f"{where}: the grid (after filters {filters}) holds no runs")
     try:
         slurm = slurm_options(doc.get("slurm", {}))
     except UserError as exc:
-        raise UserError(f"{path}: {exc}") from None
+        raise UserError(f"{where}: {exc}") from None
     return Sweep(defaults, jobs, slurm)
+
+
+def load_sweep(path: str | Path, *, overrides: dict | None = None, **filters) -> Sweep:
+    """Read a grid file; ``overrides`` replace ``[defaults]`` entries; ``filters`` go to :func:`expand`."""
+    return sweep_from(read_grid(path), str(path), overrides=overrides, **filters)

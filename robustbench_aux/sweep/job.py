@@ -25,6 +25,19 @@ def command_line(argv: list[str]) -> list[str]:
     return [sys.executable, "-m", "robustbench_aux", *argv]
 
 
+def shown(argv: list[str]) -> str:
+    """``robustbench-aux ARGV`` shell-quoted: pasted into a shell it is the very argv the run passes."""
+    return shlex.join(["robustbench-aux", *argv])
+
+
+def step_argv(step) -> list[str]:
+    """The arguments a step runs with now: its argv, plus ``--resume`` once its ``resume_if`` exists."""
+    argv = list(step.argv)
+    if step.resume_if is not None and step.resume_if.exists():
+        argv.append("--resume")
+    return argv
+
+
 WARNING_SIGNALS = tuple(getattr(signal, n) for n in ("SIGUSR1", "SIGUSR2") if hasattr(signal, n))
 
 
@@ -64,11 +77,9 @@ def run_job(job: Job, *, env: dict | None = None, echo=print, note: str = "") ->
     for step in job.steps:
         if step.done.exists():
             continue
-        argv = list(step.argv)
-        if step.resume_if is not None and step.resume_if.exists():
-            argv.append("--resume")
+        argv = step_argv(step)
         cmd = command_line(argv)
-        echo(f"[{job.name}] robustbench-aux {shlex.join(argv)}")
+        echo(f"[{job.name}] {shown(argv)}")
         with open(logfile, "a") as out:
             if note:
                 out.write(f"# {note}\n")

@@ -33,7 +33,7 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.rundir import RunDir
 from robustbench_aux.sweep.grid import Job
 from robustbench_aux.sweep.job import last_error_line, run_job
-from robustbench_aux.sweep.slurm_options import SlurmOptions
+from robustbench_aux.sweep.slurm_options import SlurmOptions, parse_folder
 
 
 def _submitit():
@@ -96,7 +96,7 @@ class ResumableJob:
 
 def submit_command(folder: str | Path) -> str:
     """The command each task runs: this Python running submitit's task entry point."""
-    return " ".join([shlex.quote(sys.executable), "-u -m submitit.core._submit", shlex.quote(str(folder))])
+    return shlex.join([sys.executable, "-u", "-m", "submitit.core._submit", str(folder)])
 
 
 def job_script(options: SlurmOptions, folder: str | Path, n_tasks: int) -> str:
@@ -104,7 +104,7 @@ def job_script(options: SlurmOptions, folder: str | Path, n_tasks: int) -> str:
     for two or more, as submitit submits them)."""
     from submitit.slurm.slurm import _make_sbatch_string
 
-    folder = Path(folder).expanduser().absolute()
+    folder = Path(parse_folder(str(Path(folder).expanduser().absolute())))
     params = options.sbatch_params()
     if n_tasks > 1:
         params["map_count"] = n_tasks
@@ -147,6 +147,7 @@ def make_executor(folder: str | Path, options: SlurmOptions | None = None, *, lo
     """A submitit executor: Slurm, or submitit's local executor (``local``; used by tests)."""
     submitit = _submitit()
     options = options or SlurmOptions()
+    folder = parse_folder(str(folder))
     if local:
         executor = submitit.LocalExecutor(folder=str(folder))
         executor.update_parameters(timeout_min=options.time_min)
