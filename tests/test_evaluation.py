@@ -135,7 +135,7 @@ def test_resume_after_kill_gives_the_same_csv(tmp_path, cifar10_root, cifar_c, m
     b = save_tiny_run(tmp_path / "b", seed=5)
     evaluate_run(a, cifar_c, data_root=cifar10_root, n=N, device="cpu")  # uninterrupted
 
-    real = eval_api.predict_labels
+    real = eval_api.predict_scores
     calls = {"n": 0}
 
     def dies_after_six_blocks(*args, **kwargs):
@@ -144,10 +144,11 @@ def test_resume_after_kill_gives_the_same_csv(tmp_path, cifar10_root, cifar_c, m
             raise KeyboardInterrupt  # what a Ctrl-C or kill mid-block leaves behind
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(eval_api, "predict_labels", dies_after_six_blocks)
+    monkeypatch.setattr(eval_api, "predict_scores", dies_after_six_blocks)
     with pytest.raises(KeyboardInterrupt):
         evaluate_run(b, cifar_c, data_root=cifar10_root, n=N, device="cpu")
     assert len(list((b / "eval" / "per_image").glob("*.npy"))) == 6
+    assert len(list((b / "eval" / "per_image_scores").glob("*.npy"))) == 6
     assert not (b / "eval" / "results.csv").exists()
 
     calls["n"] = -100  # no more interruptions; count the blocks computed on resume

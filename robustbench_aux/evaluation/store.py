@@ -1,7 +1,11 @@
 """Per-block results on disk, so a killed evaluation resumes where it stopped.
 
 ``<out>/per_image/<block>.npy`` holds one bool per test image (correct or not) for each finished
-(corruption, severity) block, written atomically; ``<out>/progress.json`` holds a fingerprint of
+(corruption, severity) block, written atomically, and ``<out>/per_image_scores/<block>.npy`` the
+image's calibration scores (float32, shape (n, 3): confidence, NLL, Brier; 12 bytes per image, so
+about 11.5 MB for the clean set and 19 x 5 blocks of 10,000 images), written before the
+correctness file so a stored block always has both unless it was evaluated before the scores were
+recorded (then its calibration is "not recorded"); ``<out>/progress.json`` holds a fingerprint of
 what is being evaluated (model weights, corruption files, n, precision). A rerun with the same
 fingerprint skips finished blocks; a different fingerprint is refused unless ``restart`` is set,
 so results of another model are never silently mixed in or thrown away.
@@ -19,12 +23,14 @@ import numpy as np
 from robustbench_aux import atomic
 from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
+from robustbench_aux.metrics.calibration import SCORE_DTYPE, SCORE_FIELDS
 from robustbench_aux.paths import component, inside
-from robustbench_aux.rundir import PER_IMAGE_DIR, PROGRESS_JSON
+from robustbench_aux.rundir import PER_IMAGE_DIR, PER_IMAGE_SCORES_DIR, PROGRESS_JSON
 
 log = logging.getLogger(__name__)
 
 PER_IMAGE = PER_IMAGE_DIR
+PER_IMAGE_SCORES = PER_IMAGE_SCORES_DIR
 PROGRESS = PROGRESS_JSON
 
 
@@ -44,6 +50,7 @@ class BlockStore:
     def __init__(self, out_dir: str | Path, fingerprint: dict, *, restart: bool = False):
         self.out_dir = Path(out_dir)
         self.dir = self.out_dir / PER_IMAGE
+        self.scores_dir = self.out_dir / PER_IMAGE_SCORES
         self.fingerprint = fingerprint
         self.digest = fingerprint_digest(fingerprint)
         progress = self.out_dir / PROGRESS
@@ -72,12 +79,17 @@ class BlockStore:
 
     def _clear(self) -> None:
         log.info("restart: discarding previous per-block results in %s", self.dir)
-        if self.dir.is_dir():
-            for f in self.dir.glob("*.npy"):
-                f.unlink()
+        for d in (self.dir, self.scores_dir):
+            if d.is_dir():
+                for f in d.glob("*.npy"):
+                    f.unlink()
 
     def path(self, corruption: str, severity: int) -> Path:
         return inside(self.dir, f"{component(block_name(corruption, severity), 'corruption name')}.npy")
+
+    def scores_path(self, corruption: str, severity: int) -> Path:
+        name = component(block_name(corruption, severity), "corruption name")
+        return inside(self.scores_dir, f"{name}.npy")
 
     def load(self, corruption: str, severity: int, n: int) -> np.ndarray | None:
         """The stored per-image result of a block, or None if absent or of the wrong length."""
@@ -94,8 +106,60 @@ class BlockStore:
             return None
         return arr
 
-    def save(self, corruption: str, severity: int, correct: np.ndarray) -> None:
+    def load_scores(self, corruption: str, severity: int, n: int) -> np.ndarray | None:
+        """The stored calibration scores of a block ((n, 3) float32), or None when absent (a block
+        evaluated before they were recorded), unreadable or of the wrong shape."""
+        p = self.scores_path(corruption, severity)
+        if not p.is_file():
+            return None
+        return _read_scores(p, n)
+
+    def save(
+        self, corruption: str, severity: int, correct: np.ndarray, scores: np.ndarray | None = None
+    ) -> None:
+        """Store a finished block: its scores first, then its correctness (the file resume looks for)."""
+        if scores is not None:
+            atomic.save_npy(self.scores_path(corruption, severity), np.asarray(scores, dtype=SCORE_DTYPE))
         atomic.save_npy(self.path(corruption, severity), np.asarray(correct, dtype=np.bool_))
+
+
+def _read_scores(p: Path, n: int | None) -> np.ndarray | None:
+    try:
+        arr = np.load(p, allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        log.warning("ignoring unreadable scores file %s: that block's calibration is not recorded", p)
+        return None
+    shape_ok = arr.ndim == 2 and arr.shape[1] == len(SCORE_FIELDS) and (n is None or arr.shape[0] == n)
+    if arr.dtype != SCORE_DTYPE or not shape_ok:
+        log.warning(
+            "ignoring %s (%s %s, expected (n, 3) float32): calibration not recorded", p, arr.dtype, arr.shape
+        )
+        return None
+    return arr
+
+
+def _block_key(stem: str) -> tuple[str, int] | None:
+    if stem == CLEAN:
+        return (CLEAN, 0)
+    name, sep, sev = stem.rpartition("_s")
+    return (name, int(sev)) if sep and sev.isdigit() else None
+
+
+def load_per_image_scores(eval_dir: str | Path) -> dict[tuple[str, int], np.ndarray]:
+    """The stored calibration scores of every block that has them (empty for an evaluation made
+    before they were recorded); unreadable files are left out with a warning."""
+    d = Path(eval_dir) / PER_IMAGE_SCORES
+    out: dict[tuple[str, int], np.ndarray] = {}
+    if not d.is_dir():
+        return out
+    for f in sorted(d.glob("*.npy")):
+        key = _block_key(f.stem)
+        if key is None:
+            continue
+        arr = _read_scores(f, None)
+        if arr is not None:
+            out[key] = arr
+    return out
 
 
 def load_per_image(eval_dir: str | Path) -> dict[tuple[str, int], np.ndarray]:
