@@ -120,18 +120,11 @@ def overlay(lines: dict[str, LogitLine]):
             y = 100 * line.predict(x / 100)
             inside_range = line.in_range(x / 100)
             name = "RobustBench line" if key == REFERENCE else "this report's line"
-            ax.plot(
-                np.where(inside_range, x, np.nan), y, color=color, ls=ls, lw=1.3, label=f"{name} (logit fit)"
-            )
-            if (~inside_range).any():
-                ax.plot(
-                    np.where(~inside_range, x, np.nan),
-                    y,
-                    color=color,
-                    ls=":",
-                    lw=1.3,
-                    label=f"{name}, extrapolated outside its clean range",
-                )
+            outside = ~inside_range
+            label = f"{name} (logit fit; dotted where extrapolated)"
+            ax.plot(np.where(inside_range, x, np.nan), y, color=color, ls=ls, lw=1.3, label=label)
+            if outside.any():  # one legend entry per line: the dotted part is named in its label
+                ax.plot(np.where(outside, x, np.nan), y, color=color, ls=":", lw=1.3, label="_nolegend_")
             y0, y1 = min(y0, float(np.nanmin(y))), max(y1, float(np.nanmax(y)))
         ax.set_xlim(lo, hi)
         ax.set_ylim(y0, y1)
