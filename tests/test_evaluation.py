@@ -203,7 +203,13 @@ def test_cli_evaluate(run_dir, cifar10_root, cifar_c, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "clean_acc" in out and "mean_acc_15" in out and str(run_dir / "eval") in out
-    assert len(pd.read_csv(run_dir / "eval" / "results.csv")) == 11
+    written = pd.read_csv(run_dir / "eval" / "results.csv")
+    assert len(written) == 11
+    assert {"ece", "rmsce", "nll", "brier"} <= set(written.columns) and written["ece"].notna().all()
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    ece = summary["calibration"]["ece"]
+    assert f"ECE        {ece['clean']:.4f} / {ece['mean_15']:.4f}" in out
+    assert "11 of 11 blocks recorded" in out
 
 
 def test_cli_evaluate_help(capsys):
