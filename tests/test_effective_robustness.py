@@ -162,6 +162,8 @@ def test_report_calibration_section(calibrated_report):
         "nll",
         "brier",
     }
+    per_run = pd.read_csv(out / "calibration_runs.csv")
+    assert len(per_run) == 10 and (per_run["calibration_blocks_recorded"] == 76).all()
     methods = pd.read_csv(out / "calibration_methods.csv")
     assert (methods["blocks_recorded_min"] == methods["blocks"]).all()
     # the fixture makes plain the most overconfident: every method's ECE is below plain's

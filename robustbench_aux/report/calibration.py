@@ -3,6 +3,8 @@
 Tables (CSV beside the page; ECE and RMS calibration error as fractions, NLL in nats, Brier in
 [0, 2]; differences of ECE in points = 100 × fraction, as accuracy differences):
 
+- ``calibration_runs.csv``: per run, each metric on the clean set and averaged over the 15 and the
+  19, and how many of its blocks had calibration recorded;
 - ``calibration_methods.csv``: per (method, architecture), each metric on the clean set and
   averaged over the 15 benchmark corruptions, mean and std over seeds, and how many blocks had
   calibration recorded;
@@ -398,6 +400,7 @@ def calibration_section(
     per_corr = corruption_table(df)
     tests = test_table(df, records)
     for name, frame in (
+        ("calibration_runs.csv", calibration_runs(df)),
         ("calibration_methods.csv", methods),
         ("calibration_severity.csv", sev),
         ("calibration_per_corruption.csv", per_corr),
