@@ -131,6 +131,10 @@ def test_report_effective_robustness_section(calibrated_report):
     assert lines["key"].tolist() == ["robustbench", "own"]  # 5 distinct models: the report's own line too
     er = pd.read_csv(out / "effective_robustness.csv")
     assert set(er["label"]) == set(LABELS) and not er["in_range_robustbench"].any()
+    per_run = pd.read_csv(out / "effective_runs.csv")
+    assert len(per_run) == 10
+    aux = per_run[per_run["label"] == "auxiliary"]["er_robustbench_pts"]
+    assert er.set_index("label").loc["auxiliary", "er_robustbench_pts"] == pytest.approx(aux.mean(), abs=1e-5)
     assert "Outside the RobustBench line's range" in text and "extrapolation" in text
     assert "generated CIFAR-C" in text
     assert "78fcc9e48a07a861268f295a777b975f25155964" in text

@@ -12,7 +12,8 @@ Two lines, named wherever a number uses one:
 ``effective_robustness.csv``: per (method, architecture) the seed means of clean accuracy and
 mean_acc_15, each line's prediction, and the effective robustness (points) as mean, std and a 95 %
 t interval over seeds (none with one seed), with whether the runs lie inside the line's clean
-accuracy range. ``effective_lines.csv``: each line's a, b, models and range. The page says plainly
+accuracy range; ``effective_runs.csv`` the same per run. ``effective_lines.csv``: each line's a,
+b, models and range. The page says plainly
 when runs are outside the RobustBench line's range (an extrapolation) and when CIFAR-C was
 generated rather than published (the line's points are on the published files).
 """
@@ -173,7 +174,13 @@ def effective_section(
             index=False, float_format="%.6f"
         ),
     )
-    written += ["effective_robustness.csv", "effective_lines.csv"]
+    per_run = runs[["run_id", "label", "arch", "seed", "clean_acc", "mean_acc_15"]].copy()
+    for key, line in lines.items():
+        per_run[f"pred_{key}"] = line.predict(per_run["clean_acc"])
+        per_run[f"er_{key}_pts"] = effective_robustness(per_run["clean_acc"], per_run["mean_acc_15"], line)
+        per_run[f"in_range_{key}"] = line.in_range(per_run["clean_acc"])
+    atomic.write_text(inside(out_dir, "effective_runs.csv"), per_run.to_csv(index=False, float_format="%.6f"))
+    written += ["effective_robustness.csv", "effective_lines.csv", "effective_runs.csv"]
     notes = context["notes"]
     if ref is not None:
         outside = table[~table[f"in_range_{REFERENCE}"]]
