@@ -93,6 +93,7 @@ def test_own_line_needs_five_models_and_intervals_are_over_seeds():
     assert a["er_own_pts"] == pytest.approx(er.mean())
     half = 12.706204736 * er.std(ddof=1) / math.sqrt(2)  # t_{0.975, 1}
     assert (a["er_own_pts_low"], a["er_own_pts_high"]) == pytest.approx((er.mean() - half, er.mean() + half))
+    assert table["in_range_own"].tolist() == [True, True, True, True, True]  # the edges are inside
     d = table.set_index("label").loc["d"]
     assert d["interval_own"] == "none (1 seed)" and math.isnan(d["er_own_pts_low"])
 

@@ -79,12 +79,12 @@ def fit_logit_line(clean_acc, corrupted_acc, *, name: str, models: str) -> Logit
     x, y = logit(clean_acc), logit(corrupted_acc)
     ok = np.isfinite(x) & np.isfinite(y)
     x, y = x[ok], y[ok]
+    c = np.asarray(clean_acc, np.float64)[ok]  # the range from the accuracies themselves, not σ(logit(·))
     if len(x) < 2 or np.ptp(x) == 0:
         raise UserError(f"a line needs at least two models of different clean accuracy, got {len(x)}")
     a, b = np.polyfit(x, y, 1)
     resid = y - (a * x + b)
     sd = float(np.sqrt((resid**2).sum() / (len(x) - 2))) if len(x) > 2 else float("nan")
-    c = expit(x)
     return LogitLine(float(a), float(b), int(len(x)), float(c.min()), float(c.max()), sd, name, models)
 
 

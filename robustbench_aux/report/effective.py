@@ -11,8 +11,8 @@ Two lines, named wherever a number uses one:
 
 ``effective_robustness.csv``: per (method, architecture) the seed means of clean accuracy and
 mean_acc_15, each line's prediction, and the effective robustness (points) as mean, std and a 95 %
-t interval over seeds (none with one seed), with whether the runs lie inside the line's clean
-accuracy range; ``effective_runs.csv`` the same per run. ``effective_lines.csv``: each line's a,
+t interval over seeds (none with one seed), with whether the method's mean clean accuracy lies
+inside the line's clean-accuracy range; ``effective_runs.csv`` the same per run. ``effective_lines.csv``: each line's a,
 b, models and range. The page says plainly
 when runs are outside the RobustBench line's range (an extrapolation) and when CIFAR-C was
 generated rather than published (the line's points are on the published files).
@@ -74,7 +74,8 @@ def effective_table(runs: pd.DataFrame, lines: dict[str, LogitLine]) -> pd.DataF
     """Per (label, arch): seeds, clean_acc / mean_acc_15 seed means, and per line k in ``lines``
     ``pred_<k>`` (the line's accuracy at the mean clean accuracy), ``er_<k>_pts`` (mean over seeds
     of the runs' effective robustness), ``_std``, ``_low``, ``_high``, ``interval_<k>``,
-    ``in_range_<k>`` (every seed's clean accuracy inside the line's range)."""
+    ``in_range_<k>`` (the mean clean accuracy inside the line's range; ``effective_runs.csv`` says
+    it per run)."""
     rows = []
     for (label, arch), g in runs.groupby(["label", "arch"], sort=False):
         row: dict = {
@@ -95,7 +96,8 @@ def effective_table(runs: pd.DataFrame, lines: dict[str, LogitLine]) -> pd.DataF
                     f"er_{key}_pts_low": lo,
                     f"er_{key}_pts_high": hi,
                     f"interval_{key}": how,
-                    f"in_range_{key}": bool(line.in_range(g["clean_acc"]).all()),
+                    # judged at the method's point (its mean clean accuracy), as plotted
+                    f"in_range_{key}": bool(line.in_range(row["clean_acc"])),
                 }
             )
         rows.append(row)
@@ -139,6 +141,12 @@ def effective_section(
     """Write ``effective_robustness.csv`` / ``effective_lines.csv`` and return the template context
     (``lines``: the lines drawn on the trade-off plot, for :func:`overlay`)."""
     lines: dict[str, LogitLine] = {}
+    if n15 == 0:  # no benchmark corruption evaluated: nothing to set against a line
+        return {
+            "lines": lines,
+            "table": None,
+            "notes": ["No benchmark corruption was evaluated: effective robustness needs mean_acc_15."],
+        }
     ref = reference_line(dataset) if dataset in ("cifar10", "cifar100") else None
     if ref is not None:
         lines[REFERENCE] = ref
