@@ -328,7 +328,9 @@ def write_fixture_run(
         atomic.save_npy(run_dir / "eval" / PER_IMAGE / f"{block_name(c, s)}.npy", hit)
         if calibration:
             scores = _fixture_scores(hit, label, seed, block_seed=2000 + i)
-            atomic.save_npy(run_dir / "eval" / "per_image_scores" / f"{block_name(c, s)}.npy", scores)
+            for j, quantity in enumerate(("confidence", "nll", "brier")):
+                path = run_dir / "eval" / PER_IMAGE / f"{block_name(c, s)}.{quantity}.npy"
+                atomic.save_npy(path, np.ascontiguousarray(scores[:, j]))
             cal[(c, s)] = block_calibration(hit, scores)
     table = block_rows(run_identity(config), counts, cal)
     prov = {

@@ -185,8 +185,9 @@ def test_resume_from_blocks_stored_before_calibration(tmp_path, cifar10, cifar10
     cdir = write_cifar_c(tmp_path / "c", cifar10.test_x[:n], cifar10.test_y[:n], ("fog",))
     run = save_tiny_run(tmp_path / "run", seed=1)
     first = evaluate_run(run, cdir, data_root=cifar10_root, n=n, device="cpu")
-    for f in (run / "eval" / "per_image_scores").glob("fog_s*.npy"):  # as an older version left them
+    for f in (run / "eval" / "per_image").glob("fog_s*.*.npy"):  # as an older version left them
         f.unlink()
+    assert len(list((run / "eval" / "per_image").glob("fog_s*.npy"))) == 5  # correctness kept
     again = evaluate_run(run, cdir, data_root=cifar10_root, n=n, device="cpu")
     assert again.summary["timing"]["images_evaluated_now"] == 0  # nothing recomputed
     t = again.table

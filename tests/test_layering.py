@@ -71,7 +71,7 @@ def test_design_doc_lists_every_run_directory_file():
     doc = (ROOT / "docs" / "design.md").read_text(encoding="utf-8")
     table = doc[doc.index("**Run directory**") : doc.index("**Checkpoints**")]
     names = [v for k, v in vars(rundir).items() if k.isupper() and isinstance(v, str)]
-    assert len(names) == 12
+    assert len(names) == 11
     missing = [n for n in names if n not in table]
     assert not missing, missing
     run = rundir.RunDir("r")

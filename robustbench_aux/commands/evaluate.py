@@ -4,7 +4,7 @@ Evaluates the clean test set of the run's dataset and every (corruption, severit
 CIFAR-C directory, batched on the device, and writes ``<run>/eval/results.csv`` (tidy long table)
 and ``<run>/eval/summary.json``; beside each block's accuracy, its ECE, RMS calibration error, NLL and
 Brier score (docs/metrics.md). Finished blocks are kept in ``<run>/eval/per_image/`` (and their
-per-image calibration scores in ``per_image_scores/``): rerunning
+per-image calibration scores beside them, ``<block>.confidence.npy``, ``.nll.npy``, ``.brier.npy``): rerunning
 the same command after a kill continues where it stopped.
 
 Any other model: ``--model PKG.MODULE:FACTORY`` (with ``--weights FILE``, ``--model-arg KEY=VALUE``),

@@ -1,11 +1,11 @@
 """Per-block results on disk, so a killed evaluation resumes where it stopped.
 
 ``<out>/per_image/<block>.npy`` holds one bool per test image (correct or not) for each finished
-(corruption, severity) block, written atomically, and ``<out>/per_image_scores/<block>.npy`` the
-image's calibration scores (float32, shape (n, 3): confidence, NLL, Brier; 12 bytes per image, so
-about 11.5 MB for the clean set and 19 x 5 blocks of 10,000 images), written before the
-correctness file so a stored block always has both unless it was evaluated before the scores were
-recorded (then its calibration is "not recorded"); ``<out>/progress.json`` holds a fingerprint of
+(corruption, severity) block, written atomically, and beside it one float32 file per calibration
+quantity, ``<out>/per_image/<block>.<quantity>.npy`` for quantity in confidence, nll, brier (12 bytes
+per image in all, so about 11.5 MB for the clean set and 19 x 5 blocks of 10,000 images), written
+before the correctness file so a stored block always has them unless it was evaluated before they
+were recorded (then its calibration is "not recorded"); ``<out>/progress.json`` holds a fingerprint of
 what is being evaluated (model weights, corruption files, n, precision). A rerun with the same
 fingerprint skips finished blocks; a different fingerprint is refused unless ``restart`` is set,
 so results of another model are never silently mixed in or thrown away.
@@ -25,12 +25,11 @@ from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics.calibration import SCORE_DTYPE, SCORE_FIELDS
 from robustbench_aux.paths import component, inside
-from robustbench_aux.rundir import PER_IMAGE_DIR, PER_IMAGE_SCORES_DIR, PROGRESS_JSON
+from robustbench_aux.rundir import PER_IMAGE_DIR, PROGRESS_JSON
 
 log = logging.getLogger(__name__)
 
 PER_IMAGE = PER_IMAGE_DIR
-PER_IMAGE_SCORES = PER_IMAGE_SCORES_DIR
 PROGRESS = PROGRESS_JSON
 
 
@@ -50,7 +49,6 @@ class BlockStore:
     def __init__(self, out_dir: str | Path, fingerprint: dict, *, restart: bool = False):
         self.out_dir = Path(out_dir)
         self.dir = self.out_dir / PER_IMAGE
-        self.scores_dir = self.out_dir / PER_IMAGE_SCORES
         self.fingerprint = fingerprint
         self.digest = fingerprint_digest(fingerprint)
         progress = self.out_dir / PROGRESS
@@ -79,17 +77,16 @@ class BlockStore:
 
     def _clear(self) -> None:
         log.info("restart: discarding previous per-block results in %s", self.dir)
-        for d in (self.dir, self.scores_dir):
-            if d.is_dir():
-                for f in d.glob("*.npy"):
-                    f.unlink()
+        if self.dir.is_dir():
+            for f in self.dir.glob("*.npy"):  # correctness and the per-image quantities beside it
+                f.unlink()
 
     def path(self, corruption: str, severity: int) -> Path:
         return inside(self.dir, f"{component(block_name(corruption, severity), 'corruption name')}.npy")
 
-    def scores_path(self, corruption: str, severity: int) -> Path:
+    def scores_path(self, corruption: str, severity: int, quantity: str) -> Path:
         name = component(block_name(corruption, severity), "corruption name")
-        return inside(self.scores_dir, f"{name}.npy")
+        return inside(self.dir, f"{name}.{quantity}.npy")
 
     def load(self, corruption: str, severity: int, n: int) -> np.ndarray | None:
         """The stored per-image result of a block, or None if absent or of the wrong length."""
@@ -107,32 +104,41 @@ class BlockStore:
         return arr
 
     def load_scores(self, corruption: str, severity: int, n: int) -> np.ndarray | None:
-        """The stored calibration scores of a block ((n, 3) float32), or None when absent (a block
-        evaluated before they were recorded), unreadable or of the wrong shape."""
-        p = self.scores_path(corruption, severity)
-        if not p.is_file():
-            return None
-        return _read_scores(p, n)
+        """The stored calibration scores of a block ((n, 3) float32: confidence, NLL, Brier), or
+        None when one is absent (a block evaluated before they were recorded), unreadable or of the
+        wrong shape."""
+        columns = []
+        for quantity in SCORE_FIELDS:
+            p = self.scores_path(corruption, severity, quantity)
+            arr = _read_quantity(p, n) if p.is_file() else None
+            if arr is None:
+                return None
+            columns.append(arr)
+        return np.stack(columns, axis=1)
 
     def save(
         self, corruption: str, severity: int, correct: np.ndarray, scores: np.ndarray | None = None
     ) -> None:
-        """Store a finished block: its scores first, then its correctness (the file resume looks for)."""
+        """Store a finished block: its scores first (one file per quantity), then its correctness
+        (the file resume looks for)."""
         if scores is not None:
-            atomic.save_npy(self.scores_path(corruption, severity), np.asarray(scores, dtype=SCORE_DTYPE))
+            scores = np.asarray(scores, dtype=SCORE_DTYPE)
+            for j, quantity in enumerate(SCORE_FIELDS):
+                atomic.save_npy(
+                    self.scores_path(corruption, severity, quantity), np.ascontiguousarray(scores[:, j])
+                )
         atomic.save_npy(self.path(corruption, severity), np.asarray(correct, dtype=np.bool_))
 
 
-def _read_scores(p: Path, n: int | None) -> np.ndarray | None:
+def _read_quantity(p: Path, n: int | None) -> np.ndarray | None:
     try:
         arr = np.load(p, allow_pickle=False)
     except (ValueError, OSError, EOFError):
-        log.warning("ignoring unreadable scores file %s: that block's calibration is not recorded", p)
+        log.warning("ignoring unreadable file %s: that block's calibration is not recorded", p)
         return None
-    shape_ok = arr.ndim == 2 and arr.shape[1] == len(SCORE_FIELDS) and (n is None or arr.shape[0] == n)
-    if arr.dtype != SCORE_DTYPE or not shape_ok:
+    if arr.dtype != SCORE_DTYPE or arr.ndim != 1 or (n is not None and arr.shape[0] != n):
         log.warning(
-            "ignoring %s (%s %s, expected (n, 3) float32): calibration not recorded", p, arr.dtype, arr.shape
+            "ignoring %s (%s %s, expected (n,) float32): calibration not recorded", p, arr.dtype, arr.shape
         )
         return None
     return arr
@@ -146,19 +152,25 @@ def _block_key(stem: str) -> tuple[str, int] | None:
 
 
 def load_per_image_scores(eval_dir: str | Path) -> dict[tuple[str, int], np.ndarray]:
-    """The stored calibration scores of every block that has them (empty for an evaluation made
-    before they were recorded); unreadable files are left out with a warning."""
-    d = Path(eval_dir) / PER_IMAGE_SCORES
+    """The stored calibration scores ((n, 3) float32: confidence, NLL, Brier) of every block that
+    has all three (empty for an evaluation made before they were recorded); unreadable files are
+    left out with a warning."""
+    d = Path(eval_dir) / PER_IMAGE
     out: dict[tuple[str, int], np.ndarray] = {}
     if not d.is_dir():
         return out
-    for f in sorted(d.glob("*.npy")):
-        key = _block_key(f.stem)
+    for f in sorted(d.glob(f"*.{SCORE_FIELDS[0]}.npy")):
+        stem = f.name[: -len(f".{SCORE_FIELDS[0]}.npy")]
+        key = _block_key(stem)
         if key is None:
             continue
-        arr = _read_scores(f, None)
-        if arr is not None:
-            out[key] = arr
+        columns = [
+            _read_quantity(d / f"{stem}.{q}.npy", None) if (d / f"{stem}.{q}.npy").is_file() else None
+            for q in SCORE_FIELDS
+        ]
+        if any(c is None for c in columns) or len({len(c) for c in columns}) != 1:
+            continue
+        out[key] = np.stack(columns, axis=1)
     return out
 
 
