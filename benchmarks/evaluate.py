@@ -11,6 +11,13 @@ Usage (CPU, one thread, low priority)::
     python benchmarks/evaluate.py --device cuda --images 950000 --precision bf16   # full CIFAR-100-C size
 
 Prints a Markdown table: images/s for preprocessing alone and end to end, and the speed-up.
+
+``--calibration-overhead R`` instead times the evaluation's per-block path with calibration
+(``predict_scores``: argmax plus float32 softmax confidence / NLL / Brier per image) against the
+argmax-only path (``predict_labels``, the path before calibration was recorded) on the same images,
+alternating the two R times, and prints the medians and their ratio::
+
+    nice -n 10 python benchmarks/evaluate.py --calibration-overhead 7 --images 512 --arch resnet8
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import torch
 from torch import nn
 
 from robustbench_aux.devices import resolve_device
-from robustbench_aux.evaluation.predict import predict_labels, to_device_batch
+from robustbench_aux.evaluation.predict import predict_labels, predict_scores, to_device_batch
 from robustbench_aux.models import MODELS, build_model
 
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)  # CIFAR-100 training statistics
@@ -88,6 +95,30 @@ def _timed(fn, repeats: int = 1) -> float:
     return best
 
 
+def calibration_overhead(model, images, labels, repeats: int, batch_size, device, precision) -> dict:
+    """Median seconds of the argmax-only path and of the path with calibration scores, timed
+    alternately (argmax, scores, argmax, ...) on the same images, and their ratio."""
+    predict_scores(model, images[:64], labels[:64], device=device, precision=precision)  # warm-up
+    plain, scored = [], []
+    for _ in range(repeats):
+        plain.append(
+            _timed(
+                lambda: predict_labels(
+                    model, images, batch_size=batch_size, device=device, precision=precision
+                )
+            )
+        )
+        scored.append(
+            _timed(
+                lambda: predict_scores(
+                    model, images, labels, batch_size=batch_size, device=device, precision=precision
+                )
+            )
+        )
+    a, b = float(np.median(plain)), float(np.median(scored))
+    return {"argmax_s": a, "calibration_s": b, "ratio": b / a, "plain": plain, "scored": scored}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--images", type=int, default=512, help="images evaluated end to end (default 512)")
@@ -105,12 +136,48 @@ def main(argv=None) -> int:
     p.add_argument(
         "--skip-reference", action="store_true", help="time only this suite's path (large --images)"
     )
+    p.add_argument(
+        "--calibration-overhead",
+        type=int,
+        metavar="R",
+        default=0,
+        help="time the path with calibration scores against the argmax-only one, alternated R times",
+    )
+    p.add_argument("--arch", default="resnet18", help="model of --calibration-overhead (MODELS name)")
+    p.add_argument("--classes", type=int, default=100, help="classes of --calibration-overhead's model")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = resolve_device(args.device)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (max(args.images, args.prep_images), 32, 32, 3), dtype=np.uint8)
+    if args.calibration_overhead:
+        model = build_model(args.arch, num_classes=args.classes).to(device).eval()
+        labels = rng.integers(0, args.classes, len(images))
+        ev = images[: args.images]
+        r = calibration_overhead(
+            model,
+            ev,
+            labels[: len(ev)],
+            args.calibration_overhead,
+            args.our_batch_size,
+            device,
+            args.precision,
+        )
+        dev_name = (
+            torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} thread(s)"
+        )
+        print(
+            f"device: {dev_name}; torch {torch.__version__}; {args.arch} ({args.classes} classes); precision "
+            f"{args.precision}; {len(ev)} images per pass; {args.calibration_overhead} alternated repeats"
+        )
+        print("argmax only (s): " + ", ".join(f"{t:.3f}" for t in r["plain"]))
+        print("with calibration (s): " + ", ".join(f"{t:.3f}" for t in r["scored"]))
+        print(
+            f"median argmax only {r['argmax_s']:.3f} s, with calibration {r['calibration_s']:.3f} s: "
+            f"ratio {r['ratio']:.3f}"
+        )
+        return 0
     model, net, desc = resnet18_model()
     model, net = model.to(device).eval(), net.to(device).eval()
 

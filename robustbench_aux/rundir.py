@@ -22,6 +22,7 @@ RESULTS_CSV = "results.csv"  # eval/results.csv, the tidy long table
 SUMMARY_JSON = "summary.json"  # eval/summary.json, per-run summary and provenance
 PROGRESS_JSON = "progress.json"  # eval/progress.json, the resumable evaluation's finished blocks
 PER_IMAGE_DIR = "per_image"  # eval/per_image/<block>.npy, per-image correctness
+# (and eval/per_image/<block>.<quantity>.npy, float per-image quantities: confidence, nll, brier)
 SWEEP_LOG = "sweep.log"  # the sweep's log of the run's steps
 LOCK_FILE = ".lock"  # one writer per run / evaluation / CIFAR-C directory
 # a run's evidence (evaluation/evidence.py): the files above without checkpoints, beside a report

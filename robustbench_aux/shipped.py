@@ -1,7 +1,8 @@
 """Files shipped inside the package (so they work from an installed wheel, not only a checkout).
 
-``robustbench_aux/baselines/grids/*.toml`` (the reproduction and demo grids) and
-``robustbench_aux/baselines/ci/`` (the CI regression check). In a source checkout, ``baselines/grids``
+``robustbench_aux/baselines/grids/*.toml`` (the reproduction and demo grids),
+``robustbench_aux/baselines/ci/`` (the CI regression check) and ``robustbench_aux/reference/`` (the
+RobustBench corruption leaderboards' published accuracies, with their source in its README). In a source checkout, ``baselines/grids``
 and ``baselines/ci`` are links to them, so both paths work there.
 """
 
@@ -14,6 +15,8 @@ from robustbench_aux.errors import UserError
 BASELINES = Path(__file__).resolve().parent / "baselines"
 GRIDS = BASELINES / "grids"
 CI_SPEC = BASELINES / "ci" / "check.toml"
+REFERENCE = Path(__file__).resolve().parent / "reference"
+LEADERBOARD_CSV = REFERENCE / "robustbench_corruptions_leaderboard.csv"
 
 
 def grid_names() -> list[str]:

@@ -24,6 +24,7 @@ from robustbench_aux.catalog import ALL_19, CATEGORY, CBAR_10, CLEAN, SEVERITIES
 from robustbench_aux.checkpoint import save_checkpoint
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import PER_IMAGE, block_name
+from robustbench_aux.metrics.calibration import block_calibration
 from robustbench_aux.metrics.tidy import block_rows, run_identity
 from robustbench_aux.models import MODELS
 
@@ -225,6 +226,18 @@ def _per_image(acc: float, n: int, block_seed: int) -> np.ndarray:
     return order < int(round(acc * n))
 
 
+def _fixture_scores(hit: np.ndarray, label: str, seed: int, block_seed: int) -> np.ndarray:
+    """Made-up (confidence, NLL, Brier) per image of 10 classes: the confidence is the block's
+    accuracy plus an overconfidence that plain training has most of, jittered per image."""
+    rng = np.random.default_rng(block_seed + 7 * seed)
+    over = 0.15 if label == "plain" else 0.05
+    conf = np.clip(hit.mean() + over + rng.normal(0, 0.08, len(hit)), 0.11, 0.999)
+    p_y = np.where(hit, conf, (1 - conf) / 9)
+    rest = (1 - conf) / 9
+    brier = np.where(hit, (1 - conf) ** 2 + 9 * rest**2, conf**2 + (1 - rest) ** 2 + 8 * rest**2)
+    return np.stack([conf, -np.log(p_y), brier], axis=1).astype(np.float32)
+
+
 def fixture_config(label: str, arch: str, seed: int, dataset: str = "cifar100") -> dict:
     """The config.json of a fixture run of ``label`` (method plus corruption/variant keys).
 
@@ -296,20 +309,30 @@ def write_fixture_run(
     dataset: str = "cifar100",
     preset: str = "cifar",
     provenance: str = "generated",
+    calibration: bool = False,
 ) -> Path:
-    """One evaluated fixture run under ``root``; returns its directory."""
+    """One evaluated fixture run under ``root``; returns its directory. With ``calibration`` its
+    blocks also get per-image scores (made-up confidences: overconfident by a label-dependent
+    amount) and the table its calibration columns."""
     config = fixture_config(label, arch, seed, dataset)
     run_dir = root / config["run_id"]
     atomic.write_json(run_dir / "config.json", config)
     write_fixture_metrics(run_dir, config)
     blocks = [(CLEAN, 0)] + [(c, s) for c in corruptions for s in SEVERITIES]
-    correct, counts = {}, []
+    correct, counts, cal = {}, [], {}
     for i, (c, s) in enumerate(blocks):
-        hit = _per_image(fixture_accuracy(label, arch, seed, c, s), n, block_seed=1000 + i)
+        acc = fixture_accuracy(label, arch, seed, c, s)
+        hit = _per_image(acc, n, block_seed=1000 + i)
         correct[(c, s)] = hit
         counts.append((c, s, n, int(hit.sum())))
         atomic.save_npy(run_dir / "eval" / PER_IMAGE / f"{block_name(c, s)}.npy", hit)
-    table = block_rows(run_identity(config), counts)
+        if calibration:
+            scores = _fixture_scores(hit, label, seed, block_seed=2000 + i)
+            for j, quantity in enumerate(("confidence", "nll", "brier")):
+                path = run_dir / "eval" / PER_IMAGE / f"{block_name(c, s)}.{quantity}.npy"
+                atomic.save_npy(path, np.ascontiguousarray(scores[:, j]))
+            cal[(c, s)] = block_calibration(hit, scores)
+    table = block_rows(run_identity(config), counts, cal)
     prov = {
         "data": {"dataset": dataset, "copy": "fixture (made-up numbers)", "n_test": n},
         "corruptions": {

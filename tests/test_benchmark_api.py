@@ -42,6 +42,29 @@ def test_one_liner_matches_a_direct_computation(data_dir, cifar10):
     assert corruptions_acc == pytest.approx(np.mean([_acc(model, b.images, b.labels) for b in blocks]))
 
 
+def test_the_result_also_carries_calibration(data_dir, cifar10):
+    from robustbench_aux.metrics.calibration import (
+        CALIBRATION_COLUMNS,
+        block_calibration,
+        scores_from_probabilities,
+    )
+
+    torch.manual_seed(0)
+    model = TinyEvalCNN(10).eval()
+    res = robustbench_aux.benchmark(model, dataset="cifar10", data_dir=data_dir, n=N, device="cpu")
+    assert res == (res.clean_acc, res.corruptions_acc) and len(res) == 2
+    assert set(res.calibration) == {"clean", "corruptions"}
+    assert set(res.calibration["clean"]) == set(CALIBRATION_COLUMNS)
+    x, y = cifar10.test_x[:N], cifar10.test_y[:N]
+    with torch.no_grad():
+        p = torch.softmax(model(torch.from_numpy(np.array(x)).permute(0, 3, 1, 2).float() / 255).double(), 1)
+    want = block_calibration(p.numpy().argmax(1) == y, scores_from_probabilities(p.numpy(), y))
+    for k in CALIBRATION_COLUMNS:
+        assert res.calibration["clean"][k] == pytest.approx(want[k], abs=1e-5)
+    blocks = res.table[res.table["corruption"].isin(BENCHMARK_15)]
+    assert res.calibration["corruptions"]["ece"] == pytest.approx(blocks["ece"].mean())
+
+
 def test_incomplete_or_other_data_is_refused(data_dir, tmp_path, cifar10):
     model = TinyEvalCNN(10).eval()
     write_cifar_c(tmp_path / "part", cifar10.test_x[:N], cifar10.test_y[:N], BENCHMARK_15[:3])

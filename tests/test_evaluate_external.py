@@ -99,6 +99,9 @@ def test_torchvision_factory_with_weights_and_normalization(tmp_path, cifar10, c
     assert config["model"]["kwargs"] == {"num_classes": 10} and len(config["model"]["weights_sha256"]) == 64
     assert config["normalization"]["mean"] == list(NAMED_STATS["cifar10"][0])
     assert summary["provenance"]["model"]["factory"] == "torchvision.models:resnet18"
+    cal = summary["calibration"]  # --model records calibration too
+    assert cal["blocks_recorded"] == 11 and 0 <= cal["ece"]["clean"] <= 1 and cal["nll"]["mean_15"] > 0
+    assert "calibration  clean / mean over the 15" in stdout
     # a rerun finds every block finished; a different model in the same folder is refused
     assert main(argv) == 0
     capsys.readouterr()

@@ -135,7 +135,7 @@ def test_resume_after_kill_gives_the_same_csv(tmp_path, cifar10_root, cifar_c, m
     b = save_tiny_run(tmp_path / "b", seed=5)
     evaluate_run(a, cifar_c, data_root=cifar10_root, n=N, device="cpu")  # uninterrupted
 
-    real = eval_api.predict_labels
+    real = eval_api.predict_scores
     calls = {"n": 0}
 
     def dies_after_six_blocks(*args, **kwargs):
@@ -144,10 +144,12 @@ def test_resume_after_kill_gives_the_same_csv(tmp_path, cifar10_root, cifar_c, m
             raise KeyboardInterrupt  # what a Ctrl-C or kill mid-block leaves behind
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(eval_api, "predict_labels", dies_after_six_blocks)
+    monkeypatch.setattr(eval_api, "predict_scores", dies_after_six_blocks)
     with pytest.raises(KeyboardInterrupt):
         evaluate_run(b, cifar_c, data_root=cifar10_root, n=N, device="cpu")
-    assert len(list((b / "eval" / "per_image").glob("*.npy"))) == 6
+    stored = list((b / "eval" / "per_image").glob("*.npy"))
+    assert len([f for f in stored if "." not in f.stem]) == 6  # correctness of 6 blocks
+    assert len([f for f in stored if f.stem.endswith(".confidence")]) == 6  # and their calibration
     assert not (b / "eval" / "results.csv").exists()
 
     calls["n"] = -100  # no more interruptions; count the blocks computed on resume
@@ -202,7 +204,13 @@ def test_cli_evaluate(run_dir, cifar10_root, cifar_c, capsys):
     assert rc == 0
     out = capsys.readouterr().out
     assert "clean_acc" in out and "mean_acc_15" in out and str(run_dir / "eval") in out
-    assert len(pd.read_csv(run_dir / "eval" / "results.csv")) == 11
+    written = pd.read_csv(run_dir / "eval" / "results.csv")
+    assert len(written) == 11
+    assert {"ece", "rmsce", "nll", "brier"} <= set(written.columns) and written["ece"].notna().all()
+    summary = json.loads((run_dir / "eval" / "summary.json").read_text())
+    ece = summary["calibration"]["ece"]
+    assert f"ECE        {ece['clean']:.4f} / {ece['mean_15']:.4f}" in out
+    assert "11 of 11 blocks recorded" in out
 
 
 def test_cli_evaluate_help(capsys):
@@ -246,11 +254,15 @@ def test_resume_after_sigkill(tmp_path, cifar10_root, cifar_c):
     )
     blocks = slow / "eval" / "per_image"
     deadline = time.time() + 60
-    while time.time() < deadline and len(list(blocks.glob("*.npy"))) < 4 and proc.poll() is None:
+
+    def finished() -> int:  # correctness files (the calibration quantities beside them are <block>.<q>.npy)
+        return len([f for f in blocks.glob("*.npy") if "." not in f.stem])
+
+    while time.time() < deadline and finished() < 4 and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done = len(list(blocks.glob("*.npy")))
+    done = finished()
     assert 4 <= done < 16, f"kill landed after {done} blocks"
     assert not (slow / "eval" / "results.csv").exists()
 

@@ -1,8 +1,10 @@
-"""``robustbench-aux evaluate``: clean and CIFAR-C accuracy of a run, a checkpoint or any model.
+"""``robustbench-aux evaluate``: clean and CIFAR-C accuracy and calibration of a run, a checkpoint or any model.
 
 Evaluates the clean test set of the run's dataset and every (corruption, severity) block of the
 CIFAR-C directory, batched on the device, and writes ``<run>/eval/results.csv`` (tidy long table)
-and ``<run>/eval/summary.json``. Finished blocks are kept in ``<run>/eval/per_image/``: rerunning
+and ``<run>/eval/summary.json``; beside each block's accuracy, its ECE, RMS calibration error, NLL and
+Brier score (docs/metrics.md). Finished blocks are kept in ``<run>/eval/per_image/`` (and their
+per-image calibration scores beside them, ``<block>.confidence.npy``, ``.nll.npy``, ``.brier.npy``): rerunning
 the same command after a kill continues where it stopped.
 
 Any other model: ``--model PKG.MODULE:FACTORY`` (with ``--weights FILE``, ``--model-arg KEY=VALUE``),
@@ -128,6 +130,22 @@ def _pct(x) -> str:
 MODEL_ONLY = ("weights", "model_arg", "dataset", "name")
 
 
+def _num(x, digits: int = 4) -> str:
+    return "not recorded" if x is None else f"{x:.{digits}f}"
+
+
+def _calibration_lines(cal: dict | None) -> list[str]:
+    """The summary's calibration as printed lines: clean and the 15-corruption mean per metric."""
+    if not cal:
+        return ["  calibration  not recorded"]
+    recorded = f"{cal['blocks_recorded']} of {cal['blocks']} blocks recorded"
+    lines = [f"  calibration  clean / mean over the 15 ({cal['n_bins']} bins; {recorded})"]
+    for key, name in (("ece", "ECE"), ("rmsce", "RMS cal."), ("nll", "NLL"), ("brier", "Brier")):
+        m = cal[key]
+        lines.append(f"    {name:<10} {_num(m['clean'])} / {_num(m['mean_15'])}")
+    return lines
+
+
 def _evaluate_model(args: argparse.Namespace, common: dict):
     from robustbench_aux.evaluation.external import evaluate_external, parse_model_args, parse_normalization
 
@@ -201,6 +219,8 @@ def run(args: argparse.Namespace) -> int:
             f"  C-bar mean   {_pct(bar['mean_acc'])}  ({bar['n_corruptions']}/10 CIFAR-C-bar corruptions), "
             f"mCE {_pct(bar['mce'])}"
         )
+    for line in _calibration_lines(s.get("calibration")):
+        print(line)
     ips = s["timing"].get("images_per_second")
     speed = f", {ips:,.0f} images/s" if ips else ""
     print(f"  wrote {res.out_dir}/results.csv and summary.json ({s['timing']['seconds']:.1f} s{speed})")

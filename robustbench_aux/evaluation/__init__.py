@@ -16,12 +16,14 @@ _HOME = {
     "evaluate": "api",
     "Normalized": "predict",
     "predict_labels": "predict",
+    "predict_scores": "predict",
     "build_summary": "results",
     "read_results": "results",
     "write_results": "results",
     "eval_dir_for": "runs",
     "evaluate_run": "runs",
     "load_per_image": "store",
+    "load_per_image_scores": "store",
 }
 
 __all__ = [
@@ -34,7 +36,9 @@ __all__ = [
     "evaluate",
     "evaluate_run",
     "load_per_image",
+    "load_per_image_scores",
     "predict_labels",
+    "predict_scores",
     "read_results",
     "write_results",
 ]

@@ -1,4 +1,5 @@
-"""``evaluate(model, dataset=..., corruptions_dir=...)``: clean and CIFAR-C accuracy of any model.
+"""``evaluate(model, dataset=..., corruptions_dir=...)``: clean and CIFAR-C accuracy and calibration
+(ECE, RMS calibration error, NLL, Brier; docs/metrics.md) of any model.
 
 RobustBench-style one call on any ``torch.nn.Module`` that maps float [0, 1] images (B, 3, 32, 32)
 to logits. Every (corruption, severity) block present in ``corruptions_dir`` (a CIFAR-C directory,
@@ -36,10 +37,11 @@ from robustbench_aux.evaluation.predict import (
     NonFiniteLogits,
     Normalized,
     output_classes,
-    predict_labels,
+    predict_scores,
 )
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import BlockStore
+from robustbench_aux.metrics.calibration import block_calibration
 from robustbench_aux.metrics.tidy import block_rows, run_identity
 from robustbench_aux.versioning import code_version
 
@@ -50,12 +52,14 @@ Block = tuple[str, int]  # (corruption, severity); (CLEAN, 0) is the clean test 
 
 @dataclass
 class EvalResult:
-    """What :func:`evaluate` returns: the tidy table, the summary dict and per-image correctness."""
+    """What :func:`evaluate` returns: the tidy table, the summary dict, per-image correctness and
+    per-image calibration scores (confidence, NLL, Brier; None for a block stored without them)."""
 
     table: pd.DataFrame
     summary: dict
     correct: dict[Block, np.ndarray] = field(repr=False)
     out_dir: Path | None = None
+    scores: dict[Block, np.ndarray | None] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)
@@ -101,12 +105,17 @@ class EvalPlan:
 
 @dataclass
 class BlockOutcome:
-    """What :func:`run_blocks` found: per-image correctness and counts per block, and the work done."""
+    """What :func:`run_blocks` found: per-image correctness, calibration scores and counts per
+    block, and the work done."""
 
     correct: dict[Block, np.ndarray]
     counts: list[tuple[str, int, int, int]]  # (corruption, severity, n, n_correct)
     images_now: int  # images predicted in this call (the others came from the block store)
     compute_s: float
+    # per block, float32 (n, 3) confidence / NLL / Brier; None for a stored block evaluated before
+    # they were recorded (its calibration is "not recorded")
+    scores: dict[Block, np.ndarray | None] = field(default_factory=dict)
+    calibration: dict[Block, dict[str, float]] = field(default_factory=dict)
 
 
 def _test_arrays(dataset, data_root, n: int | None) -> tuple[np.ndarray, np.ndarray, dict, int]:
@@ -324,13 +333,14 @@ def run_blocks(plan: EvalPlan, store: BlockStore | None = None) -> BlockOutcome:
             b = plan.readers[benchmark_of(corruption)].block(corruption, severity, plan.n)
             x, y = b.images, b.labels.astype(np.int64)
         hit = store.load(corruption, severity, len(y)) if store else None
+        scores = store.load_scores(corruption, severity, len(y)) if hit is not None else None
         if hit is None:
             t0 = time.perf_counter()
             block = "the clean test set" if corruption == CLEAN else f"block {corruption} severity {severity}"
             try:
                 with user_code(plan.model_label, f"the model's forward on {block}"):
-                    predicted = predict_labels(
-                        plan.model, x, batch_size=plan.batch, device=plan.device, precision=plan.precision
+                    predicted, scores = predict_scores(
+                        plan.model, x, y, batch_size=plan.batch, device=plan.device, precision=plan.precision
                     )
             except NonFiniteLogits as exc:
                 kept = "; the blocks finished before it are kept" if store and done.counts else ""
@@ -339,10 +349,20 @@ def run_blocks(plan: EvalPlan, store: BlockStore | None = None) -> BlockOutcome:
             done.compute_s += time.perf_counter() - t0
             done.images_now += len(y)
             if store:
-                store.save(corruption, severity, hit)
+                store.save(corruption, severity, hit, scores)
         done.correct[(corruption, severity)] = hit
+        done.scores[(corruption, severity)] = scores
+        done.calibration[(corruption, severity)] = block_calibration(hit, scores)
         done.counts.append((corruption, severity, len(hit), int(hit.sum())))
         log.debug("%s s%d: %.4f", corruption, severity, hit.mean() if len(hit) else float("nan"))
+    missing = [b for b, v in done.scores.items() if v is None]
+    if missing:
+        log.warning(
+            "%d of %d blocks were stored before calibration was recorded: their ECE, RMS calibration error, "
+            "NLL and Brier are 'not recorded' (evaluate into a new --out to record them)",
+            len(missing),
+            len(done.scores),
+        )
     return done
 
 
@@ -357,7 +377,7 @@ def finish_evaluation(
 ) -> EvalResult:
     """The tidy table and the summary (normalized/relative mCE against ``reference``, another
     run's table, when given); written to ``out_dir`` once when given."""
-    table = block_rows(plan.identity, done.counts)
+    table = block_rows(plan.identity, done.counts, done.calibration)
     norm = plan.normalization
     bar_prov = plan.corruption_bar_provenance
     provenance = {
@@ -381,7 +401,9 @@ def finish_evaluation(
     summary = build_summary(table, done.correct, provenance=provenance, timing=timing, reference=reference)
     if out_dir is not None:
         write_results(out_dir, table, summary)
-    return EvalResult(table, summary, done.correct, Path(out_dir) if out_dir is not None else None)
+    return EvalResult(
+        table, summary, done.correct, Path(out_dir) if out_dir is not None else None, done.scores
+    )
 
 
 def evaluate(

@@ -116,6 +116,64 @@ class EvalBatch:
         )
 
 
+def _check_finite(nonfinite: torch.Tensor, n: int) -> None:
+    bad = int(nonfinite)
+    if bad:
+        raise NonFiniteLogits(
+            f"the model's logits are NaN or infinite for {bad:,} of {n:,} images; such outputs "
+            "are not predictions (check the model and its weights; with --precision fp16/bf16 try fp32)"
+        )
+
+
+def image_scores(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per image (float32, shape (B, 3)): the confidence max_k p_k, the NLL −ln p_y and the Brier
+    score Σ_k (p_k − 1[k = y])² of the softmax p of ``logits``, computed in float32 whatever dtype
+    the forward ran in (bf16 / fp16 logits are converted first: the cast is exact)."""
+    logp = torch.log_softmax(logits.float(), dim=1)
+    p = logp.exp()
+    rows = torch.arange(len(labels), device=logits.device)
+    p_y = p[rows, labels]
+    # Σ_k (p_k − 1[k = y])² = Σ_k p_k² − 2 p_y + 1, each term in float32
+    brier = (p * p).sum(dim=1) - 2.0 * p_y + 1.0
+    return torch.stack([p.max(dim=1).values, -logp[rows, labels], brier.clamp_(min=0.0)], dim=1)
+
+
+def _forward(model, images, labels, batch, device, precision, channels_last):
+    """Run ``model`` over ``images`` in batches: (top-1 predictions, scores or None, non-finite count)."""
+    preds, scores = [], []
+    nonfinite = torch.zeros((), dtype=torch.int64, device=device)
+    y_all = None if labels is None else torch.from_numpy(np.asarray(labels, np.int64)).to(device)
+    lo = 0
+    with _autocast(device, precision):
+        while lo < len(images):
+            hi = min(lo + batch.size, len(images))
+            score = None
+            try:
+                x = to_device_batch(images[lo:hi], device, channels_last)
+                logits = model(x)
+                pred = logits.argmax(dim=1)  # on the logits as the model returned them (bit-identical)
+                nonfinite += (~torch.isfinite(logits)).any(dim=1).sum()
+                if y_all is not None:
+                    with torch.autocast(device.type, enabled=False):
+                        score = image_scores(logits, y_all[lo:hi])
+                logits = None
+            except torch.cuda.OutOfMemoryError:
+                pred = None  # handled below, once the exception and the tensors its frames hold are gone
+            x = None
+            if pred is None:
+                batch.out_of_memory()  # halves batch.size (or raises at 1); the same images again
+                continue
+            preds.append(pred)
+            if score is not None:
+                scores.append(score)
+            lo = hi
+    return preds, scores, nonfinite
+
+
+def _batch_of(batch_size, device) -> EvalBatch:
+    return batch_size if isinstance(batch_size, EvalBatch) else EvalBatch(device, batch_size)
+
+
 @torch.inference_mode()
 def predict_labels(
     model: nn.Module,
@@ -134,43 +192,45 @@ def predict_labels(
     ``batch_size``: an int, None (:func:`default_batch_size`) or an :class:`EvalBatch` shared with
     other calls, which then also tells the caller the size actually used (``.size``). On CUDA out
     of memory the batch is halved and retried. ``precision`` is ``fp32`` (exact), ``bf16`` or
-    ``fp16`` (autocast).
+    ``fp16`` (autocast). :func:`predict_scores` also returns each image's calibration scores.
     """
     device = torch.device(device)
-    batch = batch_size if isinstance(batch_size, EvalBatch) else EvalBatch(device, batch_size)
-    if channels_last is None:
-        # NHWC convolutions: faster on tensor cores, and 10-30 % faster with oneDNN on a CPU (measured)
-        channels_last = True
-    preds = []
-    nonfinite = torch.zeros((), dtype=torch.int64, device=device)
-    lo = 0
-    with _autocast(device, precision):
-        while lo < len(images):
-            hi = min(lo + batch.size, len(images))
-            try:
-                x = to_device_batch(images[lo:hi], device, channels_last)
-                logits = model(x)
-                pred = logits.argmax(dim=1)
-                nonfinite += (~torch.isfinite(logits)).any(dim=1).sum()
-                logits = None
-            except torch.cuda.OutOfMemoryError:
-                pred = None  # handled below, once the exception and the tensors its frames hold are gone
-            x = None
-            if pred is None:
-                batch.out_of_memory()  # halves batch.size (or raises at 1); the same images again
-                continue
-            preds.append(pred)
-            lo = hi
+    batch = _batch_of(batch_size, device)
+    # NHWC convolutions: faster on tensor cores, and 10-30 % faster with oneDNN on a CPU (measured)
+    channels_last = True if channels_last is None else channels_last
+    preds, _, nonfinite = _forward(model, images, None, batch, device, precision, channels_last)
     if not preds:
         return np.zeros(0, np.int64)
     out = torch.cat(preds).cpu().numpy().astype(np.int64)
-    bad = int(nonfinite)
-    if bad:
-        raise NonFiniteLogits(
-            f"the model's logits are NaN or infinite for {bad:,} of {len(images):,} images; such outputs "
-            "are not predictions (check the model and its weights; with --precision fp16/bf16 try fp32)"
-        )
+    _check_finite(nonfinite, len(images))
     return out
+
+
+@torch.inference_mode()
+def predict_scores(
+    model: nn.Module,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    batch_size: int | EvalBatch | None = None,
+    device: torch.device | str = "cpu",
+    precision: str = "fp32",
+    channels_last: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`predict_labels` plus, per image, float32 (confidence, NLL, Brier) of the softmax
+    (:func:`image_scores`): ``(predictions (N,) int64, scores (N, 3) float32)``. The predictions
+    are the same as :func:`predict_labels`' (the argmax of the same logits)."""
+    device = torch.device(device)
+    if len(labels) != len(images):
+        raise UserError(f"{len(images)} images but {len(labels)} labels")
+    batch = _batch_of(batch_size, device)
+    channels_last = True if channels_last is None else channels_last
+    preds, scores, nonfinite = _forward(model, images, labels, batch, device, precision, channels_last)
+    if not preds:
+        return np.zeros(0, np.int64), np.zeros((0, 3), np.float32)
+    out = torch.cat(preds).cpu().numpy().astype(np.int64)
+    _check_finite(nonfinite, len(images))
+    return out, torch.cat(scores).cpu().numpy().astype(np.float32, copy=False)
 
 
 class NonFiniteLogits(NonFiniteError):

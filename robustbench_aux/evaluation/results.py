@@ -1,7 +1,9 @@
 """The evaluation outputs: ``results.csv`` (tidy long table) and ``summary.json`` (per-run summary).
 
 Both are written atomically into the evaluation directory (``<run>/eval/`` for a run). The
-summary holds the accuracy figures of :func:`robustbench_aux.metrics.run_summary`, 95 % bootstrap
+summary holds the accuracy figures of :func:`robustbench_aux.metrics.run_summary`, the calibration
+figures of :func:`robustbench_aux.metrics.calibration.calibration_summary` (None where not
+recorded; summaries written before them have no ``calibration`` key), 95 % bootstrap
 intervals over test images, the reference run used for normalized CE (if any) and provenance.
 """
 
@@ -19,6 +21,7 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.jsonio import read_json_object
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.accuracy import cbar_summary, run_summary
+from robustbench_aux.metrics.calibration import calibration_summary
 from robustbench_aux.metrics.tidy import COLUMNS, check_table
 from robustbench_aux.metrics.uncertainty import bootstrap_ci, per_image_score
 from robustbench_aux.rundir import RESULTS_CSV, SUMMARY_JSON
@@ -61,6 +64,7 @@ def build_summary(
         },
         **run_summary(table),
         "bootstrap_95": bootstrap_intervals(correct) if correct else {},
+        "calibration": calibration_summary(table),
         "reference_run": None,
         "mce_normalized": None,
         "mce_relative": None,

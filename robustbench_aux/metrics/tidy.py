@@ -5,7 +5,10 @@ One row per (run, corruption, severity); the clean test set is ``corruption="cle
 CIFAR-10-C-bar corruptions) or ``clean``; tables written before the column existed get it from
 the corruption name when read.
 Accuracies are fractions in [0, 1]; ``correct`` and ``n`` are image counts, so every mean can be
-recomputed exactly from the file.
+recomputed exactly from the file. The calibration columns (ECE, RMS calibration error, NLL, Brier;
+:mod:`~robustbench_aux.metrics.calibration`) are computed over the same n images; they are empty
+(NaN, "not recorded") for blocks evaluated before they were recorded, and tables written before the
+columns existed get them, empty, when read.
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ import pandas as pd
 
 from robustbench_aux.catalog import ALL_19, CATEGORY, CBAR_10, CBAR_CATEGORY, CLEAN, benchmark_of
 from robustbench_aux.errors import UserError
+from robustbench_aux.metrics.calibration import CALIBRATION_COLUMNS
 
 # identity columns copied from the run config into every row
 RUN_COLUMNS = ("run_id", "dataset", "method", "label", "arch", "seed")
-COLUMNS = RUN_COLUMNS + ("corruption", "category", "benchmark", "severity", "n", "correct", "acc")
+ACCURACY_COLUMNS = RUN_COLUMNS + ("corruption", "category", "benchmark", "severity", "n", "correct", "acc")
+COLUMNS = ACCURACY_COLUMNS + CALIBRATION_COLUMNS
 
 # methods that train on one named corruption carry it in their config under this key
 CORRUPTION_KEY = "corruption"
@@ -130,10 +135,17 @@ def benchmark_column(corruptions: pd.Series) -> pd.Series:
     return corruptions.map(lambda c: benchmark_of(str(c)) or "unknown")
 
 
-def block_rows(identity: Mapping, counts: Iterable[tuple[str, int, int, int]]) -> pd.DataFrame:
-    """Build the tidy table of one run from ``(corruption, severity, n, correct)`` tuples."""
+def block_rows(
+    identity: Mapping,
+    counts: Iterable[tuple[str, int, int, int]],
+    calibration: Mapping[tuple[str, int], Mapping[str, float]] | None = None,
+) -> pd.DataFrame:
+    """Build the tidy table of one run from ``(corruption, severity, n, correct)`` tuples and, per
+    block, its calibration metrics (``calibration[(corruption, severity)]``; NaN where absent)."""
     rows = []
+    calibration = calibration or {}
     for corruption, severity, n, correct in counts:
+        cal = calibration.get((corruption, int(severity))) or {}
         rows.append(
             {
                 **identity,
@@ -144,6 +156,7 @@ def block_rows(identity: Mapping, counts: Iterable[tuple[str, int, int, int]]) -
                 "n": int(n),
                 "correct": int(correct),
                 "acc": correct / n if n else float("nan"),
+                **{k: float(cal.get(k, float("nan"))) for k in CALIBRATION_COLUMNS},
             }
         )
     return sort_table(pd.DataFrame(rows, columns=list(COLUMNS)))
@@ -173,11 +186,17 @@ def check_table(df: pd.DataFrame, source: str = "results table") -> pd.DataFrame
             "benchmark",
             benchmark_column(df["corruption"]),
         )
+    for col in CALIBRATION_COLUMNS:  # written before calibration was recorded: "not recorded"
+        if col not in df.columns and "acc" in df.columns:
+            df[col] = float("nan")
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{source} lacks column(s) {', '.join(missing)}; re-run `robustbench-aux evaluate`")
     if ((df["acc"] < 0) | (df["acc"] > 1)).any():
         raise UserError(f"{source} has accuracies outside [0, 1] (files store fractions, not percent)")
+    for col in ("ece", "rmsce"):
+        if ((df[col] < 0) | (df[col] > 1)).any():
+            raise UserError(f"{source} has {col} outside [0, 1]; re-run `robustbench-aux evaluate`")
     clean = df[df["corruption"] == CLEAN].groupby("run_id").size()
     runs = df["run_id"].unique()
     if len(clean) != len(runs) or (clean != 1).any():

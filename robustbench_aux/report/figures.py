@@ -113,9 +113,14 @@ def _bottom_legend(fig, axes, figure: str, height_in: float) -> None:
 
 
 def tradeoff(
-    methods: pd.DataFrame, labels: list[str], styles: dict | None = None, set_name: str = "15"
+    methods: pd.DataFrame,
+    labels: list[str],
+    styles: dict | None = None,
+    set_name: str = "15",
+    overlay=None,
 ) -> str:
-    """Clean (x) vs mean_acc_15 (y) per (method, architecture), seed std as error bars, arrows from plain."""
+    """Clean (x) vs mean_acc_15 (y) per (method, architecture), seed std as error bars, arrows from plain.
+    ``overlay(ax, arch)``, when given, draws more on each panel (the effective-robustness lines)."""
     archs = sorted(methods["arch"].unique())
     styles = styles or method_styles(labels)
     width = min(MAX_WIDTH_IN, 5.2 * len(archs) + 0.4)
@@ -153,6 +158,8 @@ def tradeoff(
                     markeredgecolor=color,
                 )
             ax.margins(0.12)
+            if overlay is not None:
+                overlay(ax, arch)
             ax.set_title(arch)
             ax.set_xlabel("clean accuracy (%)")
             ax.set_ylabel(f"mean corruption accuracy, {set_name} corruptions (%)")

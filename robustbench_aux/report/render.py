@@ -19,7 +19,7 @@ from robustbench_aux.catalog import ALL_19
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.paths import inside
-from robustbench_aux.report import cbar, figures, tables
+from robustbench_aux.report import calibration, cbar, effective, figures, tables
 from robustbench_aux.report.banner import banner_items, pipeline_check
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
@@ -167,6 +167,11 @@ def build_report(
             }
         )
 
+    provenance_kind = str(shared["corruption provenance (published/generated)"])
+    effective_ctx = effective.effective_section(
+        compare.run_frame(df), str(shared["dataset"]), provenance_kind, n15, out_dir, written
+    )
+    calibration_ctx = calibration.calibration_section(df, records, out_dir, labels, styles, written)
     corruptions = [c for c in ALL_19 if c in per_corr.columns]
     bar_labels = [lab for lab in labels if lab in BAR_METHODS] or labels[:4]
     context = {
@@ -187,7 +192,13 @@ def build_report(
         "published": html_table(published, "published") if not published.empty else None,
         "published_source": tables.PUBLISHED_AUGMIX_SOURCE,
         "generated_data": shared["corruption provenance (published/generated)"] != "published",
-        "tradeoff": Markup(figures.tradeoff(methods, labels, styles, set_name(n15, 15))),
+        "tradeoff": Markup(
+            figures.tradeoff(
+                methods, labels, styles, set_name(n15, 15), overlay=effective.overlay(effective_ctx["lines"])
+            )
+        ),
+        "effective": effective_ctx,
+        "calibration": {**calibration_ctx, "svg": Markup(calibration_ctx.get("svg", ""))},
         "interference": interference,
         "severity": Markup(figures.severity_curves(sev, labels, styles, set_name(n15, 15))),
         "bars": (
