@@ -44,6 +44,11 @@ from robustbench_aux.sweep.local import run_local
 
 log = logging.getLogger(__name__)
 
+# per-image float quantities packed into each committed evidence folder beside correctness: the
+# confidence, which the report's per-seed ECE bootstrap needs (about 2.5 MB per full-size run);
+# NLL and Brier per block stay in results.csv
+EVIDENCE_EXTRAS = ("confidence",)
+
 CIFAR_C_NAMES = {"cifar10": "CIFAR-10-C", "cifar100": "CIFAR-100-C"}
 
 
@@ -351,7 +356,7 @@ def _report(p: Pipeline, echo, started, stages, stage_done, command, reused, fin
     for job in finished:
         folder = evidence_folder(p, job)
         echo(f"evidence of {job.name}: {folder}")
-        folders[job.name] = evidence.export(job.run_dir, folder)
+        folders[job.name] = evidence.export(job.run_dir, folder, extras=EVIDENCE_EXTRAS)
     # in name order, as `report <report>/evidence/*` or `report <report>/evidence` gives them: the
     # committed page re-renders to the same tables from its evidence folders
     paths = [str(folders[name]) for name in sorted(folders)]

@@ -33,7 +33,6 @@ from scipy import stats
 
 from robustbench_aux import atomic
 from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
-from robustbench_aux.evaluation.store import load_per_image_scores
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.calibration import (
     CALIBRATION_COLUMNS,
@@ -47,7 +46,6 @@ from robustbench_aux.metrics.uncertainty import BOOTSTRAP_SAMPLES, holm, seed_te
 from robustbench_aux.paths import inside
 from robustbench_aux.report import figures
 from robustbench_aux.report.runs import RunRecord
-from robustbench_aux.rundir import EVAL_DIR
 
 PLAIN = compare.PLAIN
 LEVEL = 0.95
@@ -115,7 +113,7 @@ def corruption_table(df: pd.DataFrame) -> pd.DataFrame:
 # ----------------------------------------------------------------------------- tests vs plain
 def _scores(r: RunRecord, cache: dict) -> dict:
     if r.run_id not in cache:
-        cache[r.run_id] = load_per_image_scores(r.eval_dir or r.path / EVAL_DIR)
+        cache[r.run_id] = r.scores()
     return cache[r.run_id]
 
 

@@ -20,7 +20,8 @@ from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation import evidence
 from robustbench_aux.evaluation.results import read_results
-from robustbench_aux.evaluation.store import load_per_image
+from robustbench_aux.evaluation.store import load_per_image, load_per_image_scores
+from robustbench_aux.metrics.calibration import SCORE_FIELDS
 from robustbench_aux.metrics.tidy import method_label
 from robustbench_aux.paths import component
 from robustbench_aux.report.compute import training_compute
@@ -38,6 +39,7 @@ class RunRecord:
     _per_image: dict | None = field(default=None, repr=False)
     eval_dir: Path | None = None  # where results.csv is (default: <path>/eval)
     _compute: dict | None = field(default=None, repr=False)
+    _scores: dict | None = field(default=None, repr=False)
 
     @property
     def run_id(self) -> str:
@@ -65,6 +67,33 @@ class RunRecord:
                 evidence.read_packed(packed).correct if packed.is_file() else load_per_image(eval_dir)
             )
         return self._per_image
+
+    def scores(self) -> dict[tuple[str, int], np.ndarray]:
+        """Per-image calibration scores of every block, (n, 3) float: confidence, NLL, Brier (the
+        columns of SCORE_FIELDS). From an evidence folder, the quantities it packed (the pipeline
+        packs the confidence, which the ECE bootstrap needs) with NaN columns for the others; empty
+        when none were recorded."""
+        if self._scores is None:
+            eval_dir = self.eval_dir or self.path / EVAL_DIR
+            packed = eval_dir / PER_IMAGE_NPZ
+            if packed.is_file():
+                extras = evidence.read_packed(packed).extras
+                blocks = extras.get(SCORE_FIELDS[0], {})
+                self._scores = {
+                    key: np.stack(
+                        [
+                            np.asarray(extras[q][key], np.float32)
+                            if key in extras.get(q, {})
+                            else np.full(len(values), np.nan, np.float32)
+                            for q in SCORE_FIELDS
+                        ],
+                        axis=1,
+                    )
+                    for key, values in blocks.items()
+                }
+            else:
+                self._scores = load_per_image_scores(eval_dir)
+        return self._scores
 
     def compute(self) -> dict:
         """Optimizer steps and images seen in training (:func:`report.compute.training_compute`)."""
