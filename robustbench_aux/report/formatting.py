@@ -7,6 +7,7 @@ the template; the CSV files keep the unformatted numbers.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -136,6 +137,36 @@ def _significant(r, key: str) -> str:
     return "pos" if delta > 0 else "neg" if delta < 0 else ""
 
 
+def _sizes(frame: pd.DataFrame, rows) -> str:
+    sizes = sorted({int(v) for v in frame.loc[rows, "family_size"] if not _nan(v)})
+    return " or ".join(map(str, sizes)) if sizes else "0"
+
+
+def significance_family_header(frame: pd.DataFrame) -> str:
+    """The Holm families of the significance table, named with their sizes, for a column header."""
+    if "family_size" not in frame.columns or frame.empty:
+        return "no family"
+    over = frame["seed"] == "over seeds"
+    parts = [f"seed rows: each method's per-seed tests, {_sizes(frame, ~over)} tests"]
+    if over.any():
+        parts.append(
+            f"rows over seeds: each method's seed-level tests (clean, mean-15), {_sizes(frame, over)} tests"
+        )
+    return "Holm families: " + "; ".join(parts)
+
+
+def claim_family_header(frame: pd.DataFrame) -> str:
+    """The claim's Holm family for its column header: the method's own clean and mean-15 tests."""
+    sizes = {
+        int(m.group(1))
+        for text in frame.get("family", pd.Series(dtype=str)).astype(str)
+        for m in [re.match(r"Holm over (\d+) tests", text)]
+        if m
+    }
+    size = " or ".join(map(str, sorted(sizes))) if sizes else "2"
+    return f"Holm over {size} tests: this method's clean and mean-15 tests vs plain"
+
+
 def _spec(kind: str, frame: pd.DataFrame) -> Spec:
     n15 = set_name(_n_min(frame, "n_corruptions_15", 15), 15)
     n19 = set_name(_n_min(frame, "n_corruptions_19", 19), 19)
@@ -161,7 +192,10 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             (f"relative, {n15} corruptions (%) [95 % interval]", reading("robust_rel_pct_15")),
             (f"absolute, {n19} corruptions (points) [95 % interval]", reading("robust_abs_pts_19")),
             (f"relative, {n19} corruptions (%) [95 % interval]", reading("robust_rel_pct_19")),
-            (f"Holm-adjusted p, Δ mean acc. {n15}", lambda r: _p(r.get("robust_p_holm"))),
+            (
+                f"Holm-adjusted p, Δ mean acc. {n15} ({claim_family_header(frame)})",
+                lambda r: (_p(r.get("robust_p_holm")), "", str(r.get("family") or "")),
+            ),
             ("verdict: which reading of 21.64 matches", lambda r: (r["matching_reading"], "wrap verdict")),
         ]
     if kind == "methods":
@@ -219,6 +253,24 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             ("corruptions seen / unseen", lambda r: f"{int(r['n_seen'])} / {int(r['n_unseen'])}"),
             ("seen-family CIFAR-C corruptions", lambda r: (r["seen"], "wrap")),
         ]
+    if kind == "seen_unseen":
+        return [
+            ("method", lambda r: (r["label"], "label")),
+            ("architecture", lambda r: r["arch"]),
+            ("seed", lambda r: (r["seed"], "label" if r["seed"] == "over seeds" else "")),
+            ("Δ seen vs plain (points)", lambda r: pm(r["seen_delta_pts"], None, 1, 2, True)),
+            ("Δ unseen vs plain (points)", lambda r: pm(r["unseen_delta_pts"], None, 1, 2, True)),
+            (
+                "seen − unseen (points) [95 % interval]",
+                lambda r: interval(r["diff_pts"], r.get("diff_low_pts"), r.get("diff_high_pts")),
+            ),
+            ("p (unadjusted: one question per method)", lambda r: _p(r.get("diff_p"))),
+            ("test", lambda r: (str(r["test"]), "wrap")),
+            (
+                "corruptions seen / unseen",
+                lambda r: (f"{int(r['n_seen'])} / {int(r['n_unseen'])}", "", r["seen"]),
+            ),
+        ]
     if kind == "significance":
 
         def delta(key, col, low, high):
@@ -235,7 +287,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             return lambda r: (
                 f"{_p(r.get(f'{key}_p'))} → {_p(r.get(f'{key}_p_holm'))}",
                 "",
-                str(r.get(f"{key}_test") or ""),
+                f"{r.get(f'{key}_test') or ''}; Holm over {r.get('family_size')} tests ({r.get('family')})",
             )
 
         spec: Spec = [
@@ -260,7 +312,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                     )
                 ),
             ),
-            ("p → Holm-adjusted p", pcell("clean")),
+            (f"p → Holm-adjusted p ({significance_family_header(frame)})", pcell("clean")),
         ]
         if "delta_mean15_pts" in frame.columns:
             spec += [
@@ -269,7 +321,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                     delta("mean15", "delta_mean15_pts", "mean15_low_pts", "mean15_high_pts"),
                 ),
                 ("test", lambda r: str(r.get("mean15_test") or "–")),
-                ("p → Holm-adjusted p", pcell("mean15")),
+                (f"p → Holm-adjusted p ({significance_family_header(frame)})", pcell("mean15")),
             ]
         return spec
     if kind == "runs":
