@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from robustbench_aux.catalog import ALL_19
+from robustbench_aux.catalog import ALL_19, CBAR_10
 from robustbench_aux.metrics.tidy import (
     AS_PLAIN_STEPS,
     DATA_READING_METHODS,
@@ -147,12 +147,10 @@ def significance_family_header(frame: pd.DataFrame) -> str:
     if "family_size" not in frame.columns or frame.empty:
         return "no family"
     over = frame["seed"] == "over seeds"
-    parts = [f"seed rows: each method's per-seed tests, {_sizes(frame, ~over)} tests"]
+    parts = [f"seed rows: Holm over the method's {_sizes(frame, ~over)} per-seed tests"]
     if over.any():
-        parts.append(
-            f"rows over seeds: each method's seed-level tests (clean, mean-15), {_sizes(frame, over)} tests"
-        )
-    return "Holm families: " + "; ".join(parts)
+        parts.append(f"over seeds: over its {_sizes(frame, over)} seed-level tests")
+    return "; ".join(parts)
 
 
 def claim_family_header(frame: pd.DataFrame) -> str:
@@ -164,7 +162,7 @@ def claim_family_header(frame: pd.DataFrame) -> str:
         if m
     }
     size = " or ".join(map(str, sorted(sizes))) if sizes else "2"
-    return f"Holm over {size} tests: this method's clean and mean-15 tests vs plain"
+    return f"Holm over {size} tests: clean, mean-15"
 
 
 def _spec(kind: str, frame: pd.DataFrame) -> Spec:
@@ -421,6 +419,25 @@ def _augmix_summary(records) -> str:
     )
 
 
+def corruption_sets(records, shared: dict) -> str:
+    """The evaluated corruption benchmarks, each counted on its own: CIFAR-C (of its 19) and
+    CIFAR-10-C-bar (of its ten) are two benchmarks, never one count."""
+    t = records[0].table
+    blocks = t[t["corruption"] != "clean"]
+    parts = []
+    for name, members in (("CIFAR-C", ALL_19), ("CIFAR-10-C-bar", CBAR_10)):
+        sub = blocks[blocks["corruption"].isin(members)]
+        if sub.empty:
+            continue
+        sevs = sorted(int(x) for x in sub["severity"].unique())
+        shown = f"{sevs[0]}–{sevs[-1]}" if sevs == list(range(sevs[0], sevs[-1] + 1)) else ", ".join(map(str, sevs))
+        parts.append(f"{name}: {sub['corruption'].nunique()} of {len(members)} corruptions × severities {shown}")
+    text = "; ".join(parts) or "no corruptions"
+    if len(parts) > 1:
+        text += " (two separate benchmarks)"
+    return f"{text}; {int(shared['images per corruption block']):,} images per block"
+
+
 def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
     """(name, value) pairs for the provenance box: data, corruptions, seeds, versions."""
 
@@ -451,10 +468,7 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
             f"{shared['corruption provenance (published/generated)'] or 'unknown'} "
             f"({shared['corruption preset'] or 'unknown'} preset)",
         ),
-        (
-            "corruption set",
-            f"{shared['corruption set']}, {shared['images per corruption block']} images per block",
-        ),
+        ("corruption sets", corruption_sets(records, shared)),
         (
             "corruption directory",
             distinct(lambda r: (by[r.run_id].get("corruptions") or {}).get("corruptions_dir")),
