@@ -117,6 +117,8 @@ def data_copies(r: RunRecord) -> set[str]:
 def _test_sizes(r: RunRecord) -> tuple[int, int]:
     """(clean test images, the largest corruption block) of one run's results table."""
     t = r.table
+    if "corruption" not in t.columns or "n" not in t.columns:
+        return (0, 0)
     clean = t.loc[t["corruption"] == CLEAN, "n"]
     blocks = t.loc[t["corruption"] != CLEAN, "n"]
     return (int(clean.min()) if len(clean) else 0, int(blocks.max()) if len(blocks) else 0)

@@ -77,8 +77,12 @@ def slug(label: str) -> str:
 
 
 def _tag_legend(legend, figure: str) -> None:
+    """Give each legend entry the id ``legend-<figure>-<method slug>``; an entry "method, what"
+    (a method drawn twice, e.g. each seed and the mean) gets ``legend-<figure>_<what>-<method>``."""
     for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
-        handle.set_gid(f"legend-{figure}-{slug(text.get_text())}")
+        method, _, what = text.get_text().partition(", ")
+        fig = f"{figure}_{re.sub(r'[^A-Za-z0-9]+', '_', what).strip('_')}" if what else figure
+        handle.set_gid(f"legend-{fig}-{slug(method)}")
 
 
 def to_svg(fig) -> str:

@@ -430,8 +430,14 @@ def corruption_sets(records, shared: dict) -> str:
         if sub.empty:
             continue
         sevs = sorted(int(x) for x in sub["severity"].unique())
-        shown = f"{sevs[0]}–{sevs[-1]}" if sevs == list(range(sevs[0], sevs[-1] + 1)) else ", ".join(map(str, sevs))
-        parts.append(f"{name}: {sub['corruption'].nunique()} of {len(members)} corruptions × severities {shown}")
+        shown = (
+            f"{sevs[0]}–{sevs[-1]}"
+            if sevs == list(range(sevs[0], sevs[-1] + 1))
+            else ", ".join(map(str, sevs))
+        )
+        parts.append(
+            f"{name}: {sub['corruption'].nunique()} of {len(members)} corruptions × severities {shown}"
+        )
     text = "; ".join(parts) or "no corruptions"
     if len(parts) > 1:
         text += " (two separate benchmarks)"
