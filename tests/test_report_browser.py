@@ -1,8 +1,8 @@
 """The fixture report opened in a real headless browser: screenshot, the warning banner, every
 section, every figure drawn, no broken images, no console errors, each method's legend colour
 the same in every figure (read from the rendered SVG's computed style), the claim verdict's
-wording, and at 1400 px no table cut off: every table wider than its box scrolls with a visible
-hint above it (and the check fails when the hints are taken out).
+wording; at 1400 px no table wider than its box, at 800 px every wide table scrolls with a visible
+hint above it (and the check fails when the hints are taken out) and every verdict stays on screen.
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``). Locally the test is skipped with a
 reason when it is absent; in CI (``CI=true``) a missing browser is a failure, not a skip.
@@ -135,9 +135,22 @@ def _body_int(dom: str, name: str) -> int:
     return int(found.group(1))
 
 
-def test_no_table_is_clipped_at_1400_px_and_wide_ones_carry_a_hint(browser, fixture_report, tmp_path):
+def _dom_at_width(browser, profile, url, width: int) -> str:
+    res = _run(
+        browser, profile, f"--window-size={width},3000", "--virtual-time-budget=10000", "--dump-dom", url
+    )
+    return res.stdout
+
+
+def test_no_table_is_clipped_and_wide_ones_carry_a_hint(browser, fixture_report, tmp_path):
     url = fixture_report["index"].resolve().as_uri()
+    # at 1400 px every table fits its box: nothing to scroll, nothing cut off
     dom = _dom_at_1400(browser, tmp_path / "profile", url)
+    assert _body_int(dom, "data-wide-tables") == 0
+    assert _body_int(dom, "data-clipped-tables") == 0
+    assert _body_int(dom, "data-page-overflow") == 0
+    # at 800 px the widest tables scroll, each with a visible hint above it
+    dom = _dom_at_width(browser, tmp_path / "profile2", url, 800)
     assert _body_int(dom, "data-wide-tables") >= 1  # the 21-column per-corruption table at least
     assert _body_int(dom, "data-clipped-tables") == 0
     assert _body_int(dom, "data-unhinted-wide-tables") == 0
@@ -150,7 +163,7 @@ def test_no_table_is_clipped_at_1400_px_and_wide_ones_carry_a_hint(browser, fixt
     assert n == 1
     bare = fixture_report["out"] / "no-hints.html"
     bare.write_text(stripped)
-    dom = _dom_at_1400(browser, tmp_path / "profile2", bare.resolve().as_uri())
+    dom = _dom_at_width(browser, tmp_path / "profile3", bare.resolve().as_uri(), 800)
     assert _body_int(dom, "data-unhinted-wide-tables") >= 1
 
 

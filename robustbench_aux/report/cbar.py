@@ -295,7 +295,7 @@ def _with_interval(r, k: str, coloured: bool = True):
 
 def _source(r) -> tuple[str, str, str]:
     """What an interval rests on: the short name, the full text in the tooltip."""
-    return interval_source(r["interval"]), "", str(r["interval"])
+    return interval_source(r["interval"]), "brk", str(r["interval"])
 
 
 def _cbar_family_header(claim: pd.DataFrame) -> str:
@@ -319,7 +319,7 @@ def html_cbar(methods: pd.DataFrame, claim: pd.DataFrame, gap: pd.DataFrame) -> 
         *[(c.replace("_", " "), _pct_column(c)) for c in present],
     ]
     claim_spec = [
-        ("architecture", lambda r: r["arch"]),
+        ("architecture", lambda r: (r["arch"], "brk")),
         ("seeds (paired)", lambda r: int(r["n_seeds"])),
         ("95 % interval from", _source),
         ("Δ clean accuracy (points) [95 % interval]", lambda r: _with_interval(r, "delta_clean_pts")),

@@ -36,6 +36,7 @@ Z = float(stats.norm.ppf(0.5 + LEVEL / 2))
 # what each tested difference is called in words
 WHAT = {"clean": "clean accuracy", "mean15": "mean accuracy over the 15 corruptions"}
 DELTA = {"clean": "delta_clean_pts", "mean15": "delta_mean15_pts"}
+TEST = {"clean": "McNemar", "mean15": "paired bootstrap over test images"}
 
 
 def _nan(x) -> bool:
@@ -124,8 +125,7 @@ def method_summaries(sig: pd.DataFrame) -> list[dict]:
             tested = per_seed[per_seed[col].notna()]
             seeds.append(
                 seed_sentence(list(tested[col]), list(tested[f"{key}_p_holm"]), what)
-                + f" (per-seed test on the same test images: evaluation noise of each trained pair; "
-                f"Holm over the method's {size} per-seed tests)"
+                + f" ({TEST[key]} per seed, Holm over the method's {size} per-seed tests)"
             )
             if over.empty:
                 continue
@@ -134,8 +134,13 @@ def method_summaries(sig: pd.DataFrame) -> list[dict]:
                 continue
             verdicts.append(
                 f"{what}: {lv['verdict']} ({lv['delta']:+.2f} points, 95 % interval {lv['low']:+.2f} to "
-                f"{lv['high']:+.2f}, t over {lv['n']} seeds, Holm-adjusted {p_text(lv['p_holm'])} over "
-                "the method's 2 seed-level tests)"
+                f"{lv['high']:+.2f}, t over {lv['n']} seeds, "
+                + (
+                    "no p: the seeds' differences are equal"
+                    if _nan(lv["p_holm"])
+                    else f"Holm-adjusted {p_text(lv['p_holm'])} over the method's 2 seed-level tests"
+                )
+                + ")"
             )
             power.append(
                 f"{lv['detectable']:.1f} points in {what} (sd of the per-seed differences {lv['std']:.2f})"
@@ -166,8 +171,17 @@ def method_summaries(sig: pd.DataFrame) -> list[dict]:
                 "kind": kind,
             }
         )
+    # the claim's method first (auxiliary training, then its variants), then the report's order
     order = {lab: i for i, lab in enumerate(compare.label_order([o["label"] for o in out]))}
-    return sorted(out, key=lambda o: (o["arch"], order[o["label"]]))
+    first = {"auxiliary": 0}
+    return sorted(
+        out,
+        key=lambda o: (
+            first.get(o["label"], 1 if o["label"].startswith("auxiliary[") else 2),
+            o["arch"],
+            order[o["label"]],
+        ),
+    )
 
 
 # ----------------------------------------------------------------------------- seen vs unseen

@@ -179,11 +179,11 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             return cell
 
         return [
-            ("architecture", lambda r: r["arch"]),
+            ("architecture", lambda r: (r["arch"], "brk")),
             ("seeds (paired)", lambda r: f"{int(r['n_seeds'])} ({'yes' if r['paired'] else 'no'})"),
             (
                 "95 % interval from",
-                lambda r: (interval_source(r.get("interval")), "", str(r.get("interval") or "")),
+                lambda r: (interval_source(r.get("interval")), "brk", str(r.get("interval") or "")),
             ),
             ("Δ clean accuracy (points) [95 % interval]; paper +2.21", reading("delta_clean_pts")),
             (f"absolute, {n15} corruptions (points) [95 % interval]", reading("robust_abs_pts_15")),

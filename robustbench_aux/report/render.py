@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 # the methods whose per-corruption bars are drawn (others are in the CSV and the heat map)
 BAR_METHODS = ("plain", "naive_augmentation", "auxiliary", "augmix")
+# the facts of this many methods are shown open under the banner; the others are one line each
+FACTS_OPEN = 3
 # at most this many methods in the per-corruption change plot (every one is in its CSV)
 MAX_CHANGE_METHODS = 4
 
@@ -218,6 +220,7 @@ def build_report(
         "banner": banner_items(records, shared),
         "framing": frame,
         "facts": summaries,
+        "facts_open": FACTS_OPEN,
         "seen_unseen": html_table(seen_unseen, "seen_unseen") if not seen_unseen.empty else None,
         "seen_unseen_text": [
             facts.seen_unseen_sentence(seen_unseen, lab, arch)
