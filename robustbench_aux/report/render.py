@@ -23,6 +23,7 @@ from robustbench_aux.report import cbar, facts, figures, plotdata, tables
 from robustbench_aux.report.banner import banner_items, framing
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
+from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,8 @@ def build_report(
             }
         )
 
+    # the code that rendered this page: a committed page must come from committed code (no ".dirty")
+    page_version = code_version()
     corruptions = [c for c in ALL_19 if c in per_corr.columns]
     bar_labels = [lab for lab in labels if lab in BAR_METHODS] or labels[:4]
     frame = framing(records)
@@ -257,7 +260,9 @@ def build_report(
         "significance": html_table(sig, "significance") if not sig.empty else None,
         "runs": html_table(runs, "runs"),
         "provenance": ([("produced by", produced_by)] if produced_by else [])
-        + provenance_rows(records, shared),
+        + provenance_rows(records, shared)
+        + [("code version (this page)", page_version)],
+        "page_version": page_version,
         "c_bar": c_bar,
         "csv_files": written,
     }
