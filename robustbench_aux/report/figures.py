@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display needed; must precede pyplot
 import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
@@ -398,7 +399,8 @@ def corruption_change(
                 if summ.empty:
                     continue
                 pos = {c: j for j, c in enumerate(corruptions)}
-                sx = [pos[c] + off for c in seeds["corruption"] if c in pos]
+                # each seed a little left of the mean, so a seed is never hidden behind it
+                sx = [pos[c] + off - 0.3 * step for c in seeds["corruption"] if c in pos]
                 sy = [d for c, d in zip(seeds["corruption"], seeds["delta_pts"], strict=True) if c in pos]
                 ax.plot(
                     sx,
@@ -417,7 +419,7 @@ def corruption_change(
                 has = np.isfinite(low) & np.isfinite(high)
                 yerr = np.vstack([np.where(has, mean - low, 0), np.where(has, high - mean, 0)])
                 ax.errorbar(
-                    x + off,
+                    x + off + 0.1 * step,
                     mean,
                     yerr=yerr,
                     fmt=marker,
@@ -476,6 +478,7 @@ def training_curves(curves: pd.DataFrame, labels: list[str], styles: dict | None
                 )
             ax.set_title(CURVE_LABELS.get(q, f"loss term: {q}"), fontsize=10)
             ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             ax.set_ylabel(CURVE_LABELS.get(q, "loss (weighted term)"), fontsize=9)
             if q == "lr":
                 ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
