@@ -12,6 +12,7 @@ from fixtures_runs import FIXTURE_LABELS, SECTIONS, build_fixture_report, fixtur
 from robustbench_aux.catalog import ALL_19, BENCHMARK_15, SEVERITIES
 from robustbench_aux.cli import main
 from robustbench_aux.errors import UserError
+from robustbench_aux.metrics.uncertainty import holm
 from robustbench_aux.report import build_report, export_robustbench
 
 
@@ -76,12 +77,22 @@ def test_claim_numbers_exact(fixture_report):
         assert claim.loc[arch, "robust_rel_pct_19"] == pytest.approx(sum(rel19) / 2, abs=1e-5)
     assert "mean over architectures" in claim.index
     assert claim.loc["resnet18", "paper_robustness"] == 21.64
-    # fixture gains of about 7 points, but two seeds: the t-test over seeds does not survive Holm's
-    # correction over the significance table, so the verdict is inconclusive (with its evidence)
+    # the verdict's Holm family is the claim's own: auxiliary's clean and mean-15 tests over seeds on
+    # that architecture (2 tests), never the whole significance table
+    sig = pd.read_csv(fixture_report["out"] / "significance.csv", dtype={"seed": str})
+    for arch in ("resnet18", "resnet50"):
+        over = sig[
+            (sig["label"] == "auxiliary") & (sig["arch"] == arch) & (sig["seed"] == "over seeds")
+        ].iloc[0]
+        want = holm([over["clean_p"], over["mean15_p"]])[1]
+        assert claim.loc[arch, "robust_p_holm"] == pytest.approx(want)
+        assert int(over["family_size"]) == int(pd.notna(over[["clean_p", "mean15_p"]]).sum())
     mean = claim.loc["mean over architectures"]
-    assert mean["verdict"] == "inconclusive"
-    shown = f"inconclusive ({mean['robust_abs_pts_15']:+.2f} points over 15 corruptions, 95 % interval"
-    assert mean["matching_reading"].startswith(shown)
+    assert mean["robust_p_holm"] == pytest.approx(claim.loc[["resnet18", "resnet50"], "robust_p_holm"].max())
+    expected = "inconclusive" if mean["robust_p_holm"] > 0.05 else "gain"
+    assert mean["verdict"] == expected
+    shown = f"({mean['robust_abs_pts_15']:+.2f} points over 15 corruptions, 95 % interval"
+    assert shown in mean["matching_reading"]
 
 
 def test_interference_csv_exact(fixture_report):

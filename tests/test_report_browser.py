@@ -1,8 +1,8 @@
 """The fixture report opened in a real headless browser: screenshot, the warning banner, every
 section, every figure drawn, no broken images, no console errors, each method's legend colour
 the same in every figure (read from the rendered SVG's computed style), the claim verdict's
-wording, and at 1400 px no table cut off: every table wider than its box scrolls with a visible
-hint above it (and the check fails when the hints are taken out).
+wording; at 1400 px no table wider than its box, at 800 px every wide table scrolls with a visible
+hint above it (and the check fails when the hints are taken out) and every verdict stays on screen.
 
 Needs Debian's ``chromium`` (``apt-get install -y chromium``). Locally the test is skipped with a
 reason when it is absent; in CI (``CI=true``) a missing browser is a failure, not a skip.
@@ -112,7 +112,13 @@ def test_report_in_headless_chromium(browser, fixture_report, tmp_path):
         _, fig, method = gid.split("-", 2)
         assert colour.startswith("rgb"), f"{gid}: no colour ({colour!r})"
         by_method.setdefault(method, set()).add(colour)
-    assert {gid.split("-")[1] for gid in colours} == {"tradeoff", "severity", "bars"}
+    assert {gid.split("-")[1] for gid in colours} == {
+        "tradeoff",
+        "severity",
+        "bars",
+        "change_each_seed",  # the per-corruption change plot: hollow markers, one per seed
+        "change_mean_95_interval",  # and the mean over seeds with its interval
+    }
     assert all(len(c) == 1 for c in by_method.values()), by_method
     assert by_method["auxiliary"] != by_method["plain"]
 
@@ -129,9 +135,22 @@ def _body_int(dom: str, name: str) -> int:
     return int(found.group(1))
 
 
-def test_no_table_is_clipped_at_1400_px_and_wide_ones_carry_a_hint(browser, fixture_report, tmp_path):
+def _dom_at_width(browser, profile, url, width: int) -> str:
+    res = _run(
+        browser, profile, f"--window-size={width},3000", "--virtual-time-budget=10000", "--dump-dom", url
+    )
+    return res.stdout
+
+
+def test_no_table_is_clipped_and_wide_ones_carry_a_hint(browser, fixture_report, tmp_path):
     url = fixture_report["index"].resolve().as_uri()
+    # at 1400 px every table fits its box: nothing to scroll, nothing cut off
     dom = _dom_at_1400(browser, tmp_path / "profile", url)
+    assert _body_int(dom, "data-wide-tables") == 0
+    assert _body_int(dom, "data-clipped-tables") == 0
+    assert _body_int(dom, "data-page-overflow") == 0
+    # at 800 px the widest tables scroll, each with a visible hint above it
+    dom = _dom_at_width(browser, tmp_path / "profile2", url, 800)
     assert _body_int(dom, "data-wide-tables") >= 1  # the 21-column per-corruption table at least
     assert _body_int(dom, "data-clipped-tables") == 0
     assert _body_int(dom, "data-unhinted-wide-tables") == 0
@@ -144,7 +163,7 @@ def test_no_table_is_clipped_at_1400_px_and_wide_ones_carry_a_hint(browser, fixt
     assert n == 1
     bare = fixture_report["out"] / "no-hints.html"
     bare.write_text(stripped)
-    dom = _dom_at_1400(browser, tmp_path / "profile2", bare.resolve().as_uri())
+    dom = _dom_at_width(browser, tmp_path / "profile3", bare.resolve().as_uri(), 800)
     assert _body_int(dom, "data-unhinted-wide-tables") >= 1
 
 
@@ -164,35 +183,61 @@ def test_the_claim_verdict_reads_as_claim_csv_says(browser, fixture_report, tmp_
     assert "opposite sign" not in text or verdict == "opposite sign"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        "example",
-        "cpu-cifar10-fp32",
-    ],
-)
-def test_committed_report_renders_at_1400_px_without_console_errors(browser, tmp_path, name):
-    """The reports in the repository, as a reader opens them: no console message, every figure
-    drawn, no table clipped, and the verdict shown as its claim.csv says."""
-    import pandas as pd
+COMMITTED = sorted(p.parent.name for p in (REPO / "reports").glob("*/index.html"))
 
-    report = REPO / "reports" / name
-    url = (report / "index.html").resolve().as_uri()
+
+def _dom_at(browser, profile, url, width: int) -> tuple[str, list[str]]:
     res = _run(
         browser,
-        tmp_path / "profile",
-        "--window-size=1400,3000",
+        profile,
+        f"--window-size={width},3000",
         "--enable-logging=stderr",
         "--v=0",
         "--virtual-time-budget=10000",
         "--dump-dom",
         url,
     )
-    console = [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+    return res.stdout, [line for line in res.stderr.splitlines() if ":CONSOLE" in line]
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+def test_fixture_report_verdicts_stay_visible(browser, fixture_report, tmp_path, width):
+    """At 1400 px nothing in the fixture page scrolls out of view but its widest tables (which carry a
+    hint); at 800 px the claim table stacks, so every verdict is still on screen."""
+    url = fixture_report["index"].resolve().as_uri()
+    dom, console = _dom_at(browser, tmp_path / "profile", url, width)
     assert not console, f"console messages: {console[:3]}"
-    dom = res.stdout
+    assert _body_int(dom, "data-verdicts") >= 3
+    assert _body_int(dom, "data-hidden-verdicts") == 0
+    assert _body_int(dom, "data-page-overflow") == 0
+    assert _body_int(dom, "data-clipped-tables") == 0 and _body_int(dom, "data-unhinted-wide-tables") == 0
+    # the check can fail: the same page without its narrow-width layout hides the verdict column
+    page = fixture_report["index"].read_text()
+    if width == 800:
+        bare = fixture_report["out"] / "no-stack.html"
+        bare.write_text(page.replace('<table class="stack"', '<table class="plain"'))
+        dom, _ = _dom_at(browser, tmp_path / "profile2", bare.resolve().as_uri(), width)
+        assert _body_int(dom, "data-hidden-verdicts") >= 1
+
+
+@pytest.mark.parametrize("width", [1400, 800])
+@pytest.mark.parametrize("name", COMMITTED)
+def test_committed_report_renders_without_console_errors(browser, tmp_path, name, width):
+    """The reports in the repository (every reports/*/index.html), as a reader opens them: no
+    console message, every figure drawn, at 1400 px no table wider than its box (nothing clipped,
+    nothing to scroll), at 800 px every verdict still on screen, and the verdict shown as its
+    claim.csv says."""
+    import pandas as pd
+
+    report = REPO / "reports" / name
+    dom, console = _dom_at(browser, tmp_path / "profile", (report / "index.html").resolve().as_uri(), width)
+    assert not console, f"console messages: {console[:3]}"
     figures = _body_int(dom, "data-figures")
     assert figures >= 4 and _body_int(dom, "data-figures-drawn") == figures
     assert _body_int(dom, "data-broken-images") == 0 and _body_int(dom, "data-clipped-tables") == 0
+    if width >= 1400:
+        assert _body_int(dom, "data-wide-tables") == 0, "a table is cut off at 1400 px (it scrolls sideways)"
+    assert _body_int(dom, "data-hidden-verdicts") == 0
+    assert _body_int(dom, "data-page-overflow") == 0
     verdict = pd.read_csv(report / "claim.csv").iloc[-1]["verdict"]
     assert f'data-verdict="{verdict}"' in dom

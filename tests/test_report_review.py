@@ -32,7 +32,7 @@ from robustbench_aux.metrics import (
     paired_bootstrap_means,
 )
 from robustbench_aux.report import build_report
-from robustbench_aux.report.banner import banner_items, pipeline_check
+from robustbench_aux.report.banner import SHORT_SCHEDULE, UNKNOWN_SCALE, banner_items, framing, pipeline_check
 from robustbench_aux.report.compute import steps_differences, training_compute
 from robustbench_aux.report.runs import RunRecord
 
@@ -294,14 +294,21 @@ def test_banner_names_fewer_images_and_a_copy_that_is_not_the_original():
     assert items[0].text.startswith("Data copy CIFAR-10 (JPEG-q75 copy), not the original release")
 
 
-def test_pipeline_check_sentence_only_when_every_run_is_toy_sized():
+def test_pipeline_check_sentence_only_for_a_fraction_of_the_data():
     toy = _paper(data={"n_train": 2000}, epochs=3)
     sentence = pipeline_check(toy)
-    assert sentence.startswith("These numbers are a pipeline check: every run trained on at most 0.057 %")
-    assert ". " not in sentence and sentence.endswith("not how the methods compare.")  # one sentence
-    assert pipeline_check(_paper(data={"n_train": 50_000}, epochs=60)) is None  # 29 %: a real, short run
-    assert pipeline_check(toy[:3] + _paper(data={"n_train": 50_000})[:1]) is None  # not every run
+    assert sentence.startswith(
+        "These numbers are a pipeline check, not a comparison of the methods: every run trained on "
+        "2,000 of the 50,000 training images (4 %)"
+    )
+    # all training images at a short schedule: a real comparison at that schedule, not a pipeline check
+    assert pipeline_check(_paper(data={"n_train": 50_000}, epochs=8)) is None
+    assert framing(_paper(data={"n_train": 50_000}, epochs=8)).kind == SHORT_SCHEDULE
+    # one run on a fraction of the images is enough: the comparison is only as strong as that run
+    mixed = toy[:1] + _paper(data={"n_train": 50_000})[1:]
+    assert "1 of 4 runs trained on 2,000" in pipeline_check(mixed)
     assert pipeline_check(_paper()) is None  # training images not recorded: nothing is claimed
+    assert framing(_paper()).kind == UNKNOWN_SCALE
 
 
 def test_the_page_says_pipeline_check_in_the_banner(tmp_path):
@@ -315,7 +322,7 @@ def test_the_page_says_pipeline_check_in_the_banner(tmp_path):
         (run / "config.json").write_text(json.dumps(config))
     html = build_report([tmp_path / "runs"], tmp_path / "out").read_text()
     banner = html[html.index('id="banner"') : html.index("</div>", html.index('id="banner"'))]
-    assert 'id="pipeline-check">These numbers are a pipeline check' in banner
+    assert 'data-framing="pipeline check">These numbers are a pipeline check' in banner
     for key in ("test_images", "data_copy", "train_images", "epochs"):
         assert f'data-key="{key}"' in banner
 

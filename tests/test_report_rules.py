@@ -126,14 +126,22 @@ def test_mcnemar_is_per_seed_not_on_pooled_seeds():
     # pooled as if the seeds were 200 more images, 17 of 21 would look significant (p = 0.007)
     pooled = mcnemar(np.concatenate([m0, m1]), np.concatenate([p0, p1]))["p_value"]
     assert pooled < 0.01
-    assert not sig["clean_significant"].any()
+    assert not sig.loc[["0", "1"], "clean_significant"].any()
     # over seeds: a t-test of the two per-seed differences (6 and 7 points)
     assert sig.loc["over seeds", "delta_clean_pts"] == pytest.approx(6.5)
     assert sig.loc["over seeds", "clean_test"] == "t over 2 seeds"
     # t = 6.5 / (0.707 / sqrt 2) = 13 with 1 degree of freedom: p = 1 - 2 atan(13) / pi
     assert sig.loc["over seeds", "clean_p"] == pytest.approx(1 - 2 * np.arctan(13) / np.pi)
-    # Holm over the table's three p-values: the smallest (0.049) times 3
-    assert sig.loc["over seeds", "clean_p_holm"] == pytest.approx(3 * sig.loc["over seeds", "clean_p"])
+    # the per-seed tests and the seed-level test are separate Holm families: the two McNemar tests
+    # (0.065 x 2, 0.109) form one, the t-test over seeds (0.049, the only seed-level test here) another
+    # Holm over the two McNemar tests: 0.065 x 2 = 0.131, and 0.109 x 1 raised to it (monotone)
+    assert sig.loc["1", "clean_p_holm"] == pytest.approx(2 * sig.loc["1", "clean_p"])
+    assert sig.loc["0", "clean_p_holm"] == pytest.approx(2 * sig.loc["1", "clean_p"])
+    assert sig.loc["over seeds", "clean_p_holm"] == pytest.approx(sig.loc["over seeds", "clean_p"])
+    assert bool(sig.loc["over seeds", "clean_significant"])
+    assert list(sig["family_size"]) == [2, 2, 1]
+    assert sig.loc["0", "family"].startswith("per seed: auxiliary vs plain")
+    assert sig.loc["over seeds", "family"].startswith("over seeds: auxiliary vs plain")
 
 
 def test_one_seed_has_no_test_over_seeds():
@@ -191,7 +199,8 @@ def _legend_colours(html: str) -> dict[tuple[str, str], str]:
 def test_a_method_keeps_its_colour_across_figures(fixture_report):
     colours = _legend_colours(fixture_report["index"].read_text())
     figures = {f for f, _ in colours}
-    assert figures == {"tradeoff", "severity", "bars"}
+    # the per-corruption change plot draws each method twice: each seed (hollow) and the mean
+    assert figures == {"tradeoff", "severity", "bars", "change_each_seed", "change_mean_95_interval"}
     by_method: dict[str, set] = {}
     for (_, method), c in colours.items():
         by_method.setdefault(method, set()).add(c)
@@ -226,17 +235,31 @@ def _heatmap_colours(svg: str) -> set:
     return {tuple(c) for c in img.reshape(-1, 3)}
 
 
-def test_heatmap_greys_cells_not_shown_to_differ():
+def test_heatmap_colours_the_change_and_outlines_significance():
     from robustbench_aux.report.figures import interference
 
-    mat = pd.DataFrame([[0.0, 0.0], [5.0, -4.0]], index=["plain", "auxiliary"], columns=["clean", "fog"])
-    coloured = _heatmap_colours(interference(mat, "resnet18"))
-    none = _heatmap_colours(interference(mat, "resnet18", mat.abs() > 100))  # nothing significant
-    one = _heatmap_colours(interference(mat, "resnet18", mat > 1))  # only the +5 cell
-    grey = (0xEC, 0xEC, 0xEC)
-    assert grey not in coloured and len(coloured) >= 3
-    assert none == {grey}
-    assert grey in one and len(one) == 2  # the +5 cell keeps its blue, the rest is grey
+    # a large loss that is not significant and a small one that is: the colour follows the size
+    mat = pd.DataFrame([[-3.9, -2.2, 1.0]], index=["auxiliary"], columns=["clean", "fog", "snow"])
+    plain_svg = interference(mat, "resnet18")
+    sig = pd.DataFrame([[False, True, False]], index=mat.index, columns=mat.columns)
+    marked_svg = interference(mat, "resnet18", sig)
+    # significance never changes a colour: the same cells, the same colours
+    assert _heatmap_colours(plain_svg) == _heatmap_colours(marked_svg)
+    assert len(_heatmap_colours(marked_svg)) >= 3
+    # the significant cell is outlined, the others are not
+    assert plain_svg.count('id="sig-cell') == 0 and marked_svg.count('id="sig-cell') == 1
+    import base64
+    import io
+
+    from PIL import Image
+
+    data = re.search(r'xlink:href="data:image/png;base64,([^"]+)"', marked_svg).group(1)
+    img = np.asarray(Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")).astype(int)
+    row = img[img.shape[0] // 2]
+    third = img.shape[1] // 3
+    big, small = row[third // 2], row[third + third // 2]
+    # -3.9 is a deeper red than -2.2 (further from white), whatever their tests say
+    assert (255 * 3 - big.sum()) > (255 * 3 - small.sum())
 
 
 def test_interference_cell_needs_every_seed_to_agree():

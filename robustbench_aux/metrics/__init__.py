@@ -7,7 +7,7 @@
   (with counts and unstable corruptions), the paper's headline numbers (four readings) and which
   one matches, the interference matrix, seen/unseen families;
 - :mod:`~robustbench_aux.metrics.uncertainty` -- seeds (mean ± std, n), bootstrap intervals over
-  test images, paired bootstrap and McNemar tests (per seed), a test over seeds, Holm correction.
+  test images, paired bootstrap and McNemar tests (per seed), a test over seeds and its power, Holm correction.
 """
 
 from robustbench_aux.catalog import CLEAN
@@ -45,6 +45,7 @@ from robustbench_aux.metrics.tidy import COLUMNS, block_rows, check_table, metho
 from robustbench_aux.metrics.uncertainty import (
     aggregate_seeds,
     bootstrap_ci,
+    detectable_difference,
     holm,
     mcnemar,
     paired_bootstrap,
@@ -69,6 +70,7 @@ __all__ = [
     "corruption_accuracy",
     "corruption_error",
     "coverage",
+    "detectable_difference",
     "family_accuracy",
     "headline",
     "holm",

@@ -187,9 +187,13 @@ def cbar_claim_table(
         rows.append(row)
     if not rows:
         return pd.DataFrame()
+    # the claim's own family: this method's C-bar tests, one per architecture (docs/metrics.md)
     adjusted = holm([r["robust_p"] for r in rows])
     for r, p in zip(rows, adjusted, strict=True):
         r["robust_p_holm"] = float(p)
+        r["family"] = (
+            f"Holm over {len(rows)} test{'s' if len(rows) != 1 else ''}: {label}'s C-bar gain per architecture"
+        )
     if len(rows) > 1:
         avg = {"arch": paper_claim.MEAN_ROW, "method": label, "n_seeds": int(sum(r["n_seeds"] for r in rows))}
         for k in CLAIM_METRICS:
@@ -203,6 +207,7 @@ def cbar_claim_table(
         # a claim about every architecture at once: the largest p (NaN when one is untested)
         avg["robust_p"] = avg["robust_p_holm"] = max(ps) if all(np.isfinite(ps)) else math.nan
         avg["robust_test"] = "largest of the architectures' p"
+        avg["family"] = "the largest of the architectures' adjusted p"
         avg["n_text"] = f"{len(rows)} architectures, {avg['n_seeds']} paired seeds in all"
         rows.append(avg)
     for r in rows:
@@ -290,7 +295,14 @@ def _with_interval(r, k: str, coloured: bool = True):
 
 def _source(r) -> tuple[str, str, str]:
     """What an interval rests on: the short name, the full text in the tooltip."""
-    return interval_source(r["interval"]), "", str(r["interval"])
+    return interval_source(r["interval"]), "brk", str(r["interval"])
+
+
+def _cbar_family_header(claim: pd.DataFrame) -> str:
+    """The C-bar claim's Holm family, named with its size: the architectures' tests of the gain over
+    the ten for this method (never other methods' tests)."""
+    k = int((claim["arch"] != paper_claim.MEAN_ROW).sum()) if not claim.empty else 0
+    return f"Holm-adjusted p (Holm over {k} test{'s' if k != 1 else ''}: the C-bar gain of this method, one per architecture)"
 
 
 def html_cbar(methods: pd.DataFrame, claim: pd.DataFrame, gap: pd.DataFrame) -> dict:
@@ -307,7 +319,7 @@ def html_cbar(methods: pd.DataFrame, claim: pd.DataFrame, gap: pd.DataFrame) -> 
         *[(c.replace("_", " "), _pct_column(c)) for c in present],
     ]
     claim_spec = [
-        ("architecture", lambda r: r["arch"]),
+        ("architecture", lambda r: (r["arch"], "brk")),
         ("seeds (paired)", lambda r: int(r["n_seeds"])),
         ("95 % interval from", _source),
         ("Δ clean accuracy (points) [95 % interval]", lambda r: _with_interval(r, "delta_clean_pts")),
@@ -317,13 +329,13 @@ def html_cbar(methods: pd.DataFrame, claim: pd.DataFrame, gap: pd.DataFrame) -> 
         ),
         (f"relative, C-bar {of} (%) [95 % interval]", lambda r: _with_interval(r, "robust_rel_pct_cbar")),
         ("test of the C-bar gain", lambda r: r["robust_test"]),
-        ("p (Holm)", lambda r: _num(r["robust_p_holm"])),
+        (_cbar_family_header(claim), lambda r: (_num(r["robust_p_holm"]), "", str(r.get("family") or ""))),
         ("verdict", lambda r: (r["verdict"], "", r["verdict_text"])),
     ]
     gap_spec = [
         ("method", lambda r: (r["label"], "label")),
         ("architecture", lambda r: r["arch"]),
-        ("seeds", lambda r: r["seeds"]),
+        ("seeds (paired)", lambda r: (str(int(r["n_seeds"])), "", f"seeds {r['seeds']}")),
         ("95 % interval from", _source),
         ("gain on CIFAR-C, 15 (points) [95 % interval]", lambda r: _with_interval(r, "gain_c_pts")),
         (f"gain on C-bar, {of} (points) [95 % interval]", lambda r: _with_interval(r, "gain_cbar_pts")),

@@ -9,7 +9,9 @@ of the root of the sum of their squared half-widths divided by the number of arc
 interval of a mean of independent estimates).
 The verdict (:func:`robustbench_aux.metrics.compare.claim_verdict`) rests on the gain over the 15
 benchmark corruptions, its interval and the Holm-adjusted p-value of the significance table's test
-of the same difference (the row "over seeds" with two or more seeds, else the seed's row).
+of the same difference (the row "over seeds" with two or more seeds, else the seed's row). Its Holm
+family is fixed by the claim: the method's clean and mean-15 tests on that architecture (2 tests),
+whatever else is on the page (``family`` names it).
 """
 
 from __future__ import annotations
@@ -108,11 +110,27 @@ def interval_text(paired: bool, boot_available: bool) -> str:
     return "none (seeds not paired)" if not paired else "none (no per-image results)"
 
 
-def _holm_p(sig: pd.DataFrame, label: str, arch: str, seed: str, key: str) -> float:
-    if sig is None or sig.empty or f"{key}_p_holm" not in sig.columns:
-        return math.nan
+def _sig_row(sig: pd.DataFrame | None, label: str, arch: str, seed: str) -> pd.Series | None:
+    if sig is None or sig.empty:
+        return None
     rows = sig[(sig["label"] == label) & (sig["arch"] == arch) & (sig["seed"].astype(str) == seed)]
-    return float(rows[f"{key}_p_holm"].iloc[0]) if len(rows) else math.nan
+    return rows.iloc[0] if len(rows) else None
+
+
+def _holm_p(sig: pd.DataFrame, label: str, arch: str, seed: str, key: str) -> float:
+    row = _sig_row(sig, label, arch, seed)
+    if row is None or f"{key}_p_holm" not in row.index:
+        return math.nan
+    return float(row[f"{key}_p_holm"])
+
+
+def family_text(sig: pd.DataFrame | None, label: str, arch: str, seed: str) -> str:
+    """The Holm family of the claim's test, named with its size: for one method vs plain on one
+    architecture, its clean and mean-15 tests at one level (over seeds, or one seed's)."""
+    row = _sig_row(sig, label, arch, seed)
+    if row is None or "family" not in row.index:
+        return "no test"
+    return f"Holm over {int(row['family_size'])} tests ({row['family']})"
 
 
 def n_text(n_seeds: int, paired: bool, n_images: int, kind: str) -> str:
@@ -169,6 +187,7 @@ def claim_table(
             seed_key = str(seed) if paired else ""
         info["clean_p_holm"] = _holm_p(significance, label, arch, seed_key, "clean")
         info["robust_p_holm"] = _holm_p(significance, label, arch, seed_key, "mean15")
+        info["family"] = family_text(significance, label, arch, seed_key)
         info["_n_text"] = n_text(n, paired, n_images, info["interval"])
         extra.append(info)
     # the mean over architectures: standard errors in quadrature, every architecture must be tested
@@ -184,6 +203,7 @@ def claim_table(
             ps = [e[key] for e in per_arch]
             # a claim about every architecture at once: the largest p (NaN when one is untested)
             info[key] = max(ps) if all(np.isfinite(ps)) else math.nan
+        info["family"] = "the largest of the architectures' adjusted p (each its own family of 2 tests)"
         info["_n_text"] = f"{k_arch} architectures, {int(row['n_seeds'])} paired seeds in all"
         extra[i] = info
     ext = pd.DataFrame(extra, index=h.index)

@@ -17,7 +17,9 @@ import re
 import matplotlib
 
 matplotlib.use("Agg")  # no display needed; must precede pyplot
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
@@ -76,8 +78,12 @@ def slug(label: str) -> str:
 
 
 def _tag_legend(legend, figure: str) -> None:
+    """Give each legend entry the id ``legend-<figure>-<method slug>``; an entry "method, what"
+    (a method drawn twice, e.g. each seed and the mean) gets ``legend-<figure>_<what>-<method>``."""
     for handle, text in zip(legend.legend_handles, legend.get_texts(), strict=True):
-        handle.set_gid(f"legend-{figure}-{slug(text.get_text())}")
+        method, _, what = text.get_text().partition(", ")
+        fig = f"{figure}_{re.sub(r'[^A-Za-z0-9]+', '_', what).strip('_')}" if what else figure
+        handle.set_gid(f"legend-{fig}-{slug(method)}")
 
 
 def to_svg(fig) -> str:
@@ -167,21 +173,19 @@ def tradeoff(
         return to_svg(fig)
 
 
-UNTESTED_GREY = "#ececec"  # a cell not shown to differ from plain (or not tested) is grey, not coloured
+SIGNIFICANT_EDGE = "#000000"  # the outline of a cell whose corrected test says it differs from plain
 
 
 def _heatmap(
     ax, mat: pd.DataFrame, norm, annotate: bool = True, fontsize: float = 7.5, separators=(), significant=None
 ):
-    """Annotated heat map; with ``significant`` (bool frame like ``mat``) only those cells are coloured."""
+    """Annotated heat map: colour encodes the change for every cell, whether or not it is
+    significant; with ``significant`` (bool frame like ``mat``) those cells get a black outline
+    (svg id ``sig-cell``) and a bold number, so a large non-significant change never looks smaller
+    than a small significant one."""
     data = mat.to_numpy(dtype=float)
-    shown = data.copy()
-    if significant is not None:
-        shown[~significant.reindex(index=mat.index, columns=mat.columns).fillna(False).to_numpy(bool)] = (
-            np.nan
-        )
-    cmap = plt.get_cmap("RdBu").with_extremes(bad=UNTESTED_GREY)
-    im = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap, norm=norm, aspect="auto")
+    cmap = plt.get_cmap("RdBu").with_extremes(bad="#ffffff")
+    im = ax.imshow(np.ma.masked_invalid(data), cmap=cmap, norm=norm, aspect="auto")
     ax.set_xticks(
         range(mat.shape[1]), [str(c).replace("_", " ") for c in mat.columns], rotation=50, ha="right"
     )
@@ -190,10 +194,22 @@ def _heatmap(
     ax.grid(False)
     for j in separators:
         ax.axvline(j - 0.5, color="black", lw=1.2)
+    sig = (
+        np.zeros(data.shape, bool)
+        if significant is None
+        else significant.reindex(index=mat.index, columns=mat.columns).fillna(False).to_numpy(bool)
+    )
+    for (i, j), flag in np.ndenumerate(sig):
+        if flag and np.isfinite(data[i, j]):
+            box = matplotlib.patches.Rectangle(
+                (j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor=SIGNIFICANT_EDGE, lw=1.6
+            )
+            box.set_gid("sig-cell")
+            ax.add_patch(box)
     if annotate:
         for (i, j), v in np.ndenumerate(data):
             if np.isfinite(v):
-                strong = np.isfinite(shown[i, j]) and abs(v) > 0.6 * norm.vmax
+                strong = abs(v) > 0.6 * norm.vmax
                 ax.text(
                     j,
                     i,
@@ -201,6 +217,7 @@ def _heatmap(
                     ha="center",
                     va="center",
                     fontsize=fontsize,
+                    fontweight="bold" if sig[i, j] else "normal",
                     color="white" if strong else "black",
                 )
     return im
@@ -223,16 +240,20 @@ def _separators(cols: list) -> list[int]:
 def interference(mat: pd.DataFrame, arch: str, significant: pd.DataFrame | None = None) -> str:
     """Heat map of Δaccuracy vs plain (points), averaged over severities; diverging, centred on 0.
 
-    With ``significant`` only cells whose corrected test says so are coloured; the rest are grey.
+    The reference row is left out by the caller (it is 0 by definition). With ``significant`` the
+    cells whose corrected test says so are outlined; every cell is coloured by its change.
     """
     with plt.rc_context(STYLE):
-        height = 0.36 * mat.shape[0] + 2.6
+        height = 0.42 * mat.shape[0] + 2.6
         fig, ax = plt.subplots(figsize=(MAX_WIDTH_IN, height), layout="constrained")
         norm = _norm(mat.to_numpy(dtype=float))
         im = _heatmap(ax, mat, norm, separators=_separators(list(mat.columns)), significant=significant)
         ax.set_xlabel("evaluated on  (clean | CIFAR-C corruptions | category means)")
         ax.set_ylabel("trained with")
-        ax.set_title(f"{arch}: accuracy change vs plain training (points, mean over severities 1-5)")
+        ax.set_title(
+            f"{arch}: accuracy change vs plain training (points, mean over severities 1-5); "
+            "outlined: beyond test-image noise"
+        )
         fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01, label="Δ accuracy (points)")
         return to_svg(fig)
 
@@ -243,7 +264,7 @@ def interference_by_severity(mat: pd.DataFrame, arch: str, significant: pd.DataF
     severities = sorted(mat.index.get_level_values("severity").unique())
     with plt.rc_context(STYLE):
         labels = list(dict.fromkeys(mat.index.get_level_values("label")))
-        panel = 0.36 * len(labels) + 1.9  # rows plus the rotated column labels under each panel
+        panel = 0.42 * len(labels) + 1.9  # rows plus the rotated column labels under each panel
         fig, axes = plt.subplots(
             len(severities),
             1,
@@ -264,34 +285,46 @@ def interference_by_severity(mat: pd.DataFrame, arch: str, significant: pd.DataF
 
 
 def severity_curves(
-    sev: pd.DataFrame, labels: list[str], styles: dict | None = None, set_name: str = "15"
+    sev: pd.DataFrame,
+    labels: list[str],
+    styles: dict | None = None,
+    set_name: str = "15",
+    per_seed: pd.DataFrame | None = None,
 ) -> str:
-    """Accuracy vs severity (clean at 0), mean over the 15 corruptions, one panel per architecture."""
+    """Accuracy vs severity (clean at 0), mean over the 15 corruptions, one panel per architecture:
+    the mean over seeds as a line with markers and, from ``per_seed`` (one curve per run), every
+    seed as a thin line of the same colour, so the spread between seeds is visible."""
     archs = sorted(sev["arch"].unique())
     styles = styles or method_styles(labels)
     cols = [c for c in sev.columns if c == "clean" or c.startswith("s")]
     xs = [0 if c == "clean" else int(c[1:]) for c in cols]
     width = min(MAX_WIDTH_IN, 5.2 * len(archs) + 0.4)
-    height = 4.0 + 0.28 * ((len(labels) - 1) // 5 + 1)
+    height = 4.4 + 0.28 * ((len(labels) - 1) // 5 + 1)
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(1, len(archs), figsize=(width, height), squeeze=False, sharey=True)
         for ax, arch in zip(axes[0], archs, strict=True):
             sub = sev[sev["arch"] == arch].set_index("label")
             for lab in labels:
-                if lab in sub.index:
-                    color, marker = styles[lab]
-                    ax.plot(
-                        xs,
-                        100 * sub.loc[lab, cols].to_numpy(float),
-                        marker=marker,
-                        color=color,
-                        label=lab,
-                        lw=2 if lab == "plain" else 1.4,
-                    )
+                if lab not in sub.index:
+                    continue
+                color, marker = styles[lab]
+                if per_seed is not None:
+                    runs = per_seed[(per_seed["arch"] == arch) & (per_seed["label"] == lab)]
+                    if len(runs) > 1:
+                        for _, run in runs.iterrows():
+                            ax.plot(xs, 100 * run[cols].to_numpy(float), color=color, lw=0.8, alpha=0.45)
+                ax.plot(
+                    xs,
+                    100 * sub.loc[lab, cols].to_numpy(float),
+                    marker=marker,
+                    color=color,
+                    label=lab,
+                    lw=2 if lab == "plain" else 1.6,
+                )
             ax.set_xticks(xs, ["clean" if x == 0 else str(x) for x in xs])
             ax.set_xlabel("corruption severity")
             ax.set_ylabel(f"accuracy (%), mean over {set_name} corruptions")
-            ax.set_title(arch)
+            ax.set_title(f"{arch}: mean over seeds (markers), each seed (thin lines)", fontsize=10)
         _bottom_legend(fig, axes, "severity", height)
         return to_svg(fig)
 
@@ -299,29 +332,162 @@ def severity_curves(
 def corruption_bars(
     table: pd.DataFrame, labels: list[str], corruptions: list[str], styles: dict | None = None
 ) -> str:
-    """Grouped bars: accuracy per corruption (mean over severities) for the given labels, per architecture."""
+    """Accuracy per corruption (mean over severities and seeds) for the given labels, per
+    architecture: one marker per method at each corruption (no bars: the axis does not start at 0,
+    it spans the measured accuracies, so differences of a point or two stay visible)."""
     archs = sorted(table["arch"].unique())
     styles = styles or method_styles(labels)
-    width = 0.8 / max(len(labels), 1)
-    height = 3.4 * len(archs) + 1.3 + 0.28 * ((len(labels) - 1) // 5 + 1)
+    step = 0.6 / max(len(labels), 1)
+    height = 3.6 * len(archs) + 1.3 + 0.28 * ((len(labels) - 1) // 5 + 1)
     with plt.rc_context(STYLE):
         fig, axes = plt.subplots(len(archs), 1, figsize=(MAX_WIDTH_IN, height), squeeze=False, sharex=True)
         x = np.arange(len(corruptions))
         for ax, arch in zip(axes[:, 0], archs, strict=True):
             sub = table[table["arch"] == arch].set_index("label")
+            values = []
             for i, lab in enumerate(labels):
-                if lab in sub.index:
-                    ax.bar(
-                        x + (i - (len(labels) - 1) / 2) * width,
-                        100 * sub.loc[lab, corruptions].to_numpy(float),
-                        width,
-                        color=styles[lab][0],
-                        label=lab,
-                    )
-            ax.set_ylabel("accuracy (%)")
-            ax.set_title(f"{arch}: accuracy per corruption (mean over severities)", loc="left")
+                if lab not in sub.index:
+                    continue
+                color, marker = styles[lab]
+                y = 100 * sub.loc[lab, corruptions].to_numpy(float)
+                values.append(y)
+                ax.plot(
+                    x + (i - (len(labels) - 1) / 2) * step,
+                    y,
+                    ls="none",
+                    marker=marker,
+                    markersize=6.5,
+                    color=color,
+                    markeredgecolor=color,
+                    label=lab,
+                )
+            finite = np.concatenate(values) if values else np.array([])
+            finite = finite[np.isfinite(finite)]
+            if finite.size:
+                pad = max(1.0, 0.06 * (finite.max() - finite.min()))
+                ax.set_ylim(finite.min() - pad, finite.max() + pad)
+            ax.set_ylabel("accuracy (%) — axis not from 0")
+            ax.set_title(f"{arch}: accuracy per corruption (mean over severities and seeds)", loc="left")
             ax.grid(axis="x", visible=False)
+            for j in x[1::2]:
+                ax.axvspan(j - 0.5, j + 0.5, color="#f2f4f7", zorder=0, lw=0)
             ax.set_xlim(-0.6, len(corruptions) - 0.4)
         axes[-1][0].set_xticks(x, [c.replace("_", " ") for c in corruptions], rotation=45, ha="right")
         _bottom_legend(fig, axes, "bars", height)
+        return to_svg(fig)
+
+
+def corruption_change(
+    per_seed: pd.DataFrame,
+    summary: pd.DataFrame,
+    labels: list[str],
+    corruptions: list[str],
+    styles: dict | None = None,
+    reference: str = "plain",
+) -> str:
+    """Change of accuracy per corruption vs ``reference`` of the same seed (points), one panel per
+    architecture: each seed as a small hollow marker, the mean over seeds as a filled marker with
+    its 95 % t interval (two or more seeds), methods side by side; a line at 0."""
+    archs = sorted(summary["arch"].unique())
+    styles = styles or method_styles(labels)
+    shown = [lab for lab in labels if lab in set(summary["label"])]
+    step = 0.7 / max(len(shown), 1)
+    height = 3.8 * len(archs) + 1.3 + 0.28 * ((len(shown) - 1) // 5 + 1)
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(len(archs), 1, figsize=(MAX_WIDTH_IN, height), squeeze=False, sharex=True)
+        x = np.arange(len(corruptions))
+        for ax, arch in zip(axes[:, 0], archs, strict=True):
+            ax.axhline(0, color="#333333", lw=0.9)
+            for i, lab in enumerate(shown):
+                color, marker = styles[lab]
+                off = (i - (len(shown) - 1) / 2) * step
+                summ = summary[(summary["arch"] == arch) & (summary["label"] == lab)].set_index("corruption")
+                seeds = per_seed[(per_seed["arch"] == arch) & (per_seed["label"] == lab)]
+                if summ.empty:
+                    continue
+                pos = {c: j for j, c in enumerate(corruptions)}
+                # each seed a little left of the mean, so a seed is never hidden behind it
+                sx = [pos[c] + off - 0.3 * step for c in seeds["corruption"] if c in pos]
+                sy = [d for c, d in zip(seeds["corruption"], seeds["delta_pts"], strict=True) if c in pos]
+                ax.plot(
+                    sx,
+                    sy,
+                    ls="none",
+                    marker=marker,
+                    markersize=4.5,
+                    markerfacecolor="none",
+                    markeredgecolor=color,
+                    alpha=0.8,
+                    label=f"{lab}, each seed",
+                )
+                summ = summ.reindex(corruptions)
+                mean = summ["mean_pts"].to_numpy(float)
+                low, high = summ["low_pts"].to_numpy(float), summ["high_pts"].to_numpy(float)
+                has = np.isfinite(low) & np.isfinite(high)
+                yerr = np.vstack([np.where(has, mean - low, 0), np.where(has, high - mean, 0)])
+                ax.errorbar(
+                    x + off + 0.1 * step,
+                    mean,
+                    yerr=yerr,
+                    fmt=marker,
+                    color=color,
+                    markeredgecolor=color,
+                    markersize=6.5,
+                    capsize=2.5,
+                    elinewidth=1.2,
+                    label=f"{lab}, mean [95 % interval]",
+                )
+            ax.set_ylabel(f"Δ accuracy vs {reference} (points)")
+            ax.set_title(f"{arch}: change per corruption vs {reference} of the same seed", loc="left")
+            ax.grid(axis="x", visible=False)
+            for j in x[1::2]:
+                ax.axvspan(j - 0.5, j + 0.5, color="#f2f4f7", zorder=0, lw=0)
+            ax.set_xlim(-0.6, len(corruptions) - 0.4)
+        axes[-1][0].set_xticks(x, [c.replace("_", " ") for c in corruptions], rotation=45, ha="right")
+        _bottom_legend(fig, axes, "change", height)
+        return to_svg(fig)
+
+
+# the panels of the training curves: (quantity or "loss terms", y label)
+CURVE_LABELS = {"train_acc": "clean training accuracy (%)", "lr": "learning rate", "loss": "total loss"}
+
+
+def training_curves(curves: pd.DataFrame, labels: list[str], styles: dict | None = None) -> str:
+    """Per-epoch curves of every run from its metrics.csv: clean training accuracy (%), the learning
+    rate, the total loss and each loss term in its own panel; one line per run, coloured by method,
+    one line style per seed (solid, dashed, dotted, ...)."""
+    styles = styles or method_styles(labels)
+    quantities = [q for q in ("train_acc", "lr", "loss") if q in set(curves["quantity"])]
+    quantities += sorted(q for q in set(curves["quantity"]) if q not in CURVE_LABELS)
+    ncol = 3
+    nrow = (len(quantities) - 1) // ncol + 1
+    seeds = sorted(curves["seed"].unique())
+    dashes = ["-", "--", ":", "-."]
+    height = 2.7 * nrow + 0.9
+    with plt.rc_context(STYLE):
+        fig, axes = plt.subplots(nrow, ncol, figsize=(MAX_WIDTH_IN, height), squeeze=False)
+        for ax in axes.ravel()[len(quantities) :]:
+            ax.set_visible(False)
+        for ax, q in zip(axes.ravel(), quantities, strict=False):
+            sub = curves[curves["quantity"] == q]
+            for (lab, seed, arch), run in sub.groupby(["label", "seed", "arch"]):
+                color, marker = styles.get(lab, ("#555555", "o"))
+                scale = 100.0 if q == "train_acc" else 1.0
+                ax.plot(
+                    run["epoch"],
+                    scale * run["value"],
+                    color=color,
+                    ls=dashes[seeds.index(seed) % len(dashes)],
+                    marker=marker,
+                    markersize=3.5,
+                    lw=1.3,
+                    label=f"{lab}, seed {seed}" + (f" ({arch})" if curves["arch"].nunique() > 1 else ""),
+                )
+            ax.set_title(CURVE_LABELS.get(q, f"loss term: {q}"), fontsize=10)
+            ax.set_xlabel("epoch")
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.set_ylabel(CURVE_LABELS.get(q, "loss (weighted term)"), fontsize=9)
+            if q == "lr":
+                ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+        _bottom_legend(fig, axes, "training", height)
         return to_svg(fig)

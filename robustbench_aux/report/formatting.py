@@ -7,12 +7,13 @@ the template; the CSV files keep the unformatted numbers.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
-from robustbench_aux.catalog import ALL_19
+from robustbench_aux.catalog import ALL_19, CBAR_10
 from robustbench_aux.metrics.tidy import (
     AS_PLAIN_STEPS,
     DATA_READING_METHODS,
@@ -136,6 +137,34 @@ def _significant(r, key: str) -> str:
     return "pos" if delta > 0 else "neg" if delta < 0 else ""
 
 
+def _sizes(frame: pd.DataFrame, rows) -> str:
+    sizes = sorted({int(v) for v in frame.loc[rows, "family_size"] if not _nan(v)})
+    return " or ".join(map(str, sizes)) if sizes else "0"
+
+
+def significance_family_header(frame: pd.DataFrame) -> str:
+    """The Holm families of the significance table, named with their sizes, for a column header."""
+    if "family_size" not in frame.columns or frame.empty:
+        return "no family"
+    over = frame["seed"] == "over seeds"
+    parts = [f"seed rows: Holm over the method's {_sizes(frame, ~over)} per-seed tests"]
+    if over.any():
+        parts.append(f"over seeds: over its {_sizes(frame, over)} seed-level tests")
+    return "; ".join(parts)
+
+
+def claim_family_header(frame: pd.DataFrame) -> str:
+    """The claim's Holm family for its column header: the method's own clean and mean-15 tests."""
+    sizes = {
+        int(m.group(1))
+        for text in frame.get("family", pd.Series(dtype=str)).astype(str)
+        for m in [re.match(r"Holm over (\d+) tests", text)]
+        if m
+    }
+    size = " or ".join(map(str, sorted(sizes))) if sizes else "2"
+    return f"Holm over {size} tests: clean, mean-15"
+
+
 def _spec(kind: str, frame: pd.DataFrame) -> Spec:
     n15 = set_name(_n_min(frame, "n_corruptions_15", 15), 15)
     n19 = set_name(_n_min(frame, "n_corruptions_19", 19), 19)
@@ -150,18 +179,21 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             return cell
 
         return [
-            ("architecture", lambda r: r["arch"]),
+            ("architecture", lambda r: (r["arch"], "brk")),
             ("seeds (paired)", lambda r: f"{int(r['n_seeds'])} ({'yes' if r['paired'] else 'no'})"),
             (
                 "95 % interval from",
-                lambda r: (interval_source(r.get("interval")), "", str(r.get("interval") or "")),
+                lambda r: (interval_source(r.get("interval")), "brk", str(r.get("interval") or "")),
             ),
             ("Δ clean accuracy (points) [95 % interval]; paper +2.21", reading("delta_clean_pts")),
             (f"absolute, {n15} corruptions (points) [95 % interval]", reading("robust_abs_pts_15")),
             (f"relative, {n15} corruptions (%) [95 % interval]", reading("robust_rel_pct_15")),
             (f"absolute, {n19} corruptions (points) [95 % interval]", reading("robust_abs_pts_19")),
             (f"relative, {n19} corruptions (%) [95 % interval]", reading("robust_rel_pct_19")),
-            (f"Holm-adjusted p, Δ mean acc. {n15}", lambda r: _p(r.get("robust_p_holm"))),
+            (
+                f"Holm-adjusted p, Δ mean acc. {n15} ({claim_family_header(frame)})",
+                lambda r: (_p(r.get("robust_p_holm")), "", str(r.get("family") or "")),
+            ),
             ("verdict: which reading of 21.64 matches", lambda r: (r["matching_reading"], "wrap verdict")),
         ]
     if kind == "methods":
@@ -219,6 +251,24 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             ("corruptions seen / unseen", lambda r: f"{int(r['n_seen'])} / {int(r['n_unseen'])}"),
             ("seen-family CIFAR-C corruptions", lambda r: (r["seen"], "wrap")),
         ]
+    if kind == "seen_unseen":
+        return [
+            ("method", lambda r: (r["label"], "label")),
+            ("architecture", lambda r: r["arch"]),
+            ("seed", lambda r: (r["seed"], "label" if r["seed"] == "over seeds" else "")),
+            ("Δ seen vs plain (points)", lambda r: pm(r["seen_delta_pts"], None, 1, 2, True)),
+            ("Δ unseen vs plain (points)", lambda r: pm(r["unseen_delta_pts"], None, 1, 2, True)),
+            (
+                "seen − unseen (points) [95 % interval]",
+                lambda r: interval(r["diff_pts"], r.get("diff_low_pts"), r.get("diff_high_pts")),
+            ),
+            ("p (unadjusted: one question per method)", lambda r: _p(r.get("diff_p"))),
+            ("test", lambda r: (str(r["test"]), "wrap")),
+            (
+                "corruptions seen / unseen",
+                lambda r: (f"{int(r['n_seen'])} / {int(r['n_unseen'])}", "", r["seen"]),
+            ),
+        ]
     if kind == "significance":
 
         def delta(key, col, low, high):
@@ -235,7 +285,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
             return lambda r: (
                 f"{_p(r.get(f'{key}_p'))} → {_p(r.get(f'{key}_p_holm'))}",
                 "",
-                str(r.get(f"{key}_test") or ""),
+                f"{r.get(f'{key}_test') or ''}; Holm over {r.get('family_size')} tests ({r.get('family')})",
             )
 
         spec: Spec = [
@@ -260,7 +310,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                     )
                 ),
             ),
-            ("p → Holm-adjusted p", pcell("clean")),
+            (f"p → Holm-adjusted p ({significance_family_header(frame)})", pcell("clean")),
         ]
         if "delta_mean15_pts" in frame.columns:
             spec += [
@@ -269,7 +319,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                     delta("mean15", "delta_mean15_pts", "mean15_low_pts", "mean15_high_pts"),
                 ),
                 ("test", lambda r: str(r.get("mean15_test") or "–")),
-                ("p → Holm-adjusted p", pcell("mean15")),
+                (f"p → Holm-adjusted p ({significance_family_header(frame)})", pcell("mean15")),
             ]
         return spec
     if kind == "runs":
@@ -369,6 +419,31 @@ def _augmix_summary(records) -> str:
     )
 
 
+def corruption_sets(records, shared: dict) -> str:
+    """The evaluated corruption benchmarks, each counted on its own: CIFAR-C (of its 19) and
+    CIFAR-10-C-bar (of its ten) are two benchmarks, never one count."""
+    t = records[0].table
+    blocks = t[t["corruption"] != "clean"]
+    parts = []
+    for name, members in (("CIFAR-C", ALL_19), ("CIFAR-10-C-bar", CBAR_10)):
+        sub = blocks[blocks["corruption"].isin(members)]
+        if sub.empty:
+            continue
+        sevs = sorted(int(x) for x in sub["severity"].unique())
+        shown = (
+            f"{sevs[0]}–{sevs[-1]}"
+            if sevs == list(range(sevs[0], sevs[-1] + 1))
+            else ", ".join(map(str, sevs))
+        )
+        parts.append(
+            f"{name}: {sub['corruption'].nunique()} of {len(members)} corruptions × severities {shown}"
+        )
+    text = "; ".join(parts) or "no corruptions"
+    if len(parts) > 1:
+        text += " (two separate benchmarks)"
+    return f"{text}; {int(shared['images per corruption block']):,} images per block"
+
+
 def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
     """(name, value) pairs for the provenance box: data, corruptions, seeds, versions."""
 
@@ -399,10 +474,7 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
             f"{shared['corruption provenance (published/generated)'] or 'unknown'} "
             f"({shared['corruption preset'] or 'unknown'} preset)",
         ),
-        (
-            "corruption set",
-            f"{shared['corruption set']}, {shared['images per corruption block']} images per block",
-        ),
+        ("corruption sets", corruption_sets(records, shared)),
         (
             "corruption directory",
             distinct(lambda r: (by[r.run_id].get("corruptions") or {}).get("corruptions_dir")),

@@ -19,16 +19,32 @@ from robustbench_aux.catalog import ALL_19
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.paths import inside
-from robustbench_aux.report import calibration, cbar, effective, figures, tables
-from robustbench_aux.report.banner import banner_items, pipeline_check
+from robustbench_aux.report import calibration, cbar, effective, facts, figures, plotdata, tables
+from robustbench_aux.report.banner import banner_items, framing
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
+from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 
 # the methods whose per-corruption bars are drawn (others are in the CSV and the heat map)
 BAR_METHODS = ("plain", "naive_augmentation", "auxiliary", "augmix")
+# the facts of this many methods are shown open under the banner; the others are one line each
+FACTS_OPEN = 3
+# at most this many methods in the per-corruption change plot (every one is in its CSV)
+MAX_CHANGE_METHODS = 4
+
+
+def change_methods(labels: list[str]) -> list[str]:
+    """The methods drawn in the per-corruption change plot: with few methods all of them, else the
+    main ones (BAR_METHODS) and auxiliary-training variants, up to :data:`MAX_CHANGE_METHODS`."""
+    others = [lab for lab in labels if lab != compare.PLAIN]
+    if len(others) <= MAX_CHANGE_METHODS:
+        return others
+    main = [lab for lab in others if lab in BAR_METHODS]
+    variants = [lab for lab in others if lab.startswith("auxiliary[") and lab not in main]
+    return (main + variants)[:MAX_CHANGE_METHODS]
 
 
 def _env() -> Environment:
@@ -99,6 +115,10 @@ def build_report(
     per_corr = tables.corruption_table(df)
     sev = tables.severity_table(df)
     fam = tables.family_table(df, configs)
+    seen_unseen = facts.seen_unseen_table(records, configs)
+    change_seeds, change = plotdata.corruption_change(df)
+    sev_seeds = plotdata.severity_per_seed(df)
+    curves, no_curves = plotdata.training_curves(records)
     published = tables.published_anchor_table(methods, str(shared["dataset"]))
     for name, frame in (
         ("runs.csv", runs),
@@ -110,10 +130,17 @@ def build_report(
         ("significance.csv", sig),
         ("ratios.csv", ratios),
         ("results_long.csv", df),
+        ("per_corruption_change.csv", change),
+        ("per_corruption_change_per_seed.csv", change_seeds),
+        ("severity_per_seed.csv", sev_seeds),
     ):
         _write_csv(out_dir, name, frame, written)
     if not published.empty:
         _write_csv(out_dir, "augmix_published_anchor.csv", published, written)
+    if not seen_unseen.empty:
+        _write_csv(out_dir, "seen_unseen.csv", seen_unseen, written)
+    if not curves.empty:
+        _write_csv(out_dir, "training_curves.csv", curves, written)
     c_bar = _cbar_section(df, records, out_dir, written)
 
     if not tables.has_plain(df):
@@ -155,7 +182,11 @@ def build_report(
                 _write_csv(out_dir, name, p, written, index=True)
         mask = None if p_mat is None else (p_mat <= tables.ALPHA).rename(columns={"clean_acc": "clean"})
         mask_sev = None if p_sev is None else p_sev <= tables.ALPHA
-        mat = mat.rename(columns={"clean_acc": "clean"})
+        # the reference row is 0 by definition: the maps show only the compared methods
+        mat = mat.rename(columns={"clean_acc": "clean"}).drop(index=compare.PLAIN, errors="ignore")
+        by_sev = by_sev.drop(index=compare.PLAIN, level="label", errors="ignore")
+        if mat.empty:
+            continue
         interference.append(
             {
                 "arch": arch,
@@ -172,8 +203,19 @@ def build_report(
         compare.run_frame(df), str(shared["dataset"]), provenance_kind, n15, out_dir, written
     )
     calibration_ctx = calibration.calibration_section(df, records, out_dir, labels, styles, written)
+    # the code that rendered this page: a committed page must come from committed code (no ".dirty")
+    page_version = code_version()
     corruptions = [c for c in ALL_19 if c in per_corr.columns]
     bar_labels = [lab for lab in labels if lab in BAR_METHODS] or labels[:4]
+    frame = framing(records)
+    summaries = facts.method_summaries(sig)
+    for summ in summaries:
+        summ["seen_unseen"] = (
+            facts.seen_unseen_sentence(seen_unseen, summ["label"], summ["arch"])
+            if not seen_unseen.empty
+            else ""
+        )
+    change_labels = change_methods(labels)
     context = {
         "title": title or f"Corruption robustness report: {', '.join(archs)} on {shared['dataset']}",
         "note": note,
@@ -185,7 +227,26 @@ def build_report(
         "reading": claim["matching_reading"].iloc[-1] if not claim.empty else None,
         "claim_row": claim["arch"].iloc[-1] if not claim.empty else None,
         "banner": banner_items(records, shared),
-        "pipeline_check": pipeline_check(records),
+        "framing": frame,
+        "facts": summaries,
+        "facts_open": FACTS_OPEN,
+        "seen_unseen": html_table(seen_unseen, "seen_unseen") if not seen_unseen.empty else None,
+        "seen_unseen_text": [
+            facts.seen_unseen_sentence(seen_unseen, lab, arch)
+            for lab, arch in dict.fromkeys(
+                zip(seen_unseen.get("label", []), seen_unseen.get("arch", []), strict=True)
+            )
+        ]
+        if not seen_unseen.empty
+        else [],
+        "change": (
+            Markup(figures.corruption_change(change_seeds, change, change_labels, corruptions, styles))
+            if corruptions and not change.empty and change_labels
+            else None
+        ),
+        "change_labels": change_labels,
+        "training": Markup(figures.training_curves(curves, labels, styles)) if not curves.empty else None,
+        "no_curves": no_curves,
         "verdict": claim["verdict"].iloc[-1] if not claim.empty else None,
         "paper": {"clean": compare.PAPER_DELTA_CLEAN_PTS, "robust": compare.PAPER_ROBUSTNESS},
         "methods": html_table(methods, "methods"),
@@ -200,7 +261,7 @@ def build_report(
         "effective": effective_ctx,
         "calibration": {**calibration_ctx, "svg": Markup(calibration_ctx.get("svg", ""))},
         "interference": interference,
-        "severity": Markup(figures.severity_curves(sev, labels, styles, set_name(n15, 15))),
+        "severity": Markup(figures.severity_curves(sev, labels, styles, set_name(n15, 15), sev_seeds)),
         "bars": (
             Markup(figures.corruption_bars(per_corr, bar_labels, corruptions, styles))
             if corruptions
@@ -211,7 +272,9 @@ def build_report(
         "significance": html_table(sig, "significance") if not sig.empty else None,
         "runs": html_table(runs, "runs"),
         "provenance": ([("produced by", produced_by)] if produced_by else [])
-        + provenance_rows(records, shared),
+        + provenance_rows(records, shared)
+        + [("code version (this page)", page_version)],
+        "page_version": page_version,
         "c_bar": c_bar,
         "csv_files": written,
     }

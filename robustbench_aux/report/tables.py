@@ -299,6 +299,17 @@ def _bench_scores(r: RunRecord) -> np.ndarray | None:
 
 OVER_SEEDS = "over seeds"
 ALPHA = 0.05
+# The two kinds of test never share a Holm family (docs/metrics.md, "Test families"): per-seed tests
+# measure the evaluation noise of one trained pair, seed-level tests the method effect.
+PER_SEED = "per seed"
+SEED_LEVEL = "over seeds"
+
+
+def family_name(kind: str, label: str, arch: str) -> str:
+    """The name of a Holm family of the significance table: one method vs plain on one architecture,
+    per-seed tests (clean and mean-15 of every seed) or seed-level tests (clean and mean-15)."""
+    tests = "clean and mean-15 of each seed" if kind == PER_SEED else "clean and mean-15"
+    return f"{kind}: {label} vs plain ({arch}), {tests}"
 
 
 def _seed_row(m: RunRecord, p: RunRecord) -> dict | None:
@@ -371,7 +382,10 @@ def significance_table(records: list[RunRecord]) -> pd.DataFrame:
     (clean, and the per-image mean over the benchmark corruptions) -- seeds are never concatenated,
     since test-image resampling measures evaluation noise only. With >= 2 matched seeds a row
     ``seed = "over seeds"`` tests the per-seed differences with a t-test. Holm's correction runs
-    over every p-value of the table (``clean_p``, ``mean15_p``); ``*_significant`` is true only where
+    within named families (``family``, ``family_size``): per (method, architecture), the per-seed tests
+    (``clean_p`` and ``mean15_p`` of every seed row) are one family and the seed-level tests (the two
+    of the row "over seeds") another, so adding a method never moves another method's adjusted p-values
+    and the seed-level family is exactly the claim's; ``*_significant`` is true only where
     the adjusted p-value is <= 0.05, while the intervals stay unadjusted (``interval`` says so).
     Each seed row carries what recomputes its p-values: ``n_images``, McNemar's discordant counts
     ``clean_b`` (images only the method gets right) and ``clean_c`` (only plain), the number of
@@ -400,10 +414,19 @@ def significance_table(records: list[RunRecord]) -> pd.DataFrame:
     for key in ("clean", "mean15"):
         if f"{key}_p" not in table.columns:
             table[f"{key}_p"] = np.nan
-    family = np.concatenate([table["clean_p"].to_numpy(float), table["mean15_p"].to_numpy(float)])
-    adjusted = holm(family)
-    table["clean_p_holm"] = adjusted[: len(table)]
-    table["mean15_p_holm"] = adjusted[len(table) :]
+    table["clean_p_holm"] = np.nan
+    table["mean15_p_holm"] = np.nan
+    table["family"] = ""
+    table["family_size"] = 0
+    kind = np.where(table["seed"] == OVER_SEEDS, SEED_LEVEL, PER_SEED)
+    for (label, arch, k), idx in table.groupby([table["label"], table["arch"], kind]).groups.items():
+        rows = table.loc[idx]
+        family = np.concatenate([rows["clean_p"].to_numpy(float), rows["mean15_p"].to_numpy(float)])
+        adjusted = holm(family)
+        table.loc[idx, "clean_p_holm"] = adjusted[: len(rows)]
+        table.loc[idx, "mean15_p_holm"] = adjusted[len(rows) :]
+        table.loc[idx, "family"] = family_name(k, label, arch)
+        table.loc[idx, "family_size"] = int(np.isfinite(family).sum())
     for key in ("clean", "mean15"):
         table[f"{key}_significant"] = table[f"{key}_p_holm"] <= ALPHA
     order = {lab: i for i, lab in enumerate(compare.label_order(table["label"]))}
