@@ -45,6 +45,7 @@ from robustbench_aux.metrics.calibration import (
 from robustbench_aux.metrics.uncertainty import BOOTSTRAP_SAMPLES, holm, seed_test
 from robustbench_aux.paths import inside
 from robustbench_aux.report import figures
+from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.runs import RunRecord
 
 PLAIN = compare.PLAIN
@@ -377,7 +378,7 @@ def _rows(frame: pd.DataFrame, spec) -> dict:
 
 
 def _write(out_dir: Path, name: str, frame: pd.DataFrame, written: list[str]) -> None:
-    atomic.write_text(inside(out_dir, name), frame.to_csv(index=False, float_format="%.6f"))
+    atomic.write_text(inside(out_dir, name), to_csv(frame, index=False, float_format="%.6f"))
     written.append(name)
 
 

@@ -39,6 +39,7 @@ from robustbench_aux.metrics.effective import (
     reference_line,
 )
 from robustbench_aux.paths import inside
+from robustbench_aux.report.csvcells import to_csv
 
 LEVEL = 0.95
 OWN = "own"
@@ -174,12 +175,14 @@ def effective_section(
         return context
     table = effective_table(runs, lines)
     atomic.write_text(
-        inside(out_dir, "effective_robustness.csv"), table.to_csv(index=False, float_format="%.6f")
+        inside(out_dir, "effective_robustness.csv"), to_csv(table, index=False, float_format="%.6f")
     )
     atomic.write_text(
         inside(out_dir, "effective_lines.csv"),
-        pd.DataFrame([{"key": k, **line.as_row()} for k, line in lines.items()]).to_csv(
-            index=False, float_format="%.6f"
+        to_csv(
+            pd.DataFrame([{"key": k, **line.as_row()} for k, line in lines.items()]),
+            index=False,
+            float_format="%.6f",
         ),
     )
     per_run = runs[["run_id", "label", "arch", "seed", "clean_acc", "mean_acc_15"]].copy()
@@ -187,7 +190,9 @@ def effective_section(
         per_run[f"pred_{key}"] = line.predict(per_run["clean_acc"])
         per_run[f"er_{key}_pts"] = effective_robustness(per_run["clean_acc"], per_run["mean_acc_15"], line)
         per_run[f"in_range_{key}"] = line.in_range(per_run["clean_acc"])
-    atomic.write_text(inside(out_dir, "effective_runs.csv"), per_run.to_csv(index=False, float_format="%.6f"))
+    atomic.write_text(
+        inside(out_dir, "effective_runs.csv"), to_csv(per_run, index=False, float_format="%.6f")
+    )
     written += ["effective_robustness.csv", "effective_lines.csv", "effective_runs.csv"]
     notes = context["notes"]
     if ref is not None:
