@@ -430,13 +430,13 @@ def calibration_section(
         ("method", lambda r: (r["label"], "label")),
         ("architecture", lambda r: r["arch"]),
         ("seed", lambda r: r["seed"]),
-        ("95 % interval from", lambda r: r["interval"]),
+        ("95 % interval from", lambda r: (r["interval"], "wrap")),
         ("Δ ECE clean (points) [95 % interval]", lambda r: _interval(r, "delta_ece_clean_pts")),
         ("p (Holm)", lambda r: _p(r["delta_ece_clean_pts_p_holm"])),
         ("Δ ECE, 15 (points) [95 % interval]", lambda r: _interval(r, "delta_ece_15_pts")),
         ("p (Holm)", lambda r: _p(r["delta_ece_15_pts_p_holm"])),
-        ("test; Holm family", lambda r: f"{r['test']}; {r['family']}"),
-        ("verdict, 15", lambda r: (r["verdict_15"], "", r["verdict_15_text"])),
+        ("test; Holm family", lambda r: (f"{r['test']}; {r['family']}", "wrap")),
+        ("verdict, 15", lambda r: (r["verdict_15"], "wrap", r["verdict_15_text"])),
     ]
     families = sorted(set(tests["family"])) if not tests.empty else []
     return {
