@@ -46,6 +46,7 @@ from robustbench_aux.metrics.uncertainty import BOOTSTRAP_SAMPLES, holm, seed_te
 from robustbench_aux.paths import inside
 from robustbench_aux.report import figures
 from robustbench_aux.report.csvcells import to_csv
+from robustbench_aux.report.formatting import spec_rows
 from robustbench_aux.report.runs import RunRecord
 
 PLAIN = compare.PLAIN
@@ -366,15 +367,7 @@ def _p(x) -> str:
 
 
 def _rows(frame: pd.DataFrame, spec) -> dict:
-    rows = []
-    for _, r in frame.iterrows():
-        row = []
-        for _, fn in spec:
-            v = fn(r)
-            text, cls, title = (*v, "")[:3] if isinstance(v, tuple) else (v, "", "")
-            row.append({"text": str(text), "cls": cls, "title": title})
-        rows.append(row)
-    return {"columns": [h for h, _ in spec], "rows": rows}
+    return spec_rows(frame, spec)
 
 
 def _write(out_dir: Path, name: str, frame: pd.DataFrame, written: list[str]) -> None:

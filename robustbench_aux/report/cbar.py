@@ -28,7 +28,7 @@ from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.uncertainty import aggregate_seeds, holm, seed_test
 from robustbench_aux.report import claim as paper_claim
-from robustbench_aux.report.formatting import interval, interval_source, pct, pm
+from robustbench_aux.report.formatting import interval, interval_source, pct, pm, spec_rows
 from robustbench_aux.report.runs import RunRecord
 
 PLAIN = compare.PLAIN
@@ -265,15 +265,7 @@ def _num(x, digits: int = 3) -> str:
 
 
 def _rows(frame: pd.DataFrame, spec) -> dict:
-    rows = []
-    for _, r in frame.iterrows():
-        row = []
-        for _, fn in spec:
-            v = fn(r)
-            text, cls, title = (*v, "")[:3] if isinstance(v, tuple) else (v, "", "")
-            row.append({"text": str(text), "cls": cls, "title": title})
-        rows.append(row)
-    return {"columns": [h for h, _ in spec], "rows": rows, "kind": "c_bar"}
+    return spec_rows(frame, spec, "c_bar")
 
 
 def _pct_column(column: str):

@@ -40,6 +40,7 @@ from robustbench_aux.metrics.effective import (
 )
 from robustbench_aux.paths import inside
 from robustbench_aux.report.csvcells import to_csv
+from robustbench_aux.report.formatting import spec_rows
 
 LEVEL = 0.95
 OWN = "own"
@@ -241,15 +242,7 @@ def effective_section(
                 (lambda k: lambda r: _er_cell(r, k))(key),
             ),
         ]
-    rows = []
-    for _, r in table.iterrows():
-        row = []
-        for _, fn in spec:
-            v = fn(r)
-            text, cls, title = (*v, "")[:3] if isinstance(v, tuple) else (v, "", "")
-            row.append({"text": str(text), "cls": cls, "title": title})
-        rows.append(row)
-    context["table"] = {"columns": [h for h, _ in spec], "rows": rows}
+    context["table"] = spec_rows(table, spec)
     context["line_rows"] = [
         {
             "name": line.name,

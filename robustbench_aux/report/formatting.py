@@ -354,9 +354,9 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
     raise ValueError(f"unknown table kind {kind!r}")
 
 
-def html_table(frame: pd.DataFrame, kind: str) -> dict:
-    """Display rows for ``frame`` formatted as table ``kind`` (see the module docstring)."""
-    spec = _spec(kind, frame)
+def spec_rows(frame: pd.DataFrame, spec, kind: str = "") -> dict:
+    """The display rows of ``frame`` under ``spec``, a list of (column header, function of a row);
+    a function returns the cell's text, or (text, css class[, tooltip])."""
     rows = []
     for _, r in frame.iterrows():
         row = []
@@ -366,6 +366,11 @@ def html_table(frame: pd.DataFrame, kind: str) -> dict:
             row.append({"text": str(text), "cls": cls, "title": title})
         rows.append(row)
     return {"columns": [h for h, _ in spec], "rows": rows, "kind": kind}
+
+
+def html_table(frame: pd.DataFrame, kind: str) -> dict:
+    """Display rows for ``frame`` formatted as table ``kind`` (see the module docstring)."""
+    return spec_rows(frame, _spec(kind, frame), kind)
 
 
 def _deviation_summary(records) -> str:
