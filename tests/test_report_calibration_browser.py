@@ -55,7 +55,7 @@ def test_calibration_and_effective_robustness_in_headless_chromium(tmp_path):
     assert drawn and drawn.group(1) == drawn.group(2)
     assert 'data-clipped-tables="0"' in body
     calibration = dom[dom.index('id="calibration"') : dom.index('id="corruptions"')]
-    assert "<svg" in calibration and "Holm over 16 per-seed tests" in calibration
+    assert "<svg" in calibration and "Holm over the method's 4 per-seed tests" in calibration
     assert "calibration-verdicts" in calibration
     tradeoff = dom[dom.index('id="tradeoff"') : dom.index('id="interference"')]
     assert 'id="effective-robustness"' in tradeoff and "legend-tradeoff-RobustBench-line" in tradeoff

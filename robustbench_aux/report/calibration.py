@@ -244,22 +244,27 @@ def test_table(
     if not rows:
         return pd.DataFrame()
     table = pd.DataFrame(rows)
-    seed_rows = table["seed"] != OVER_SEEDS
+    # the same family rule as accuracy (docs/metrics.md, "Test families"): per method and
+    # architecture, its per-seed tests (evaluation noise) and its seed-level tests (the method
+    # effect) are two Holm families, so adding a method to the page moves no other method's p
     families = {
-        True: "Holm over {n} per-seed tests (ECE clean and mean over the 15, every method × seed; evaluation noise)",
-        False: "Holm over {n} seed-level tests (ECE clean and mean over the 15, every method; the method effect)",
+        True: "Holm over the method's {n} per-seed tests (ECE clean and mean over the 15; evaluation noise)",
+        False: "Holm over the method's {n} seed-level tests (ECE clean and mean over the 15; the method effect)",
     }
-    for per_seed_family in (True, False):
-        mask = seed_rows if per_seed_family else ~seed_rows
-        ps = [table.loc[mask, f"delta_ece_{k}_pts_p"] for k, _ in TESTED]
-        flat = np.concatenate([x.to_numpy(float) for x in ps]) if mask.any() else np.array([])
-        adj = holm(flat)
-        size = int(np.isfinite(flat).sum())
-        for i, (k, _) in enumerate(TESTED):
-            table.loc[mask, f"delta_ece_{k}_pts_p_holm"] = adj[
-                i * int(mask.sum()) : (i + 1) * int(mask.sum())
-            ]
-        table.loc[mask, "family"] = families[per_seed_family].format(n=size)
+    for _, group in table.groupby(["label", "arch"], sort=False):
+        for per_seed_family in (True, False):
+            rows_in = group.index[(group["seed"] != OVER_SEEDS) == per_seed_family]
+            if not len(rows_in):
+                continue
+            flat = np.concatenate(
+                [table.loc[rows_in, f"delta_ece_{k}_pts_p"].to_numpy(float) for k, _ in TESTED]
+            )
+            adj = holm(flat)
+            for i, (k, _) in enumerate(TESTED):
+                table.loc[rows_in, f"delta_ece_{k}_pts_p_holm"] = adj[
+                    i * len(rows_in) : (i + 1) * len(rows_in)
+                ]
+            table.loc[rows_in, "family"] = families[per_seed_family].format(n=int(np.isfinite(flat).sum()))
     for k, what in TESTED:
         col = f"delta_ece_{k}_pts"
         verdicts = []
