@@ -290,11 +290,10 @@ def _grid_jobs(p: Pipeline) -> Sweep:
     )
 
 
-def _train_only(p: Pipeline, echo, stage_done, reused: dict[str, Path]) -> None:
+def _train_only(p: Pipeline, echo, stage_done, planned: Sweep, reused: dict[str, Path]) -> None:
     """Train every run of the grid (skipping finished ones, resuming interrupted ones, leaving out
     those with committed evidence); nothing else."""
-    sweep = _grid_jobs(p)
-    jobs = [replace(job, steps=job.steps[:1]) for job in sweep.jobs if job.name not in reused]
+    jobs = [replace(job, steps=job.steps[:1]) for job in planned.jobs if job.name not in reused]
     echo(f"training {len(jobs)} run(s) from {p.grid} (--stop-after train: no evaluation, no report)")
     outcomes = (
         run_local(jobs, workers=p.workers, gpus=p.gpus, per_gpu=p.per_gpu, mps=p.mps, echo=echo)
@@ -322,7 +321,7 @@ def _run_stages(p: Pipeline, echo, started, stages, stage_done, command, planned
             return p.report / "index.html"
         return _report(p, echo, started, stages, stage_done, command, reused, [])
     if p.stop_after == "train":
-        _train_only(p, echo, stage_done, reused)
+        _train_only(p, echo, stage_done, planned, reused)
         return p.report / "index.html"
     # the grid is read (and checked) before CIFAR-C is generated; its CPU threads apply to that too
     threads = load_sweep(p.grid, overrides=p.overrides, **p.filters).defaults.get("threads")

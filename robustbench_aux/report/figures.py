@@ -329,6 +329,14 @@ def severity_curves(
         return to_svg(fig)
 
 
+def _banded_columns(ax, x) -> None:
+    """One column per corruption at ``x``: no vertical grid, every other column shaded."""
+    ax.grid(axis="x", visible=False)
+    for j in x[1::2]:
+        ax.axvspan(j - 0.5, j + 0.5, color="#f2f4f7", zorder=0, lw=0)
+    ax.set_xlim(-0.6, len(x) - 0.4)
+
+
 def corruption_bars(
     table: pd.DataFrame, labels: list[str], corruptions: list[str], styles: dict | None = None
 ) -> str:
@@ -368,10 +376,7 @@ def corruption_bars(
                 ax.set_ylim(finite.min() - pad, finite.max() + pad)
             ax.set_ylabel("accuracy (%) — axis not from 0")
             ax.set_title(f"{arch}: accuracy per corruption (mean over severities and seeds)", loc="left")
-            ax.grid(axis="x", visible=False)
-            for j in x[1::2]:
-                ax.axvspan(j - 0.5, j + 0.5, color="#f2f4f7", zorder=0, lw=0)
-            ax.set_xlim(-0.6, len(corruptions) - 0.4)
+            _banded_columns(ax, x)
         axes[-1][0].set_xticks(x, [c.replace("_", " ") for c in corruptions], rotation=45, ha="right")
         _bottom_legend(fig, axes, "bars", height)
         return to_svg(fig)
@@ -439,10 +444,7 @@ def corruption_change(
                 )
             ax.set_ylabel(f"Δ accuracy vs {reference} (points)")
             ax.set_title(f"{arch}: change per corruption vs {reference} of the same seed", loc="left")
-            ax.grid(axis="x", visible=False)
-            for j in x[1::2]:
-                ax.axvspan(j - 0.5, j + 0.5, color="#f2f4f7", zorder=0, lw=0)
-            ax.set_xlim(-0.6, len(corruptions) - 0.4)
+            _banded_columns(ax, x)
         axes[-1][0].set_xticks(x, [c.replace("_", " ") for c in corruptions], rotation=45, ha="right")
         _bottom_legend(fig, axes, "change", height)
         return to_svg(fig)

@@ -77,10 +77,7 @@ def grid_record(grid: Path) -> dict:
 
 def _read_record(report_dir: Path) -> dict:
     path = Path(report_dir) / RECORD_NAME
-    if not path.is_file():
-        return {}
-    record = read_json_object(path, f"remove {path} or choose another --report", missing_ok=True)
-    return record if isinstance(record, dict) else {}
+    return read_json_object(path, f"remove {path} or choose another --report", missing_ok=True)
 
 
 def _now() -> str:
