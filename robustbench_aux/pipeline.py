@@ -359,7 +359,12 @@ def _report(p: Pipeline, echo, started, stages, stage_done, command, reused, fin
     # in name order, as `report <report>/evidence/*` or `report <report>/evidence` gives them: the
     # committed page re-renders to the same tables from its evidence folders
     paths = [str(folders[name]) for name in sorted(folders)]
-    run_cli(["report", *paths, "-o", str(p.report), "--produced-by", produced_by(command, p.grid)], echo)
+    argv = ["report", *paths, "-o", str(p.report), "--produced-by", produced_by(command, p.grid)]
+    report_options = load_sweep(p.grid, **p.filters).report  # the grid's [report] table
+    for key, flag in (("parity", "--parity"), ("parity_label", "--parity-label")):
+        if key in report_options:
+            argv += [flag, report_options[key]]
+    run_cli(argv, echo)
     stage_done("report")
     write_record(p.report, command=command, grid=p.grid, started=started, stages=stages, run_dirs=paths)
     if failed:

@@ -289,3 +289,58 @@ def test_interference_cell_needs_every_seed_to_agree():
     p = interference_significance(agree, mat, "resnet18")
     assert p.loc["auxiliary", "fog"] < 1e-6
     assert np.isnan(p.loc["auxiliary", "clean_acc"]) or p.loc["auxiliary", "clean_acc"] == 1.0
+
+
+# ----------------------------------------------------------------------------- ablations
+def _aux_config(variant=None) -> dict:
+    config = {"recipe": "reference", "train": {"epochs": 210}, "method": "auxiliary"}
+    return {**config, "options": {"variant": variant}} if variant else config
+
+
+def test_ablation_variant_is_tested_against_its_base_method_per_seed():
+    from robustbench_aux.report.tables import ablation_pairs, ablation_table
+
+    # per seed: the variant is right on b images the base method misses, the base on c the variant misses
+    (v0, a0), (v1, a1) = _clean(2, 12), _clean(3, 14)
+    plain = np.zeros(100, bool)
+    records = [
+        _record("auxiliary", seed=0, config=_aux_config(), per_image={("clean", 0): a0}),
+        _record("auxiliary", seed=1, config=_aux_config(), per_image={("clean", 0): a1}),
+        _record(
+            "auxiliary[no_penalty]", seed=0, config=_aux_config("no_penalty"), per_image={("clean", 0): v0}
+        ),
+        _record(
+            "auxiliary[no_penalty]", seed=1, config=_aux_config("no_penalty"), per_image={("clean", 0): v1}
+        ),
+        _record("plain", seed=0, per_image={("clean", 0): plain}),
+        _record("plain", seed=1, per_image={("clean", 0): plain}),
+    ]
+    assert ablation_pairs(records) == [("auxiliary[no_penalty]", "auxiliary")]
+    table = ablation_table(records).set_index("seed")
+    assert set(table["label"]) == {"auxiliary[no_penalty]"} and set(table["reference"]) == {"auxiliary"}
+    assert (table.loc["0", "clean_b"], table.loc["0", "clean_c"]) == (2, 12)
+    assert table.loc["1", "delta_clean_pts"] == pytest.approx(-11.0)
+    assert table.loc["0", "clean_p_mcnemar"] == pytest.approx(mcnemar(v0, a0)["p_value"])
+    assert table.loc["over seeds", "delta_clean_pts"] == pytest.approx(-10.5)
+    assert table.loc["0", "family"].startswith("per seed: auxiliary[no_penalty] vs auxiliary")
+    assert table.loc["over seeds", "family"].startswith("over seeds: auxiliary[no_penalty] vs auxiliary")
+    # the comparison with plain is untouched by the ablation: no reference column, plain's counts
+    sig = significance_table(records)
+    assert "reference" not in sig.columns
+    row = sig[(sig["label"] == "auxiliary[no_penalty]") & (sig["seed"] == "0")].iloc[0]
+    assert row["clean_b"] == int(v0.sum()) and row["clean_c"] == 0
+
+
+def test_only_variant_switches_are_ablations():
+    from robustbench_aux.report.tables import ablation_pairs
+
+    augmix_published = {"method": "augmix", "recipe": "augmix_published"}
+    joint = {"method": "naive_augmentation", "options": {"data_reading": "joint_batch"}}
+    records = [
+        _record("augmix", config={"method": "augmix"}),
+        _record("augmix[published protocol]", config=augmix_published),
+        _record("naive_augmentation", config={"method": "naive_augmentation"}),
+        _record("naive_augmentation[joint_batch]", config=joint),
+        _record("auxiliary[no_sbn]", config=_aux_config("no_sbn")),  # its base was not run
+    ]
+    assert ablation_pairs(records) == []

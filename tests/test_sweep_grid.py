@@ -73,6 +73,18 @@ def test_filters_and_overrides(tmp_path):
         ("[[runs]]\nmethods=['plain']\narchs=['a']\n", "'seeds' is missing"),
         ("[[runs]]\nmethod=['plain']\narchs=['a']\nseeds=[0]\n", "unknown key 'method'"),
         ("[default]\n", "unknown top-level key 'default'"),
+        (
+            "[report]\nparity_lable = 'x'\n[[runs]]\nmethods=['plain']\narchs=['a']\nseeds=[0]\n",
+            "unknown key 'parity_lable'",
+        ),
+        (
+            "[report]\nparity_label = 'x'\n[[runs]]\nmethods=['plain']\narchs=['a']\nseeds=[0]\n",
+            "give 'parity' too",
+        ),
+        (
+            "[report]\nparity = 3\n[[runs]]\nmethods=['plain']\narchs=['a']\nseeds=[0]\n",
+            "'parity' must be a str",
+        ),
         ("[[runs]\n", "not valid TOML"),
     ],
 )

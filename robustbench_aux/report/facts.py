@@ -106,13 +106,16 @@ def seed_level(row: Mapping, key: str) -> dict:
 def method_summaries(sig: pd.DataFrame) -> list[dict]:
     """One summary per (method, architecture) of the significance table, facts first.
 
-    Each is ``{"label", "arch", "seeds": [sentence per tested difference], "verdict": [sentence per
-    difference], "power": sentence or "", "kind": the mean-15 verdict}``.
+    Each is ``{"label", "reference", "arch", "seeds": [sentence per tested difference], "verdict":
+    [sentence per difference], "power": sentence or "", "kind": the mean-15 verdict}``; ``reference``
+    is the table's ``reference`` column (an ablation's base method), plain where it has none.
     """
     out: list[dict] = []
     if sig is None or sig.empty:
         return out
-    for (label, arch), rows in sig.groupby(["label", "arch"], sort=False):
+    if "reference" not in sig.columns:  # the significance table: every method vs plain
+        sig = sig.assign(reference=PLAIN)
+    for (label, reference, arch), rows in sig.groupby(["label", "reference", "arch"], sort=False):
         per_seed = rows[rows["seed"] != OVER_SEEDS]
         over = rows[rows["seed"] == OVER_SEEDS]
         size = int(per_seed["family_size"].iloc[0]) if "family_size" in per_seed.columns else 0
@@ -163,6 +166,7 @@ def method_summaries(sig: pd.DataFrame) -> list[dict]:
         out.append(
             {
                 "label": label,
+                "reference": reference,
                 "arch": arch,
                 "n_seeds": n_seeds,
                 "seeds": seeds,

@@ -254,6 +254,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
     if kind == "seen_unseen":
         return [
             ("method", lambda r: (r["label"], "label")),
+            *([("vs", lambda r: (r["reference"], "label"))] if "reference" in frame.columns else []),
             ("architecture", lambda r: r["arch"]),
             ("seed", lambda r: (r["seed"], "label" if r["seed"] == "over seeds" else "")),
             ("Δ seen vs plain (points)", lambda r: pm(r["seen_delta_pts"], None, 1, 2, True)),
@@ -290,6 +291,7 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
 
         spec: Spec = [
             ("method", lambda r: (r["label"], "label")),
+            *([("vs", lambda r: (r["reference"], "label"))] if "reference" in frame.columns else []),
             ("architecture", lambda r: r["arch"]),
             ("seed", lambda r: (r["seed"], "label" if r["seed"] == "over seeds" else "")),
             ("test images", lambda r: count(r.get("n_images")) if not _nan(r.get("n_images")) else "–"),
@@ -306,7 +308,8 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                     else (
                         f"{int(r['clean_b'])} / {int(r['clean_c'])}",
                         "",
-                        "b: only the method right, c: only plain",
+                        "b: only the method right, c: only "
+                        + (str(r["reference"]) if "reference" in frame.columns else "plain"),
                     )
                 ),
             ),

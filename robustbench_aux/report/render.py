@@ -20,9 +20,11 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.metrics import compare
 from robustbench_aux.paths import inside
 from robustbench_aux.report import calibration, cbar, effective, facts, figures, plotdata, tables
+from robustbench_aux.report import parity as parity_mod
 from robustbench_aux.report.banner import banner_items, framing
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
+from robustbench_aux.report.parity import read_parity as read_parity_results
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
 from robustbench_aux.versioning import code_version
 
@@ -82,6 +84,34 @@ def _cbar_section(df: pd.DataFrame, records, out_dir: Path, written: list[str]) 
     return section
 
 
+def _precision(records) -> str:
+    """The precision of the page's runs in words: training autocast and evaluation precision."""
+    train = {str((r.config.get("train") or {}).get("amp") or "fp32") for r in records}
+    evaluate = {str((r.summary.get("provenance") or {}).get("precision") or "fp32") for r in records}
+    train_text = next(iter(train)) if len(train) == 1 else "mixed"
+    eval_text = next(iter(evaluate)) if len(evaluate) == 1 else "mixed"
+    return train_text if train_text == eval_text else f"train {train_text}, eval {eval_text}"
+
+
+def _parity_section(df, records, parity, label, out_dir: Path, written: list[str]) -> dict | None:
+    """The precision-parity tables (CSV + display rows), or None without ``parity``."""
+    if parity is None:
+        return None
+    other = read_parity_results(parity)
+    table = parity_mod.parity_table(df, other)
+    spread = parity_mod.seed_spread(df)
+    _write_csv(out_dir, "parity.csv", table, written)
+    _write_csv(out_dir, "parity_seed_spread.csv", spread, written)
+    this, that = _precision(records), label or str(parity)
+    return {
+        "this": this,
+        "other": that,
+        "source": str(parity),
+        "table": parity_mod.html_parity(table, this, that),
+        "summary": parity_mod.parity_summary(table, spread),
+    }
+
+
 def build_report(
     run_paths,
     out_dir: str | Path,
@@ -89,9 +119,13 @@ def build_report(
     title: str | None = None,
     note: str | None = None,
     produced_by: str | None = None,
+    parity: str | Path | None = None,
+    parity_label: str | None = None,
 ) -> Path:
     """Write the report for the given runs into ``out_dir``; returns the path of ``index.html``.
-    ``produced_by`` (the command behind the runs and the page) becomes the provenance box's first row."""
+    ``produced_by`` (the command behind the runs and the page) becomes the provenance box's first row;
+    ``parity`` (another precision's results_long.csv or report directory, named ``parity_label``) adds
+    the precision-parity section."""
     from markupsafe import Markup
 
     records = load_runs(run_paths)
@@ -110,6 +144,7 @@ def build_report(
     runs = tables.run_table(records, df)
     methods = tables.method_table(runs)
     sig = tables.significance_table(records)
+    ablation = tables.ablation_table(records)
     claim = tables.claim_table(df, records, sig)
     ratios = tables.ratio_table(df)
     per_corr = tables.corruption_table(df)
@@ -137,11 +172,14 @@ def build_report(
         _write_csv(out_dir, name, frame, written)
     if not published.empty:
         _write_csv(out_dir, "augmix_published_anchor.csv", published, written)
+    if not ablation.empty:
+        _write_csv(out_dir, "ablation.csv", ablation, written)
     if not seen_unseen.empty:
         _write_csv(out_dir, "seen_unseen.csv", seen_unseen, written)
     if not curves.empty:
         _write_csv(out_dir, "training_curves.csv", curves, written)
     c_bar = _cbar_section(df, records, out_dir, written)
+    parity_ctx = _parity_section(df, records, parity, parity_label, out_dir, written)
 
     if not tables.has_plain(df):
         notes.append(
@@ -215,6 +253,8 @@ def build_report(
             if not seen_unseen.empty
             else ""
         )
+    # each ablation variant vs its base method after the comparisons with plain
+    summaries += [{**summ, "seen_unseen": ""} for summ in facts.method_summaries(ablation)]
     change_labels = change_methods(labels)
     context = {
         "title": title or f"Corruption robustness report: {', '.join(archs)} on {shared['dataset']}",
@@ -270,12 +310,14 @@ def build_report(
         "per_corruption": html_table(per_corr, "per_corruption"),
         "families": html_table(fam, "families") if not fam.empty else None,
         "significance": html_table(sig, "significance") if not sig.empty else None,
+        "ablation": html_table(ablation, "significance") if not ablation.empty else None,
         "runs": html_table(runs, "runs"),
         "provenance": ([("produced by", produced_by)] if produced_by else [])
         + provenance_rows(records, shared)
         + [("code version (this page)", page_version)],
         "page_version": page_version,
         "c_bar": c_bar,
+        "parity": parity_ctx,
         "csv_files": written,
     }
     html = _env().get_template("report.html.j2").render(**context)

@@ -16,6 +16,7 @@ from robustbench_aux.metrics.tidy import (
     AS_PLAIN_STEPS,
     AUGMIX_PUBLISHED_LABEL,
     DATA_READING_METHODS,
+    VARIANT_KEY,
     data_reading,
     is_augmix_published,
     step_budget,
@@ -305,15 +306,17 @@ PER_SEED = "per seed"
 SEED_LEVEL = "over seeds"
 
 
-def family_name(kind: str, label: str, arch: str) -> str:
-    """The name of a Holm family of the significance table: one method vs plain on one architecture,
-    per-seed tests (clean and mean-15 of every seed) or seed-level tests (clean and mean-15)."""
+def family_name(kind: str, label: str, arch: str, reference: str = PLAIN) -> str:
+    """The name of a Holm family of a paired-test table: one method vs its reference (plain, or the
+    base method of an ablation) on one architecture, per-seed tests (clean and mean-15 of every seed)
+    or seed-level tests (clean and mean-15)."""
     tests = "clean and mean-15 of each seed" if kind == PER_SEED else "clean and mean-15"
-    return f"{kind}: {label} vs plain ({arch}), {tests}"
+    return f"{kind}: {label} vs {reference} ({arch}), {tests}"
 
 
 def _seed_row(m: RunRecord, p: RunRecord) -> dict | None:
-    """Paired tests of one seed's method run against the plain run of the same seed."""
+    """Paired tests of one seed's method run against the reference run (plain, or an ablation's base
+    method) of the same seed."""
     cm, cp = m.per_image().get((CLEAN, 0)), p.per_image().get((CLEAN, 0))
     if cm is None or cp is None or len(cm) != len(cp):
         return None  # no per-image results, or different test images: no paired test
@@ -324,7 +327,7 @@ def _seed_row(m: RunRecord, p: RunRecord) -> dict | None:
         "n_seeds": 1,
         "n_images": len(cm),
         "clean_b": mc["b"],  # clean test images only the method gets right
-        "clean_c": mc["c"],  # only plain gets right
+        "clean_c": mc["c"],  # only the reference gets right
         "bootstrap_resamples": BOOTSTRAP_SAMPLES,
         "interval": "95 % bootstrap percentile, unadjusted",
         "delta_clean_pts": 100 * dc["delta"],
@@ -392,22 +395,55 @@ def significance_table(records: list[RunRecord]) -> pd.DataFrame:
     ``bootstrap_resamples`` and the bootstrap standard error ``mean15_se_pts``
     (``mean15_p`` = 2 (1 - Φ(|Δ| / se))).
     """
+    labels = sorted({r.label for r in records} - {PLAIN})
+    table = paired_tests(records, [(label, PLAIN) for label in labels])
+    return table.drop(columns=["reference"], errors="ignore")
+
+
+def ablation_pairs(records: list[RunRecord]) -> list[tuple[str, str]]:
+    """(variant, base) for every ablation run among ``records`` whose base method was run too: an
+    ablation switches off one part of a method through its ``variant`` option (``auxiliary`` with
+    ``variant = "no_penalty"``, labelled ``auxiliary[no_penalty]``). Other bracketed labels (a data
+    reading, a step budget, a published protocol) change more than one part and are not paired."""
+    labels = {r.label for r in records}
+    pairs = set()
+    for r in records:
+        options = {**r.config, **(r.config.get("options") or {})}
+        variant, method = options.get(VARIANT_KEY), str(r.config.get("method", ""))
+        if variant not in (None, "", "full") and r.label == f"{method}[{variant}]" and method in labels:
+            pairs.add((r.label, method))
+    return sorted(pairs)
+
+
+def ablation_table(records: list[RunRecord]) -> pd.DataFrame:
+    """Each ablation variant vs its base method (``auxiliary[no_penalty]`` vs ``auxiliary``), with the
+    tests, columns and Holm families of :func:`significance_table` plus the ``reference`` column."""
+    return paired_tests(records, ablation_pairs(records))
+
+
+def paired_tests(records: list[RunRecord], pairs: list[tuple[str, str]]) -> pd.DataFrame:
+    """The paired per-seed and over-seed tests of each (method, reference) pair on every architecture
+    both were run on (see :func:`significance_table`); one Holm family per pair, architecture and kind."""
     by_key = {(r.label, r.arch, r.seed): r for r in records}
     rows = []
-    for label, arch in sorted({(r.label, r.arch) for r in records}):
-        if label == PLAIN:
-            continue
-        seeds = sorted(
-            s for (lab, a, s) in by_key if lab == label and a == arch and (PLAIN, arch, s) in by_key
-        )
-        seed_rows = []
-        for s in seeds:
-            row = _seed_row(by_key[(label, arch, s)], by_key[(PLAIN, arch, s)])
-            if row is not None:
-                seed_rows.append({"label": label, "arch": arch, "seed": str(s), **row})
-        rows.extend(seed_rows)
-        if len(seed_rows) >= 2:
-            rows.append({"label": label, "arch": arch, "seed": OVER_SEEDS, **_over_seeds_row(seed_rows)})
+    for label, reference in pairs:
+        for arch in sorted({r.arch for r in records if r.label == label}):
+            seeds = sorted(
+                s for (lab, a, s) in by_key if lab == label and a == arch and (reference, arch, s) in by_key
+            )
+            seed_rows = []
+            for s in seeds:
+                row = _seed_row(by_key[(label, arch, s)], by_key[(reference, arch, s)])
+                if row is not None:
+                    seed_rows.append(
+                        {"label": label, "reference": reference, "arch": arch, "seed": str(s), **row}
+                    )
+            rows.extend(seed_rows)
+            if len(seed_rows) >= 2:
+                over = _over_seeds_row(seed_rows)
+                rows.append(
+                    {"label": label, "reference": reference, "arch": arch, "seed": OVER_SEEDS, **over}
+                )
     table = pd.DataFrame(rows)
     if table.empty:
         return table
@@ -419,20 +455,21 @@ def significance_table(records: list[RunRecord]) -> pd.DataFrame:
     table["family"] = ""
     table["family_size"] = 0
     kind = np.where(table["seed"] == OVER_SEEDS, SEED_LEVEL, PER_SEED)
-    for (label, arch, k), idx in table.groupby([table["label"], table["arch"], kind]).groups.items():
+    groups = table.groupby([table["label"], table["reference"], table["arch"], kind]).groups
+    for (label, reference, arch, k), idx in groups.items():
         rows = table.loc[idx]
         family = np.concatenate([rows["clean_p"].to_numpy(float), rows["mean15_p"].to_numpy(float)])
         adjusted = holm(family)
         table.loc[idx, "clean_p_holm"] = adjusted[: len(rows)]
         table.loc[idx, "mean15_p_holm"] = adjusted[len(rows) :]
-        table.loc[idx, "family"] = family_name(k, label, arch)
+        table.loc[idx, "family"] = family_name(k, label, arch, reference)
         table.loc[idx, "family_size"] = int(np.isfinite(family).sum())
     for key in ("clean", "mean15"):
         table[f"{key}_significant"] = table[f"{key}_p_holm"] <= ALPHA
     order = {lab: i for i, lab in enumerate(compare.label_order(table["label"]))}
     table = table.assign(
         _o=table["label"].map(order), _s=(table["seed"] == OVER_SEEDS).astype(int)
-    ).sort_values(["arch", "_o", "_s"], kind="stable")
+    ).sort_values(["arch", "_o", "reference", "_s"], kind="stable")
     return table.drop(columns=["_o", "_s"]).reset_index(drop=True)
 
 

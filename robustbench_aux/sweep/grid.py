@@ -22,6 +22,10 @@ A grid is TOML with one ``[defaults]`` table and any number of ``[[runs]]`` bloc
     partition = "gpu"
     time = "1-00:00:00"
 
+    [report]                      # optional, for `reproduce`: report --parity / --parity-label
+    parity = "reports/cpu-cifar10-fp32"   # the same runs in another precision (results_long.csv)
+    parity_label = "fp32"
+
 Relative paths are taken relative to the current directory. Unknown keys and values of the wrong
 type (``seeds = ["abc"]``, ``vary = {corruption = "noise"}``) are errors naming the key; a run id
 (method, ``vary`` values, arch, seed joined by ``-``) must be a plain directory name inside ``out``.
@@ -69,8 +73,10 @@ DEFAULT_KEYS = {
 }
 EVAL_PRECISIONS = ("fp32", "bf16", "fp16")  # evaluate --precision
 RUN_KEYS = {"methods": list, "archs": list, "seeds": list, "vary": dict, "set": dict}
-# [defaults] strings passed as the value of an option: one starting with "-" would be read as an option
-OPTION_VALUES = ("dataset", "data", "recipe", "out", "corruptions", "corruptions_bar", "device")
+# [report] (for `reproduce`): another precision's results of the same runs, shown as a parity check
+REPORT_KEYS = {"parity": str, "parity_label": str}
+# strings passed as the value of an option: one starting with "-" would be read as an option
+OPTION_VALUES = ("dataset", "data", "recipe", "out", "corruptions", "corruptions_bar", "device", "parity")
 SET_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")  # a --set key: lr, train.lr
 SCALARS = (str, int, float, bool)
 
@@ -99,6 +105,7 @@ class Sweep:
     defaults: dict
     jobs: list[Job]
     slurm: SlurmOptions = field(default_factory=SlurmOptions)  # the grid's [slurm] table, checked
+    report: dict = field(default_factory=dict)  # the grid's [report] table (REPORT_KEYS), checked
 
 
 def _check_keys(table, allowed: dict, where: str) -> None:
@@ -342,8 +349,10 @@ def read_grid(path: str | Path) -> dict:
 def sweep_from(doc: dict, where: str, *, overrides: dict | None = None, **filters) -> Sweep:
     """The sweep of a grid document (``where`` names it in errors): every value checked."""
     for key in doc:
-        if key not in ("defaults", "runs", "slurm"):
-            raise UserError(f"{where}: unknown top-level key {key!r} (allowed: defaults, runs, slurm)")
+        if key not in ("defaults", "runs", "slurm", "report"):
+            raise UserError(
+                f"{where}: unknown top-level key {key!r} (allowed: defaults, runs, slurm, report)"
+            )
     if not isinstance(doc.get("defaults", {}), dict):
         raise UserError(f"{where}: defaults must be a [defaults] table, got {doc['defaults']!r}")
     defaults = {**doc.get("defaults", {}), **{k: v for k, v in (overrides or {}).items() if v is not None}}
@@ -355,7 +364,11 @@ def sweep_from(doc: dict, where: str, *, overrides: dict | None = None, **filter
         slurm = slurm_options(doc.get("slurm", {}))
     except UserError as exc:
         raise UserError(f"{where}: {exc}") from None
-    return Sweep(defaults, jobs, slurm)
+    report = doc.get("report", {})
+    _check_keys(report, REPORT_KEYS, f"{where} [report]")
+    if "parity_label" in report and "parity" not in report:
+        raise UserError(f"{where} [report]: 'parity_label' names the 'parity' results; give 'parity' too")
+    return Sweep(defaults, jobs, slurm, report)
 
 
 def load_sweep(path: str | Path, *, overrides: dict | None = None, **filters) -> Sweep:
