@@ -174,6 +174,9 @@ class RunConfig:
     source: str = ""  # the protocol the recipe follows (its ``source`` key)
     reference: dict = field(default_factory=dict)  # {"train.amp": "off", ...}: the source's switch values
     schedule_scaling: dict | None = None  # what --epochs did to the epoch points (scale_schedule)
+    # the epochs of the root of the recipe's extends chain: the schedule this run is measured
+    # against (reports read it from config.json, never from today's recipe files)
+    reference_epochs: int | None = None
 
     def to_dict(self) -> dict:
         out = dataclasses.asdict(self)
@@ -262,6 +265,15 @@ def load_recipe(name_or_path: str, _seen: tuple[str, ...] = (), _base: Path | No
         methods[m] = {**methods.get(m, {}), **section}
     merged["method"] = methods
     merged["label"] = label
+    # the root recipe's epochs: the reference schedule every recipe of the chain scales down from
+    root_epochs = data.get("train", {}).get("epochs", TrainConfig.epochs)  # checked when assigned
+    merged["reference_epochs"] = (
+        base["reference_epochs"]
+        if "extends" in data
+        else root_epochs
+        if isinstance(root_epochs, int) and not isinstance(root_epochs, bool)
+        else None
+    )
     return merged
 
 
@@ -515,4 +527,5 @@ def resolve_config(
         source=str(data.get("source", "")),
         reference=reference_values(data, sections, methods),
         schedule_scaling=scaling,
+        reference_epochs=data["reference_epochs"],
     )

@@ -15,6 +15,7 @@ from robustbench_aux.report import build_report
 from robustbench_aux.report.figures import method_styles
 from robustbench_aux.report.runs import load_run
 from robustbench_aux.report.tables import PUBLISHED_AUGMIX, training_protocol
+from robustbench_aux.runinfo import run_info
 
 PUBLISHED_CLEAN = f"{100 * PUBLISHED_AUGMIX[('cifar100', 'wrn40_2')]['clean_acc']:.2f}"  # "76.28"
 
@@ -168,7 +169,7 @@ def test_published_numbers_only_beside_published_protocol_runs(tmp_path):
     assert html.count(PUBLISHED_CLEAN) == 1 and PUBLISHED_CLEAN in section
     rows = re.findall(r"<tr>(.*?)</tr>", section[section.index("<tbody>") :], re.S)
     assert len(rows) == 1 and "augmix[published protocol]" in rows[0]
-    assert training_protocol({"method": "augmix", "recipe": "reference"}).startswith(
+    assert training_protocol(run_info({"method": "augmix", "recipe": "reference"})).startswith(
         "reference: shared schedule"
     )
 

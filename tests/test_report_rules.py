@@ -16,6 +16,7 @@ from robustbench_aux.report.banner import banner_items, deviations, reference_ep
 from robustbench_aux.report.formatting import ratio_cell, set_name
 from robustbench_aux.report.runs import RunRecord
 from robustbench_aux.report.tables import significance_table
+from robustbench_aux.runinfo import run_info
 
 PAPER_SHARED = {
     "dataset": "cifar100",
@@ -58,13 +59,45 @@ def test_banner_triggers_one_by_one():
     assert item.key == "epochs" and "3 epochs, not the reference schedule's 210: all 4 runs" in item.text
 
 
-def test_banner_reference_epochs_follow_the_recipe_chain():
-    assert reference_epochs("smoke") == 210  # smoke extends reference
-    assert reference_epochs("cpu_demo") == 210
-    assert reference_epochs("paper") == 210  # 300 epochs > 210: not short
-    assert reference_epochs("no-such-recipe") == 210
+def _resolved(recipe: str, **kw) -> dict:
+    from robustbench_aux.config import resolve_config
+    from robustbench_aux.methods import METHODS
+
+    return resolve_config(
+        methods=METHODS, method="plain", arch="resnet18", dataset="cifar100", seed=0, recipe=recipe, **kw
+    ).to_dict()
+
+
+def test_training_records_the_reference_schedule_of_the_recipe_chain():
+    assert _resolved("smoke")["reference_epochs"] == 210  # smoke extends reference
+    assert _resolved("cpu_demo")["reference_epochs"] == 210
+    assert _resolved("paper")["reference_epochs"] == 210  # 300 epochs > 210: not short
+    assert _resolved("augmix_published")["reference_epochs"] == 100  # extends nothing: its own
+    assert _resolved("reference", epochs=8)["reference_epochs"] == 210
     assert _keys(_paper_runs(config={"recipe": "paper", "train": {"epochs": 300}})) == []
     assert _keys(_paper_runs(config={"epochs": 5})) == ["epochs"]  # a flat config (foreign run)
+
+
+def test_report_reads_the_recorded_reference_schedule_never_todays_recipe(tmp_path):
+    root, child = tmp_path / "root.toml", tmp_path / "child.toml"
+    root.write_text("[train]\nepochs = 50\n")
+    child.write_text('extends = "root.toml"\n[train]\nepochs = 5\n')
+    config = _resolved(str(child))
+    assert config["reference_epochs"] == 50
+    runs = [_record(lab, seed=s, config=config) for lab in ("plain", "auxiliary") for s in (0, 1)]
+    before = [i.text for i in banner_items(runs, PAPER_SHARED) if i.key == "epochs"]
+    assert before == ["Trained 5 epochs, not the reference schedule's 50: all 4 runs."]
+    root.write_text("[train]\nepochs = 400\n")  # the recipe is edited after the runs
+    assert [i.text for i in banner_items(runs, PAPER_SHARED) if i.key == "epochs"] == before
+    info = _record(config=config).info
+    assert reference_epochs(info) == 50
+
+
+def test_older_records_fall_back_to_the_scaled_length_then_the_shipped_chain():
+    assert reference_epochs(run_info({"recipe": "smoke", "schedule_scaling": {"from_epochs": 120}})) == 120
+    assert reference_epochs(run_info({"recipe": "smoke"})) == 210  # recorded before either existed
+    assert reference_epochs(run_info({"recipe": "augmix_published"})) == 100
+    assert reference_epochs(run_info({"recipe": "no-such-recipe"})) == 210
 
 
 def test_banner_lists_every_protocol_deviation():

@@ -22,6 +22,7 @@ from robustbench_aux.metrics.accuracy import (
     mce,
     mean_accuracy,
 )
+from robustbench_aux.runinfo import run_info
 
 PLAIN = "plain"
 # The paper's abstract: +2.21 % accuracy and 21.64 % robustness (corruption error), CIFAR-100,
@@ -382,13 +383,11 @@ def interference_matrix(
 def training_corruptions(config: Mapping) -> tuple[str, ...]:
     """Which training corruptions a run trained on: the method's four (noise, blur, contrast, rotation) or
     CIFAR-C specs such as ``cifar_c:fog@3``. Reads the engine's ``options`` and flat configs alike."""
-    options = {**config, **(config.get("options") or {})}
-    method = options.get("method")
-    if method == "per_corruption":
-        return (str(options["corruption"]),) if options.get("corruption") else ()
-    if method in ("naive_augmentation", "auxiliary"):
-        listed = options.get("corruptions") or options.get("train_corruptions")
-        return tuple(listed) if listed else TRAINING_CORRUPTIONS
+    info = run_info(config)
+    if info.method == "per_corruption":
+        return (info.corruption,) if info.corruption else ()
+    if info.method in ("naive_augmentation", "auxiliary"):
+        return info.train_corruptions or TRAINING_CORRUPTIONS
     return ()
 
 

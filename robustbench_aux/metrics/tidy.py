@@ -20,98 +20,31 @@ import pandas as pd
 from robustbench_aux.catalog import ALL_19, CATEGORY, CBAR_10, CBAR_CATEGORY, CLEAN, benchmark_of
 from robustbench_aux.errors import UserError
 from robustbench_aux.metrics.calibration import CALIBRATION_COLUMNS
+from robustbench_aux.runinfo import run_info
 
 # identity columns copied from the run config into every row
 RUN_COLUMNS = ("run_id", "dataset", "method", "label", "arch", "seed")
 ACCURACY_COLUMNS = RUN_COLUMNS + ("corruption", "category", "benchmark", "severity", "n", "correct", "acc")
 COLUMNS = ACCURACY_COLUMNS + CALIBRATION_COLUMNS
 
-# methods that train on one named corruption carry it in their config under this key
-CORRUPTION_KEY = "corruption"
-VARIANT_KEY = "variant"
-# naive / per-corruption augmentation record how the corrupted images were added (docs/training.md);
-# the default reading is left out of the label, the other one is named in it
-DATA_READING_KEY = "data_reading"
-DEFAULT_DATA_READING = "enlarged_dataset"
-DATA_READING_METHODS = ("naive_augmentation", "per_corruption")
-# with the enlarged dataset, ``step_budget = "as_plain"`` trains plain training's steps per epoch
-# (docs/training.md); such runs are labelled apart from the full-pass default
-STEP_BUDGET_KEY = "step_budget"
-AS_PLAIN_STEPS = "as_plain"
-PLAIN_STEPS_LABEL = "plain steps"
-# an AugMix run on AugMix's own published protocol (recipe source augmix_published) is labelled
-# apart from the shared-schedule AugMix, so the two are never averaged or shown as one method
-AUGMIX_PUBLISHED_SOURCE = "augmix_published"
-PUBLISHED_PROTOCOL = "published protocol"
-AUGMIX_PUBLISHED_LABEL = f"augmix[{PUBLISHED_PROTOCOL}]"
-
-
-def data_reading(config: Mapping) -> str | None:
-    """The recorded ``data_reading`` of a naive / per-corruption run (None: other method or not recorded)."""
-    if str(config.get("method")) not in DATA_READING_METHODS:
-        return None
-    options = {**config, **(config.get("options") or {})}
-    value = options.get(DATA_READING_KEY)
-    return str(value) if value not in (None, "") else None
-
-
-def step_budget(config: Mapping) -> str | None:
-    """The recorded ``step_budget`` of a naive / per-corruption run (None: other method or not recorded)."""
-    if str(config.get("method")) not in DATA_READING_METHODS:
-        return None
-    options = {**config, **(config.get("options") or {})}
-    value = options.get(STEP_BUDGET_KEY)
-    return str(value) if value not in (None, "") else None
-
-
-def is_augmix_published(config: Mapping) -> bool:
-    """True for an AugMix run trained on AugMix's published protocol (its recipe source, or the
-    shipped ``augmix_published`` recipe when the source was not recorded)."""
-    if str(config.get("method")) != "augmix":
-        return False
-    source = config.get("recipe_source")
-    if source not in (None, ""):
-        return str(source) == AUGMIX_PUBLISHED_SOURCE
-    return str(config.get("recipe")) == AUGMIX_PUBLISHED_SOURCE
-
 
 def method_label(config: Mapping) -> str:
-    """The displayed method name: ``method`` plus its training corruption or variant in brackets.
-
-    ``per_corruption`` with ``corruption="noise"`` -> ``per_corruption[noise]``; an ``auxiliary`` run
-    with ``variant="no_sbn"`` -> ``auxiliary[no_sbn]`` (``no_sbn_per_view`` ->
-    ``auxiliary[no_sbn_per_view]``); a naive / per-corruption run read as one joint batch ->
-    ``naive_augmentation[joint_batch]`` (the default ``enlarged_dataset`` is not named), one trained
-    for plain training's steps (``step_budget = "as_plain"``) -> ``naive_augmentation[plain steps]``; AugMix on
-    its published protocol -> ``augmix[published protocol]``; plain stays ``plain``.
-    """
-    method = str(config.get("method", "unknown"))
-    # training writes method options under "options"; flat configs (fixtures, foreign runs) also work
-    options = {**config, **(config.get("options") or {})}
-    parts = []
-    if method == "per_corruption" and options.get(CORRUPTION_KEY):
-        parts.append(str(options[CORRUPTION_KEY]))
-    if options.get(VARIANT_KEY) not in (None, "", "full"):
-        parts.append(str(options[VARIANT_KEY]))
-    reading = data_reading(config)
-    if reading is not None and reading != DEFAULT_DATA_READING:
-        parts.append(reading)
-    if step_budget(config) == AS_PLAIN_STEPS:
-        parts.append(PLAIN_STEPS_LABEL)
-    if is_augmix_published(config):
-        parts.append(PUBLISHED_PROTOCOL)
-    return f"{method}[{','.join(parts)}]" if parts else method
+    """The displayed method name of a run (:attr:`robustbench_aux.runinfo.RunInfo.label`):
+    ``per_corruption[noise]``, ``auxiliary[no_sbn]``, ``naive_augmentation[joint_batch]``,
+    ``augmix[published protocol]``, ``plain``."""
+    return run_info(config).label
 
 
 def run_identity(config: Mapping) -> dict:
     """The identity columns of a run, from its config (missing keys become placeholders)."""
+    info = run_info(config)
     return {
-        "run_id": str(config.get("run_id", "run")),
-        "dataset": str(config.get("dataset", "unknown")),
-        "method": str(config.get("method", "unknown")),
-        "label": method_label(config),
-        "arch": str(config.get("arch", "unknown")),
-        "seed": int(config["seed"]) if config.get("seed") is not None else -1,
+        "run_id": info.run_id,
+        "dataset": info.dataset,
+        "method": info.method,
+        "label": info.label,
+        "arch": info.arch,
+        "seed": info.seed,
     }
 
 

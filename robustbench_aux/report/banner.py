@@ -28,6 +28,7 @@ from robustbench_aux.catalog import CLEAN, OFFICIAL_COPY
 from robustbench_aux.errors import UserError
 from robustbench_aux.report.compute import STEPS_TOLERANCE, steps_differences
 from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.runinfo import RunInfo
 
 PAPER_DATASET = "cifar100"
 PAPER_ARCHS = ("resnet18", "resnet50", "resnet101", "resnet152")
@@ -59,7 +60,7 @@ def deviations(r: RunRecord) -> list[dict]:
     """The protocol deviations recorded for one run (config and evaluation summary merged)."""
     prov = r.summary.get("provenance") or {}
     out: dict[str, dict] = {}
-    for source in (r.config.get("deviations") or [], prov.get("deviations") or []):
+    for source in (list(r.info.deviations), prov.get("deviations") or []):
         if not isinstance(source, list):
             continue
         for d in source:
@@ -72,12 +73,22 @@ def deviation_text(d: Mapping) -> str:
     return f"{d['switch']} = {_fmt(d.get('value'))} (reference: {_fmt(d.get('reference'))})"
 
 
-def reference_epochs(recipe: str | None) -> int:
-    """The epochs of the root of a recipe's ``extends`` chain (the protocol it scales down from).
+def reference_epochs(info: RunInfo) -> int:
+    """The epochs of the reference schedule a run is measured against: the root of its recipe's
+    ``extends`` chain, as training recorded it (``reference_epochs``; for older runs, the length
+    ``--epochs`` scaled from), so a later edit of a recipe file never changes an old report.
 
-    ``smoke``, ``cpu_demo`` and ``paper`` all extend ``reference`` (210 epochs); a recipe that
-    extends nothing is its own reference. Unknown recipes (foreign runs) fall back to 210.
+    Runs recorded before either existed fall back to the shipped recipe chain as it is today
+    (:func:`_legacy_reference_epochs`; ``smoke``, ``cpu_demo`` and ``paper`` all extend
+    ``reference``, 210 epochs), and unknown recipes (foreign runs) to 210.
     """
+    if info.reference_epochs is not None:
+        return info.reference_epochs
+    return _legacy_reference_epochs(info.recipe)
+
+
+def _legacy_reference_epochs(recipe: str | None) -> int:
+    """For runs that did not record their reference schedule: the root of the recipe's chain today."""
     from robustbench_aux.config import _read_recipe_text  # a recipe name or a .toml path
 
     name, seen = recipe, set()
@@ -93,25 +104,10 @@ def reference_epochs(recipe: str | None) -> int:
     return DEFAULT_REFERENCE_EPOCHS
 
 
-def run_epochs(config: Mapping) -> int | None:
-    """Epochs a run trained for: ``train.epochs`` of the resolved config (or a flat ``epochs``)."""
-    epochs = (config.get("train") or {}).get("epochs", config.get("epochs"))
-    return int(epochs) if epochs is not None else None
-
-
-def train_images(config: Mapping) -> int | None:
-    """Training images a run used (``data.n_train`` of its config; None when not recorded)."""
-    n = (config.get("data") or {}).get("n_train")
-    try:
-        return int(n) if n is not None else None
-    except (TypeError, ValueError):
-        return None
-
-
 def data_copies(r: RunRecord) -> set[str]:
     """The dataset copy labels recorded for a run (training config and evaluation provenance)."""
     prov = (r.summary.get("provenance") or {}).get("data") or {}
-    return {str(c) for c in ((r.config.get("data") or {}).get("copy"), prov.get("copy")) if c}
+    return {str(c) for c in (r.info.data_copy, prov.get("copy")) if c}
 
 
 def _test_sizes(r: RunRecord) -> tuple[int, int]:
@@ -155,7 +151,7 @@ def framing(records: list[RunRecord]) -> Framing:
     why: list[str] = []
     fractions: dict[tuple[int, int], list[str]] = {}
     for r in records:
-        n, full = train_images(r.config), TRAIN_IMAGES.get(str(r.config.get("dataset")))
+        n, full = r.info.n_train, TRAIN_IMAGES.get(r.info.dataset)
         if n is not None and full and n < PIPELINE_TRAIN_SHARE * full:
             fractions.setdefault((n, full), []).append(r.run_id)
     for (n, full), ids in sorted(fractions.items()):
@@ -177,15 +173,14 @@ def framing(records: list[RunRecord]) -> Framing:
             + ". They show that the pipeline runs end to end; at this scale a difference between "
             "methods says little about the methods.",
         )
-    n_train = [train_images(r.config) for r in records]
+    n_train = [r.info.n_train for r in records]
     if not records or any(n is None for n in n_train):
         return Framing(UNKNOWN_SCALE, "")
     short = sorted(
         {
-            (run_epochs(r.config), reference_epochs(r.config.get("recipe")))
+            (r.info.epochs, reference_epochs(r.info))
             for r in records
-            if run_epochs(r.config) is not None
-            and run_epochs(r.config) < reference_epochs(r.config.get("recipe"))
+            if r.info.epochs is not None and r.info.epochs < reference_epochs(r.info)
         }
     )
     if not short:
@@ -299,7 +294,7 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
         )
     fewer: dict[tuple[int, int], list[str]] = {}
     for r in records:
-        n, full = train_images(r.config), TRAIN_IMAGES.get(str(r.config.get("dataset")))
+        n, full = r.info.n_train, TRAIN_IMAGES.get(r.info.dataset)
         if n is not None and full and n < full:
             fewer.setdefault((n, full), []).append(r.run_id)
     for (n, full), ids in sorted(fewer.items()):
@@ -308,8 +303,8 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
         )
     short: dict[tuple[int, int], list[str]] = {}
     for r in records:
-        epochs = run_epochs(r.config)
-        ref = reference_epochs(r.config.get("recipe"))
+        epochs = r.info.epochs
+        ref = reference_epochs(r.info)
         if epochs is not None and epochs < ref:
             short.setdefault((epochs, ref), []).append(r.run_id)
     for (epochs, ref), ids in sorted(short.items()):

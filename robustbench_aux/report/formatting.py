@@ -14,15 +14,8 @@ import numpy as np
 import pandas as pd
 
 from robustbench_aux.catalog import ALL_19, CBAR_10
-from robustbench_aux.metrics.tidy import (
-    AS_PLAIN_STEPS,
-    DATA_READING_METHODS,
-    DEFAULT_DATA_READING,
-    data_reading,
-    is_augmix_published,
-    step_budget,
-)
-from robustbench_aux.report.banner import deviation_text, deviations, reference_epochs, run_epochs
+from robustbench_aux.report.banner import deviation_text, deviations, reference_epochs
+from robustbench_aux.runinfo import AS_PLAIN_STEPS, DATA_READING_METHODS, DEFAULT_DATA_READING
 
 
 def _nan(x) -> bool:
@@ -388,9 +381,9 @@ def _deviation_summary(records) -> str:
 
 def _count_summary(records, keep, value) -> str:
     per: dict[str, int] = {}
-    kept = [r for r in records if keep(r.config)]
+    kept = [r for r in records if keep(r.info)]
     for r in kept:
-        per[value(r.config)] = per.get(value(r.config), 0) + 1
+        per[value(r.info)] = per.get(value(r.info), 0) + 1
     if not kept:
         return "no such run"
     return "; ".join(f"{v} [{n} of {len(kept)} runs]" for v, n in sorted(per.items()))
@@ -399,30 +392,30 @@ def _count_summary(records, keep, value) -> str:
 def _data_reading_summary(records) -> str:
     return _count_summary(
         records,
-        lambda c: str(c.get("method")) in DATA_READING_METHODS,
-        lambda c: data_reading(c) or "not recorded",
+        lambda i: i.method in DATA_READING_METHODS,
+        lambda i: i.data_reading or "not recorded",
     )
 
 
 def _step_budget_summary(records) -> str:
     return _count_summary(
         records,
-        lambda c: data_reading(c) == DEFAULT_DATA_READING,
-        lambda c: {
+        lambda i: i.data_reading == DEFAULT_DATA_READING,
+        lambda i: {
             AS_PLAIN_STEPS: "as_plain (plain training's steps per epoch)",
             None: "not recorded (every item each epoch)",
-        }.get(step_budget(c), f"{step_budget(c)} (every item each epoch)"),
+        }.get(i.step_budget, f"{i.step_budget} (every item each epoch)"),
     )
 
 
 def _augmix_summary(records) -> str:
     return _count_summary(
         records,
-        lambda c: str(c.get("method")) == "augmix",
-        lambda c: (
+        lambda i: i.method == "augmix",
+        lambda i: (
             "AugMix's published protocol (augmix_published)"
-            if is_augmix_published(c)
-            else f"shared schedule (recipe {c.get('recipe', '?')})"
+            if i.augmix_published
+            else f"shared schedule (recipe {i.recipe or '?'})"
         ),
     )
 
@@ -497,10 +490,7 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
         (
             "recipe, epochs (reference schedule)",
             distinct(
-                lambda r: (
-                    f"{r.config.get('recipe', '?')}, {run_epochs(r.config)} epochs "
-                    f"({reference_epochs(r.config.get('recipe'))})"
-                )
+                lambda r: f"{r.info.recipe or '?'}, {r.info.epochs} epochs ({reference_epochs(r.info)})"
             ),
         ),
         ("protocol deviations", _deviation_summary(records)),
@@ -508,8 +498,8 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
         ("step budget (enlarged-dataset runs)", _step_budget_summary(records)),
         ("AugMix protocol", _augmix_summary(records)),
         ("code versions (evaluation)", distinct(lambda r: by[r.run_id].get("code_version"))),
-        ("code versions (training)", distinct(lambda r: r.config.get("code_version"))),
+        ("code versions (training)", distinct(lambda r: r.info.code_version)),
         ("torch", distinct(lambda r: by[r.run_id].get("torch"))),
         ("devices", distinct(lambda r: by[r.run_id].get("device"))),
-        ("normalization (from run configs)", distinct(lambda r: r.config.get("normalization"))),
+        ("normalization (from run configs)", distinct(lambda r: r.info.normalization)),
     ]

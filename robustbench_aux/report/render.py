@@ -86,7 +86,7 @@ def _cbar_section(df: pd.DataFrame, records, out_dir: Path, written: list[str]) 
 
 def _precision(records) -> str:
     """The precision of the page's runs in words: training autocast and evaluation precision."""
-    train = {str((r.config.get("train") or {}).get("amp") or "fp32") for r in records}
+    train = {r.info.amp for r in records}
     evaluate = {str((r.summary.get("provenance") or {}).get("precision") or "fp32") for r in records}
     train_text = next(iter(train)) if len(train) == 1 else "mixed"
     eval_text = next(iter(evaluate)) if len(evaluate) == 1 else "mixed"

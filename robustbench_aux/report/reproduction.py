@@ -25,6 +25,7 @@ from robustbench_aux.hashing import sha256_file
 from robustbench_aux.jsonio import read_json_object
 from robustbench_aux.report.compute import training_compute
 from robustbench_aux.rundir import RunDir
+from robustbench_aux.runinfo import run_info
 from robustbench_aux.versioning import code_version
 
 RECORD_NAME = "reproduction.json"
@@ -45,13 +46,14 @@ def run_record(run_dir: str | Path) -> dict:
     train = training_compute(rd.path, ("steps", "images", "seconds"))
     timing = summary.get("timing") or {}
     seconds = train["seconds"]
+    info = run_info(config)
     return {
-        "run_id": config.get("run_id") or rd.path.name,
-        "code_version": config.get("code_version"),
-        "recipe": config.get("recipe"),
-        "epochs": config.get("epochs"),
-        "n_train": (config.get("data") or {}).get("n_train"),
-        "deviations": config.get("deviations") or [],
+        "run_id": info.run_id if config.get("run_id") else rd.path.name,
+        "code_version": info.code_version,
+        "recipe": info.recipe,
+        "epochs": info.epochs,
+        "n_train": info.n_train,
+        "deviations": [dict(d) for d in info.deviations],
         "train_seconds": _number(seconds),
         "train_images_per_s": _number(train["images"] / seconds) if seconds and seconds > 0 else None,
         "eval_seconds": _number(timing.get("seconds")),

@@ -22,10 +22,10 @@ from robustbench_aux.evaluation import evidence
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image, load_per_image_scores
 from robustbench_aux.metrics.calibration import SCORE_FIELDS
-from robustbench_aux.metrics.tidy import method_label
 from robustbench_aux.paths import component
 from robustbench_aux.report.compute import training_compute
 from robustbench_aux.rundir import EVAL_DIR, EVIDENCE_JSON, PER_IMAGE_NPZ, RESULTS_CSV, read_config
+from robustbench_aux.runinfo import RunInfo, run_info
 
 
 @dataclass
@@ -44,6 +44,11 @@ class RunRecord:
     @property
     def run_id(self) -> str:
         return str(self.table["run_id"].iloc[0])
+
+    @property
+    def info(self) -> RunInfo:
+        """What the run's config says about it (:mod:`robustbench_aux.runinfo`)."""
+        return run_info(self.config)
 
     @property
     def label(self) -> str:
@@ -153,7 +158,7 @@ def load_run(path: str | Path) -> RunRecord:
     if config.get("method"):
         # the label is derived from the config again, so runs evaluated before a labelling rule
         # existed (data reading, AugMix's published protocol) are still told apart
-        table = table.assign(label=method_label(config))
+        table = table.assign(label=run_info(config).label)
     return RunRecord(path, config, summary, table, eval_dir=eval_dir)
 
 

@@ -12,15 +12,6 @@ import pandas as pd
 from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
 from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
-from robustbench_aux.metrics.tidy import (
-    AS_PLAIN_STEPS,
-    AUGMIX_PUBLISHED_LABEL,
-    DATA_READING_METHODS,
-    VARIANT_KEY,
-    data_reading,
-    is_augmix_published,
-    step_budget,
-)
 from robustbench_aux.metrics.uncertainty import (
     BOOTSTRAP_SAMPLES,
     aggregate_seeds,
@@ -33,6 +24,7 @@ from robustbench_aux.metrics.uncertainty import (
 )
 from robustbench_aux.report.claim import claim_table  # noqa: F401  (the claim table, re-exported)
 from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.runinfo import AS_PLAIN_STEPS, AUGMIX_PUBLISHED_LABEL, DATA_READING_METHODS, RunInfo
 
 PLAIN = compare.PLAIN
 
@@ -116,21 +108,21 @@ def ratio_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def training_protocol(config: dict) -> str:
+def training_protocol(info: RunInfo) -> str:
     """How a run was trained, as the report shows it: its recipe, AugMix's protocol (shared schedule
     or published), and for naive / per-corruption augmentation which ``data_reading`` ran and, with
     the enlarged dataset, its ``step_budget`` (a full pass per epoch, or plain training's steps)."""
-    recipe = str(config.get("recipe") or "recipe not recorded")
-    method = str(config.get("method"))
+    recipe = info.recipe or "recipe not recorded"
+    method = info.method
     if method == "augmix":
-        if is_augmix_published(config):
+        if info.augmix_published:
             return f"{recipe}: AugMix's published protocol"
         return f"{recipe}: shared schedule (not AugMix's published protocol)"
     if method in DATA_READING_METHODS:
-        reading = data_reading(config)
+        reading = info.data_reading
         text = f"{recipe}; data reading: {reading or 'not recorded'}"
         if reading == "enlarged_dataset":
-            budget = step_budget(config)
+            budget = info.step_budget
             text += (
                 "; plain training's steps per epoch (step_budget = as_plain)"
                 if budget == AS_PLAIN_STEPS
@@ -150,7 +142,7 @@ def run_table(records: list[RunRecord], df: pd.DataFrame) -> pd.DataFrame:
     frame = frame.join(normalized_figures(df))
     frame["training"] = ""
     for r in records:
-        frame.loc[r.run_id, "training"] = training_protocol(r.config)
+        frame.loc[r.run_id, "training"] = training_protocol(r.info)
         compute = r.compute()
         frame.loc[r.run_id, "optimizer_steps"] = compute["steps"]
         frame.loc[r.run_id, "images_seen"] = compute["images"]
@@ -408,10 +400,9 @@ def ablation_pairs(records: list[RunRecord]) -> list[tuple[str, str]]:
     labels = {r.label for r in records}
     pairs = set()
     for r in records:
-        options = {**r.config, **(r.config.get("options") or {})}
-        variant, method = options.get(VARIANT_KEY), str(r.config.get("method", ""))
-        if variant not in (None, "", "full") and r.label == f"{method}[{variant}]" and method in labels:
-            pairs.add((r.label, method))
+        info = r.info
+        if info.variant is not None and r.label == f"{info.method}[{info.variant}]" and info.method in labels:
+            pairs.add((r.label, info.method))
     return sorted(pairs)
 
 
