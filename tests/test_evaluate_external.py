@@ -232,7 +232,7 @@ def test_external_runs_go_into_report_and_export(tmp_path, cifar10_root, cifar_c
     from robustbench_aux.report.runs import check_comparable, load_runs
 
     records = load_runs([tmp_path / "runs"])
-    assert [r.run_id for r in records] == ["a1", "a2"] and check_comparable(records)["dataset"] == "cifar10"
+    assert [r.run_id for r in records] == ["a1", "a2"] and check_comparable(records).dataset == "cifar10"
 
 
 @pytest.mark.parametrize(

@@ -4,6 +4,7 @@ ratios, and one colour per method across figures. Runs are built in memory (no t
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,18 @@ from fixtures_runs import build_fixture_report
 from robustbench_aux.metrics import mcnemar
 from robustbench_aux.report.banner import banner_items, deviations, reference_epochs
 from robustbench_aux.report.formatting import ratio_cell, set_name
-from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.report.runs import RunRecord, SharedFacts
 from robustbench_aux.report.tables import significance_table
 from robustbench_aux.runinfo import run_info
 
-PAPER_SHARED = {
-    "dataset": "cifar100",
-    "corruption provenance (published/generated)": "published",
-    "images per corruption block": 10_000,
-}
+PAPER_SHARED = SharedFacts(
+    dataset="cifar100",
+    clean_test_images=10_000,
+    corruption_provenance="published",
+    corruption_preset="cifar",
+    images_per_block=10_000,
+    corruption_set="the 19 CIFAR-C corruptions x severities 1-5",
+)
 
 
 def _record(label="plain", arch="resnet18", seed=0, config=None, summary=None, per_image=None) -> RunRecord:
@@ -36,7 +40,7 @@ def _paper_runs(**kw) -> list[RunRecord]:
 
 
 def _keys(records, **shared) -> list[str]:
-    return [i.key for i in banner_items(records, {**PAPER_SHARED, **shared})]
+    return [i.key for i in banner_items(records, replace(PAPER_SHARED, **shared))]
 
 
 # ----------------------------------------------------------------------------- banner
@@ -46,8 +50,8 @@ def test_banner_is_empty_in_the_papers_setting():
 
 def test_banner_triggers_one_by_one():
     runs = _paper_runs()
-    assert _keys(runs, **{"corruption provenance (published/generated)": "generated"}) == ["generated"]
-    assert _keys(runs, **{"images per corruption block": 9_999}) == ["small_blocks"]
+    assert _keys(runs, corruption_provenance="generated") == ["generated"]
+    assert _keys(runs, images_per_block=9_999) == ["small_blocks"]
     assert _keys(runs, dataset="cifar10") == ["dataset"]
     assert _keys([r for r in runs if r.seed == 0]) == ["one_seed"]
     (item,) = banner_items(runs[:3], PAPER_SHARED)  # plain has 2 seeds, auxiliary only 1

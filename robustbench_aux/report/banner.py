@@ -27,7 +27,7 @@ except ModuleNotFoundError:  # Python 3.10
 from robustbench_aux.catalog import CLEAN, OFFICIAL_COPY
 from robustbench_aux.errors import UserError
 from robustbench_aux.report.compute import STEPS_TOLERANCE, steps_differences
-from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.report.runs import RunRecord, SharedFacts
 from robustbench_aux.runinfo import RunInfo
 
 PAPER_DATASET = "cifar100"
@@ -210,11 +210,11 @@ def _runs(ids: list[str], total: int) -> str:
     return f"{len(ids)} of {total} runs ({shown})"
 
 
-def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
+def banner_items(records: list[RunRecord], shared: SharedFacts) -> list[Item]:
     """Every way these runs depart from the paper's setting, most basic first."""
     items: list[Item] = []
     total = len(records)
-    prov = str(shared.get("corruption provenance (published/generated)") or "unknown")
+    prov = str(shared.corruption_provenance or "unknown")
     if prov != "published":
         items.append(
             Item(
@@ -223,7 +223,7 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
                 "with each other, not with published CIFAR-C results.",
             )
         )
-    per_block = int(shared.get("images per corruption block") or 0)
+    per_block = shared.images_per_block
     if 0 < per_block < FULL_BLOCK:
         items.append(
             Item(
@@ -232,7 +232,7 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
                 "every accuracy carries more test-sampling noise than the paper's.",
             )
         )
-    n_test = int(shared.get("clean test images") or 0)
+    n_test = shared.clean_test_images
     if 0 < n_test < FULL_TEST:
         items.append(
             Item(
@@ -274,7 +274,7 @@ def banner_items(records: list[RunRecord], shared: Mapping) -> list[Item]:
                 "that this page cannot measure.",
             )
         )
-    dataset = str(shared.get("dataset"))
+    dataset = shared.dataset
     if dataset != PAPER_DATASET:
         items.append(
             Item(

@@ -15,6 +15,7 @@ import pandas as pd
 
 from robustbench_aux.catalog import ALL_19, CBAR_10
 from robustbench_aux.report.banner import deviation_text, deviations, reference_epochs
+from robustbench_aux.report.runs import SharedFacts
 from robustbench_aux.runinfo import AS_PLAIN_STEPS, DATA_READING_METHODS, DEFAULT_DATA_READING
 
 
@@ -420,7 +421,7 @@ def _augmix_summary(records) -> str:
     )
 
 
-def corruption_sets(records, shared: dict) -> str:
+def corruption_sets(records, shared: SharedFacts) -> str:
     """The evaluated corruption benchmarks, each counted on its own: CIFAR-C (of its 19) and
     CIFAR-10-C-bar (of its ten) are two benchmarks, never one count."""
     t = records[0].table
@@ -442,10 +443,10 @@ def corruption_sets(records, shared: dict) -> str:
     text = "; ".join(parts) or "no corruptions"
     if len(parts) > 1:
         text += " (two separate benchmarks)"
-    return f"{text}; {int(shared['images per corruption block']):,} images per block"
+    return f"{text}; {shared.images_per_block:,} images per block"
 
 
-def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
+def provenance_rows(records, shared: SharedFacts) -> list[tuple[str, str]]:
     """(name, value) pairs for the provenance box: data, corruptions, seeds, versions."""
 
     def distinct(get) -> str:
@@ -459,7 +460,7 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
         seeds.setdefault((r.label, r.arch), []).append(r.seed)
     manifests = {k for p in prov for k in ((p.get("corruptions") or {}).get("manifest_sha256") or {})}
     return [
-        ("dataset", str(shared["dataset"])),
+        ("dataset", shared.dataset),
         (
             "dataset copy",
             distinct(
@@ -469,11 +470,10 @@ def provenance_rows(records, shared: dict) -> list[tuple[str, str]]:
                 )
             ),
         ),
-        ("clean test images", str(shared["clean test images"])),
+        ("clean test images", str(shared.clean_test_images)),
         (
             "corruptions",
-            f"{shared['corruption provenance (published/generated)'] or 'unknown'} "
-            f"({shared['corruption preset'] or 'unknown'} preset)",
+            f"{shared.corruption_provenance or 'unknown'} ({shared.corruption_preset or 'unknown'} preset)",
         ),
         ("corruption sets", corruption_sets(records, shared)),
         (

@@ -154,7 +154,7 @@ def build_report(
     change_seeds, change = plotdata.corruption_change(df)
     sev_seeds = plotdata.severity_per_seed(df)
     curves, no_curves = plotdata.training_curves(records)
-    published = tables.published_anchor_table(methods, str(shared["dataset"]))
+    published = tables.published_anchor_table(methods, shared.dataset)
     for name, frame in (
         ("runs.csv", runs),
         ("methods.csv", methods),
@@ -236,9 +236,9 @@ def build_report(
             }
         )
 
-    provenance_kind = str(shared["corruption provenance (published/generated)"])
+    provenance_kind = str(shared.corruption_provenance)
     effective_ctx = effective.effective_section(
-        compare.run_frame(df), str(shared["dataset"]), provenance_kind, n15, out_dir, written
+        compare.run_frame(df), shared.dataset, provenance_kind, n15, out_dir, written
     )
     calibration_ctx = calibration.calibration_section(df, records, out_dir, labels, styles, written)
     # the code that rendered this page: a committed page must come from committed code (no ".dirty")
@@ -257,7 +257,7 @@ def build_report(
     summaries += [{**summ, "seen_unseen": ""} for summ in facts.method_summaries(ablation)]
     change_labels = change_methods(labels)
     context = {
-        "title": title or f"Corruption robustness report: {', '.join(archs)} on {shared['dataset']}",
+        "title": title or f"Corruption robustness report: {', '.join(archs)} on {shared.dataset}",
         "note": note,
         "notes": notes,
         "generated": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -292,7 +292,7 @@ def build_report(
         "methods": html_table(methods, "methods"),
         "published": html_table(published, "published") if not published.empty else None,
         "published_source": tables.PUBLISHED_AUGMIX_SOURCE,
-        "generated_data": shared["corruption provenance (published/generated)"] != "published",
+        "generated_data": not shared.published,
         "tradeoff": Markup(
             figures.tradeoff(
                 methods, labels, styles, set_name(n15, 15), overlay=effective.overlay(effective_ctx["lines"])

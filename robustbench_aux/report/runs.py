@@ -188,7 +188,34 @@ def _describe_blocks(b: frozenset) -> str:
     return f"{len(names)} corruptions x severities {sevs}" if names else "no corruptions"
 
 
-def check_comparable(records: list[RunRecord]) -> dict:
+@dataclass(frozen=True)
+class SharedFacts:
+    """What every run of a report shares (:func:`check_comparable` refuses runs that differ)."""
+
+    dataset: str
+    clean_test_images: int
+    corruption_provenance: str | None  # "published" / "generated" (None: not recorded)
+    corruption_preset: str | None
+    images_per_block: int  # the largest corruption block (0: no corrupted block)
+    corruption_set: str  # the (corruption, severity) blocks in words
+
+    @property
+    def published(self) -> bool:
+        return self.corruption_provenance == "published"
+
+
+# each shared fact's name in a refusal message (the one mapping from identifier to display label)
+FACT_LABELS = {
+    "dataset": "dataset",
+    "clean_test_images": "clean test images",
+    "corruption_provenance": "corruption provenance (published/generated)",
+    "corruption_preset": "corruption preset",
+    "images_per_block": "images per corruption block",
+    "corruption_set": "corruption set",
+}
+
+
+def check_comparable(records: list[RunRecord]) -> SharedFacts:
     """Refuse runs evaluated on different data; returns the shared provenance facts.
 
     Compared: dataset, clean test size, published vs generated corruptions, corruption preset,
@@ -197,15 +224,15 @@ def check_comparable(records: list[RunRecord]) -> dict:
     """
     facts = {
         "dataset": lambda r: r.table["dataset"].iloc[0],
-        "clean test images": lambda r: int(r.table.loc[r.table["corruption"] == CLEAN, "n"].iloc[0]),
-        "corruption provenance (published/generated)": lambda r: r.corruption_provenance.get("provenance"),
-        "corruption preset": lambda r: r.corruption_provenance.get("preset"),
-        "images per corruption block": lambda r: (
+        "clean_test_images": lambda r: int(r.table.loc[r.table["corruption"] == CLEAN, "n"].iloc[0]),
+        "corruption_provenance": lambda r: r.corruption_provenance.get("provenance"),
+        "corruption_preset": lambda r: r.corruption_provenance.get("preset"),
+        "images_per_block": lambda r: (
             int(r.table.loc[r.table["corruption"] != CLEAN, "n"].max())
             if (r.table["corruption"] != CLEAN).any()
             else 0
         ),
-        "corruption set": _blocks,
+        "corruption_set": _blocks,
     }
     shared = {}
     for name, get in facts.items():
@@ -215,15 +242,16 @@ def check_comparable(records: list[RunRecord]) -> dict:
         if len(values) > 1:
             parts = []
             for v, ids in values.items():
-                shown = _describe_blocks(v) if name == "corruption set" else v
+                shown = _describe_blocks(v) if name == "corruption_set" else v
                 parts.append(f"{shown!s} ({', '.join(ids[:3])}{' ...' if len(ids) > 3 else ''})")
             raise UserError(
-                f"runs cannot be compared: different {name}: {' vs '.join(parts)}; "
+                f"runs cannot be compared: different {FACT_LABELS[name]}: {' vs '.join(parts)}; "
                 "re-evaluate them on the same data or report them separately"
             )
         shared[name] = next(iter(values))
-    shared["corruption set"] = _describe_blocks(shared["corruption set"])
-    return shared
+    shared["dataset"] = str(shared["dataset"])
+    shared["corruption_set"] = _describe_blocks(shared["corruption_set"])
+    return SharedFacts(**shared)
 
 
 def combined_table(records: list[RunRecord]) -> pd.DataFrame:
