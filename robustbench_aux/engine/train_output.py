@@ -1,4 +1,5 @@
-"""Writing and checking a run directory's config and metrics (file names: robustbench_aux.rundir)."""
+"""The trainer's output directory (--out): the checks before a run starts or resumes there, and the
+writes of its config.json and metrics.csv (file names: robustbench_aux.rundir)."""
 
 from __future__ import annotations
 
