@@ -269,7 +269,7 @@ class _Trainer:
             raise NonFiniteLoss(
                 f"the model state became NaN or infinite in epoch {epoch} ({len(bad)} tensor(s), e.g. "
                 f"{', '.join(bad[:3])}); training stopped without writing {name}, "
-                f"{self.out / 'last.pt'} keeps the last finite epoch ({kept}); lower the learning rate "
+                f"{RunDir(self.out).last} keeps the last finite epoch ({kept}); lower the learning rate "
                 "(--set lr=...) or warm it up (--set warmup_epochs=1)"
             )
 
@@ -433,7 +433,7 @@ class _Trainer:
         if step < 0:  # another rank saw it
             raise NonFiniteLoss(
                 f"non-finite loss at epoch {epoch + 1} on another process; training stopped "
-                f"and {self.out / 'last.pt'} keeps the last good epoch"
+                f"and {RunDir(self.out).last} keeps the last good epoch"
             )
         values = saved.tolist()
         i = next(j for j, v in enumerate(values) if not np.isfinite(v))
@@ -442,7 +442,7 @@ class _Trainer:
     def _non_finite(self, epoch: int, step: int, name: str, value: float) -> None:
         raise NonFiniteLoss(
             f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {name!r} = {value}; "
-            f"training stopped and {self.out / 'last.pt'} keeps the last good epoch "
+            f"training stopped and {RunDir(self.out).last} keeps the last good epoch "
             f"({self.rows[-1]['epoch'] if self.rows else 0}); lower the learning rate (--set lr=...) "
             "or warm it up (--set warmup_epochs=1)"
         )
