@@ -27,7 +27,14 @@ from tqdm import tqdm
 
 from robustbench_aux import lock as run_lock
 from robustbench_aux.checkpoint import load_checkpoint, nonfinite_tensors, save_checkpoint
-from robustbench_aux.config import RunConfig, protocol_deviations, resolved_amp, resolved_switches
+from robustbench_aux.config import (
+    RunConfig,
+    protocol_deviations,
+    resolved_amp,
+    resolved_channels_last,
+    resolved_sbn_passes,
+    resolved_switches,
+)
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.inputs import StepBuffers
@@ -116,16 +123,13 @@ class _Trainer:
             run.model,
             run.model_kwargs,
         )
-        self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and device.type == "cuda")
+        self.channels_last = resolved_channels_last(t, device.type) == "on"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.buffers = StepBuffers(channels_last=self.channels_last)  # the step's batch, reused
         if t.sbn_passes not in ("auto", "single", "per_view"):
             raise UserError(f"sbn_passes must be auto, single or per_view, got {t.sbn_passes!r}")
-        # the same mathematics either way; one large batch pays off on GPUs, small ones on CPUs
-        self.model.sbn_passes = (
-            t.sbn_passes if t.sbn_passes != "auto" else ("single" if device.type == "cuda" else "per_view")
-        )
+        self.model.sbn_passes = resolved_sbn_passes(t, device.type)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
             lr=t.lr,
