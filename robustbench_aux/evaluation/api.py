@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from robustbench_aux.catalog import ALL_19, CBAR_10, CIFAR_C, CIFAR_C_BAR, CLEAN, SEVERITIES, benchmark_of
+from robustbench_aux.cifar_c_layout import LABELS_NPY
 from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import NonFiniteError, UserError, did_you_mean, user_code
@@ -199,7 +200,7 @@ def _corruption_provenance(reader: CifarCReader | None, blocks, n, y_test, verif
     k = min(reader.n if n is None else min(n, reader.n), len(y_test))
     if not np.array_equal(reader.labels[:k], y_test[:k]):
         raise UserError(
-            f"{reader.directory / 'labels.npy'} differs from the clean test labels of this dataset "
+            f"{reader.directory / LABELS_NPY} differs from the clean test labels of this dataset "
             "(image i of every block must be test image i); it belongs to another dataset or order"
         )
     described = reader.describe()
