@@ -129,7 +129,7 @@ def _as_list(value) -> list[str] | None:
     return [str(v) for v in value]
 
 
-def check_images(x, name: str, severity, preset: str, generator=None) -> None:
+def check_corrupt_args(x, name: str, severity, preset: str, generator=None) -> None:
     """Raise a one-line UserError for anything :func:`corrupt_batch` cannot take."""
     check_preset(preset)
     CORRUPTIONS.entry(name)
@@ -183,7 +183,7 @@ def corrupt_batch(
     to uint8 as the published data was. ``workers`` > 1 runs the CPU-only JPEG path in that many
     processes.
     """
-    check_images(x, name, severity, preset, generator)
+    check_corrupt_args(x, name, severity, preset, generator)
     if x.shape[0] == 0:
         return x.clone()
     # uint8 -> float32 first, then divide: the same values as x / 255, which converts element by

@@ -32,7 +32,7 @@ from tqdm import tqdm
 from robustbench_aux import atomic
 from robustbench_aux.catalog import SEVERITIES
 from robustbench_aux.cifar_c_layout import LABELS_NPY, MANIFEST, corruption_npy
-from robustbench_aux.corruptions.engine import check_images, corrupt_batch, select_corruptions
+from robustbench_aux.corruptions.engine import check_corrupt_args, corrupt_batch, select_corruptions
 from robustbench_aux.corruptions.presets import CBAR_PRESET, PRESET_VARIANTS, check_preset
 from robustbench_aux.errors import UserError
 from robustbench_aux.hashing import sha256_file
@@ -153,7 +153,7 @@ def generate_cifar_c(
             f"device {device!r} is not usable here ({str(exc).splitlines()[0]}); try --device cpu"
         ) from None
     count = len(test_x)
-    check_images(torch.zeros((1, 3) + test_x.shape[1:3], dtype=torch.uint8), names[0], sev[0], preset)
+    check_corrupt_args(torch.zeros((1, 3) + test_x.shape[1:3], dtype=torch.uint8), names[0], sev[0], preset)
 
     out = Path(out_dir)
     try:
