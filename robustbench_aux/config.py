@@ -412,6 +412,20 @@ def resolved_amp(train: TrainConfig, device_type: str) -> str:
     return "bf16" if train.amp == "bf16" or (train.amp == "auto" and device_type == "cuda") else "off"
 
 
+def resolved_channels_last(train: TrainConfig, device_type: str) -> str:
+    """``on`` or ``off``: what ``channels_last`` means on ``device_type`` (``auto`` = on on CUDA only)."""
+    cl = train.channels_last
+    return "on" if cl == "on" or (cl == "auto" and device_type == "cuda") else "off"
+
+
+def resolved_sbn_passes(train: TrainConfig, device_type: str) -> str:
+    """What ``sbn_passes`` means on ``device_type`` (``auto`` = single on CUDA, per_view elsewhere:
+    the same mathematics either way; one large batch pays off on GPUs, small ones on CPUs)."""
+    if train.sbn_passes != "auto":
+        return train.sbn_passes
+    return "single" if device_type == "cuda" else "per_view"
+
+
 def resolved_switches(cfg: RunConfig, device_type: str) -> dict:
     """Every train/model/method setting as ``{"train.amp": value, ...}``, the device-dependent
     ``auto`` values (amp, channels_last) resolved for ``device_type``; TF32 exists on CUDA only."""
@@ -419,8 +433,7 @@ def resolved_switches(cfg: RunConfig, device_type: str) -> dict:
     out.update({f"model.{f.name}": getattr(cfg.model, f.name) for f in fields(cfg.model)})
     out.update({f"method.{f.name}": getattr(cfg.options, f.name) for f in fields(cfg.options)})
     out["train.amp"] = resolved_amp(cfg.train, device_type)
-    cl = cfg.train.channels_last
-    out["train.channels_last"] = "on" if cl == "on" or (cl == "auto" and device_type == "cuda") else "off"
+    out["train.channels_last"] = resolved_channels_last(cfg.train, device_type)
     out["train.tf32"] = bool(cfg.train.tf32 and device_type == "cuda")
     return out
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from robustbench_aux import atomic
+from robustbench_aux.cifar_c_layout import MANIFEST
 from robustbench_aux.errors import UserError
 from robustbench_aux.pipeline import corrupt_argv, run_cli
 from robustbench_aux.rundir import RunDir
@@ -75,7 +76,7 @@ def measure(spec_path: Path, data: Path, work: Path, echo=print) -> dict[str, di
     """Run the check's grid in ``work`` and return {run name: {metric: value}}."""
     check = load_check(spec_path)
     cdir = work / "cifar-c"
-    if not (cdir / "manifest.json").is_file():
+    if not (cdir / MANIFEST).is_file():
         argv = corrupt_argv(
             check["dataset"],
             data,

@@ -31,6 +31,12 @@ def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+def test_registry_entries_carry_the_dispatch_quirks():
+    """corrupt_batch / corrupt_float read each corruption's quirks from its registry entry."""
+    assert [n for n in CORRUPTIONS if CORRUPTIONS.entry(n).info.get("takes_workers")] == ["jpeg_compression"]
+    assert [n for n in CORRUPTIONS if CORRUPTIONS.entry(n).info.get("may_produce_nan")] == ["spatter"]
+
+
 def test_registry_tags_and_presets():
     # the registry holds the 19 CIFAR-C corruptions and the ten CIFAR-10-C-bar ones
     assert list(CORRUPTIONS) == sorted(ALL_19 + CBAR_10) and len(CORRUPTIONS) == 29

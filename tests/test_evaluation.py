@@ -64,6 +64,31 @@ def test_api_on_any_module(cifar10, cifar_c):
     assert set(res.correct) == {(c, sv) for c, sv in zip(t.corruption, t.severity, strict=True)}
 
 
+def test_the_three_steps_with_eval_options(cifar10, cifar_c):
+    """plan_evaluation takes the shared options as one EvalOptions; the plan lists its corruption
+    benchmarks; run_blocks + finish_evaluation give what evaluate gives."""
+    torch.manual_seed(0)
+    model = TinyEvalCNN(10).eval()
+    data = (cifar10.test_x[:N], cifar10.test_y[:N])
+    options = eval_api.EvalOptions(device="cpu", corruptions=["contrast"], severities=(2, 3), batch_size=16)
+    plan = eval_api.plan_evaluation(model, data, cifar_c, options)
+    assert [b.name for b in plan.benchmarks] == ["cifar-c"]
+    assert plan.benchmark("cifar-c-bar") is None
+    assert plan.blocks == [("clean", 0), ("contrast", 2), ("contrast", 3)]
+    done = eval_api.run_blocks(plan)
+    stepwise = eval_api.finish_evaluation(plan, done, started=0.0)
+    once = evaluate(
+        model, data, cifar_c, device="cpu", corruptions=["contrast"], severities=(2, 3), batch_size=16
+    )
+    pd.testing.assert_frame_equal(stepwise.table, once.table)
+    assert stepwise.summary["provenance"]["corruptions"] == once.summary["provenance"]["corruptions"]
+
+
+def test_evaluate_refuses_an_unknown_keyword(cifar10):
+    with pytest.raises(TypeError, match="batchsize"):
+        evaluate(TinyEvalCNN(10).eval(), (cifar10.test_x[:5], cifar10.test_y[:5]), batchsize=8)
+
+
 def test_clean_only_without_corruptions(cifar10):
     torch.manual_seed(0)
     model = TinyEvalCNN(10).eval()

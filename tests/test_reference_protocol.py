@@ -15,7 +15,7 @@ import torch
 from robustbench_aux import cli
 from robustbench_aux.augment import CropFlipParams, apply_crop_flip, draw_crop_flip
 from robustbench_aux.config import protocol_deviations, resolve_config, resolved_switches
-from robustbench_aux.corruptions.training import gaussian_noise, random_rotation
+from robustbench_aux.corruptions.training import random_rotation, train_noise
 from robustbench_aux.engine.setup import epoch_steps, lr_at_step
 from robustbench_aux.methods import METHODS, build_method
 from robustbench_aux.models import build_model
@@ -48,7 +48,7 @@ def test_reference_recipe_uses_wraparound_noise(method):
 
 def test_wraparound_noise_is_numpy_uint8_arithmetic_and_wraps_about_4_percent(cifar10):
     x = torch.from_numpy(np.array(cifar10.train_x[:2000])).permute(0, 3, 1, 2).contiguous()
-    out = gaussian_noise(x, torch.Generator().manual_seed(5), sigma=20.0, impl="wraparound")
+    out = train_noise(x, torch.Generator().manual_seed(5), sigma=20.0, impl="wraparound")
     # the reference: uint8 image + (Gaussian noise cast to uint8), numpy's wrapping uint8 addition;
     # float -> uint8 goes through int64 here (truncation towards zero, then modulo 256), the defined
     # form of what numpy's direct cast does on x86
@@ -59,7 +59,7 @@ def test_wraparound_noise_is_numpy_uint8_arithmetic_and_wraps_about_4_percent(ci
     wrapped = (out.long() - x.long()).abs() > 128  # jumped to the opposite extreme
     share = wrapped.float().mean().item()
     assert 0.03 < share < 0.05, share
-    clipped = gaussian_noise(x, torch.Generator().manual_seed(5), sigma=20.0, impl="clipped")
+    clipped = train_noise(x, torch.Generator().manual_seed(5), sigma=20.0, impl="clipped")
     assert ((clipped.long() - x.long()).abs() > 128).sum() == 0  # the clipped option stays available
 
 

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from robustbench_aux.config import load_recipe, recipe_names, resolve_config
+from robustbench_aux.config import (
+    TrainConfig,
+    load_recipe,
+    recipe_names,
+    resolve_config,
+    resolved_channels_last,
+    resolved_sbn_passes,
+)
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
 
@@ -192,3 +199,20 @@ def test_config_dict_is_json_ready():
 
     d = resolve().to_dict()
     assert json.loads(json.dumps(d))["options"]["alpha"] == 0.05
+
+
+@pytest.mark.parametrize(
+    ("value", "cuda", "cpu"), [("auto", "on", "off"), ("on", "on", "on"), ("off", "off", "off")]
+)
+def test_channels_last_auto_is_on_for_cuda_only(value, cuda, cpu):
+    t = TrainConfig(channels_last=value)
+    assert (resolved_channels_last(t, "cuda"), resolved_channels_last(t, "cpu")) == (cuda, cpu)
+
+
+@pytest.mark.parametrize(
+    ("value", "cuda", "cpu"),
+    [("auto", "single", "per_view"), ("single", "single", "single"), ("per_view", "per_view", "per_view")],
+)
+def test_sbn_passes_auto_is_single_on_cuda_per_view_elsewhere(value, cuda, cpu):
+    t = TrainConfig(sbn_passes=value)
+    assert (resolved_sbn_passes(t, "cuda"), resolved_sbn_passes(t, "cpu")) == (cuda, cpu)

@@ -52,15 +52,15 @@ def test_blur_matrix_rows_sum_to_one_and_preserve_constants():
 
 def test_noise_clipped_statistics():
     x = torch.full((16, 3, 32, 32), 128, dtype=torch.uint8)
-    out = tc.gaussian_noise(x, gen(), sigma=20.0, impl="clipped").float() - 128
+    out = tc.train_noise(x, gen(), sigma=20.0, impl="clipped").float() - 128
     assert abs(out.mean().item()) < 0.5
     assert 19.0 < out.std().item() < 21.0
 
 
 def test_noise_wraparound_turns_dark_pixels_bright_clipped_does_not():
     dark = torch.full((8, 3, 32, 32), 2, dtype=torch.uint8)
-    wrapped = tc.gaussian_noise(dark, gen(), impl="wraparound")
-    clipped = tc.gaussian_noise(dark, gen(), impl="clipped")
+    wrapped = tc.train_noise(dark, gen(), impl="wraparound")
+    clipped = tc.train_noise(dark, gen(), impl="clipped")
     assert (wrapped > 200).float().mean() > 0.3  # negative noise wraps modulo 256
     assert (clipped > 200).float().mean() == 0
 

@@ -9,6 +9,7 @@ import argparse
 import sys
 
 from robustbench_aux.errors import UserError, comma_list
+from robustbench_aux.rundir import RunDir
 from robustbench_aux.shipped import resolve_grid
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.slurm_options import parse_folder
@@ -173,7 +174,7 @@ def summarise(outcomes, logs: dict | None = None) -> int:
     failed = [o for o in outcomes if o.state == "failed"]
     print(f"summary: {len(outcomes) - len(failed)} done, {len(failed)} failed")
     for o in failed:
-        where = f"log: {o.job.run_dir / 'sweep.log'}"
+        where = f"log: {RunDir(o.job.run_dir).sweep_log}"
         if logs and o.job.name in logs:
             where += f"; slurm log: {logs[o.job.name]}"
         print(f"  failed: {o.job.name}: {o.detail}  ({where})", file=sys.stderr)

@@ -4,7 +4,10 @@ Every corruption is registered in ``CORRUPTIONS`` (a :class:`robustbench_aux.reg
 with tags: its category (noise / blur / weather / digital), ``benchmark`` (the 15 leaderboards
 average) or ``extra`` (the other 4), ``random`` or ``deterministic``, ``cpu`` where part of the
 work runs on the CPU whatever the device (JPEG; spatter's edge map), and ``slow`` where it is
-markedly slower than the rest. Entry ``info`` says ``device``: ``any`` or ``cpu`` / ``mixed``.
+markedly slower than the rest. Entry ``info`` says ``device``: ``any`` or ``cpu`` / ``mixed``;
+``takes_workers`` where the implementation runs its CPU path in ``workers`` processes (JPEG) and
+``may_produce_nan`` where its arithmetic can produce NaN (spatter: handled there, and
+:func:`corrupt_batch` maps NaN to 0 as well).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ _RANDOM = {
 }  # fmt: skip
 _DEVICE = {"jpeg_compression": "cpu", "spatter": "mixed"}
 _SLOW = {"glass_blur"}  # at the imagenet preset: max_delta > 1 makes the shuffle a sequence of ~900 steps
+_TAKES_WORKERS = {"jpeg_compression"}  # its CPU-only path runs in ``workers`` processes
+_MAY_PRODUCE_NAN = {"spatter"}  # the only corruption whose arithmetic can produce NaN
 _IMPLEMENTATIONS = {
     "gaussian_noise": noise.gaussian_noise,
     "shot_noise": noise.shot_noise,
@@ -58,7 +63,14 @@ for _name in ALL_19:
         _tags.add("cpu")
     if _name in _SLOW:
         _tags.add("slow")
-    CORRUPTIONS.add(_name, _IMPLEMENTATIONS[_name], tags=_tags, device=_DEVICE.get(_name, "any"))
+    CORRUPTIONS.add(
+        _name,
+        _IMPLEMENTATIONS[_name],
+        tags=_tags,
+        device=_DEVICE.get(_name, "any"),
+        takes_workers=_name in _TAKES_WORKERS,
+        may_produce_nan=_name in _MAY_PRODUCE_NAN,
+    )
 
 # the ten CIFAR-10-C-bar corruptions: tagged c-bar (never benchmark/extra), random unless sampled
 # nothing (circular motion blur)
@@ -117,7 +129,7 @@ def _as_list(value) -> list[str] | None:
     return [str(v) for v in value]
 
 
-def check_images(x, name: str, severity, preset: str, generator=None) -> None:
+def check_corrupt_args(x, name: str, severity, preset: str, generator=None) -> None:
     """Raise a one-line UserError for anything :func:`corrupt_batch` cannot take."""
     check_preset(preset)
     CORRUPTIONS.entry(name)
@@ -171,15 +183,13 @@ def corrupt_batch(
     to uint8 as the published data was. ``workers`` > 1 runs the CPU-only JPEG path in that many
     processes.
     """
-    check_images(x, name, severity, preset, generator)
+    check_corrupt_args(x, name, severity, preset, generator)
     if x.shape[0] == 0:
         return x.clone()
     # uint8 -> float32 first, then divide: the same values as x / 255, which converts element by
     # element through a slow mixed-type path (7x slower on the CPU)
     out = corrupt_float(x.float().div_(255), name, severity, preset, generator, workers=workers)
-    if (
-        name == "spatter"
-    ):  # the only corruption whose arithmetic can produce NaN (handled there; belt and braces)
+    if CORRUPTIONS.entry(name).info.get("may_produce_nan"):  # handled there; belt and braces
         out = torch.nan_to_num(out, nan=0.0)
     return out.clamp_(0, 255).to(torch.uint8)  # clip, then truncate as np.uint8 does
 
@@ -191,11 +201,11 @@ def corrupt_float(
 
     ``draws`` injects the random numbers of a random corruption (see each implementation); the
     fidelity comparison uses it to give this code the reference's own draws."""
-    fn = CORRUPTIONS.get(name)
+    entry = CORRUPTIONS.entry(name)
     p = PRESETS[preset][name][severity - 1]
     kwargs = {}
-    if name == "jpeg_compression":
+    if entry.info.get("takes_workers"):
         kwargs["workers"] = workers
     if draws is not None:
         kwargs["draws"] = draws
-    return fn(x01, p, PRESET_VARIANTS[preset], generator, **kwargs)
+    return entry.obj(x01, p, PRESET_VARIANTS[preset], generator, **kwargs)

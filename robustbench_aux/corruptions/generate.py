@@ -31,7 +31,8 @@ from tqdm import tqdm
 
 from robustbench_aux import atomic
 from robustbench_aux.catalog import SEVERITIES
-from robustbench_aux.corruptions.engine import check_images, corrupt_batch, select_corruptions
+from robustbench_aux.cifar_c_layout import LABELS_NPY, MANIFEST, corruption_npy
+from robustbench_aux.corruptions.engine import check_corrupt_args, corrupt_batch, select_corruptions
 from robustbench_aux.corruptions.presets import CBAR_PRESET, PRESET_VARIANTS, check_preset
 from robustbench_aux.errors import UserError
 from robustbench_aux.hashing import sha256_file
@@ -40,7 +41,6 @@ from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 
-MANIFEST = "manifest.json"
 NOTE = "generated, not the published files"
 # settings that must match for a rerun to resume into the same directory
 _RESUME_KEYS = (
@@ -153,7 +153,7 @@ def generate_cifar_c(
             f"device {device!r} is not usable here ({str(exc).splitlines()[0]}); try --device cpu"
         ) from None
     count = len(test_x)
-    check_images(torch.zeros((1, 3) + test_x.shape[1:3], dtype=torch.uint8), names[0], sev[0], preset)
+    check_corrupt_args(torch.zeros((1, 3) + test_x.shape[1:3], dtype=torch.uint8), names[0], sev[0], preset)
 
     out = Path(out_dir)
     try:
@@ -193,9 +193,9 @@ def generate_cifar_c(
         }
     )
     files = manifest.setdefault("files", {})
-    if "labels.npy" not in files or not (out / "labels.npy").is_file():
-        atomic.save_npy(out / "labels.npy", labels)
-        files["labels.npy"] = sha256_file(out / "labels.npy")
+    if LABELS_NPY not in files or not (out / LABELS_NPY).is_file():
+        atomic.save_npy(out / LABELS_NPY, labels)
+        files[LABELS_NPY] = sha256_file(out / LABELS_NPY)
     atomic.write_json(out / MANIFEST, manifest)
 
     todo = [c for c in names if not _finished(out, c, files, len(sev) * count)]
@@ -215,8 +215,8 @@ def generate_cifar_c(
                 )
                 images[k * count + lo : k * count + lo + len(x)] = y.permute(0, 2, 3, 1).cpu().numpy()
                 bar.update(1)
-        atomic.save_npy(out / f"{name}.npy", images)
-        files[f"{name}.npy"] = sha256_file(out / f"{name}.npy")
+        atomic.save_npy(out / corruption_npy(name), images)
+        files[corruption_npy(name)] = sha256_file(out / corruption_npy(name))
         manifest["seconds"][name] = round(time.perf_counter() - start, 3)
         atomic.write_json(out / MANIFEST, manifest)  # after every file: a crash loses at most one
         log.info("%s: %d images in %.1f s", name, len(images), manifest["seconds"][name])
@@ -226,8 +226,8 @@ def generate_cifar_c(
 
 def _finished(out: Path, name: str, files: dict, rows: int) -> bool:
     """A file counts as finished if the manifest lists it and it has the expected header shape."""
-    path = out / f"{name}.npy"
-    if f"{name}.npy" not in files or not path.is_file():
+    path = out / corruption_npy(name)
+    if corruption_npy(name) not in files or not path.is_file():
         return False
     try:
         arr = np.load(path, mmap_mode="r")

@@ -76,7 +76,7 @@ def make_blur(sigma: float = 1.0, **_) -> Transform:
 # --------------------------------------------------------------------------- noise
 
 
-def gaussian_noise(x: torch.Tensor, generator, sigma: float = 20.0, impl: str = "clipped") -> torch.Tensor:
+def train_noise(x: torch.Tensor, generator, sigma: float = 20.0, impl: str = "clipped") -> torch.Tensor:
     """Add N(0, sigma^2) noise (sigma on the 0-255 scale) per pixel; see the module doc for ``impl``."""
     noise = torch.randn(x.shape, generator=generator, device=x.device) * sigma
     if impl == "clipped":
@@ -93,7 +93,7 @@ def make_noise(sigma: float = 20.0, noise_impl: str = "clipped", **_) -> Transfo
     """Factory of the ``noise`` spec (``noise_impl``: clipped or wraparound)."""
     if noise_impl not in NOISE_IMPLS:
         raise UserError(f"unknown noise_impl {noise_impl!r}; choose one of {', '.join(NOISE_IMPLS)}")
-    return lambda x, generator=None: gaussian_noise(x, generator, sigma, noise_impl)
+    return lambda x, generator=None: train_noise(x, generator, sigma, noise_impl)
 
 
 # --------------------------------------------------------------------------- colour jitter

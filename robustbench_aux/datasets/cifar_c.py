@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from robustbench_aux.catalog import ALL_19, CBAR_10, CIFAR_C, CIFAR_C_BAR, SEVERITIES
+from robustbench_aux.cifar_c_layout import LABELS_NPY, MANIFEST, corruption_npy
 from robustbench_aux.datasets.npy import check_images, check_labels, load_npy
 from robustbench_aux.errors import UserError
 from robustbench_aux.jsonio import read_json_object
 
-MANIFEST = "manifest.json"
 # the published folder names (Zenodo archives) -> dataset
 PUBLISHED_DIRS = {"CIFAR-10-C": "cifar10", "CIFAR-100-C": "cifar100"}
 # the folder names this suite generates CIFAR-C-bar into (never a CIFAR-C name)
@@ -74,7 +74,7 @@ class CifarCReader:
         if not self.directory.is_dir():
             raise UserError(f"CIFAR-C directory {self.directory} does not exist; {self.fix}")
         found = {
-            bench: [c for c in names if (self.directory / f"{c}.npy").is_file()]
+            bench: [c for c in names if (self.directory / corruption_npy(c)).is_file()]
             for bench, names in ((CIFAR_C, ALL_19), (CIFAR_C_BAR, CBAR_10))
         }
         if found[CIFAR_C] and found[CIFAR_C_BAR]:
@@ -107,7 +107,7 @@ class CifarCReader:
             )
         self.severities = self._manifest_severities()
         k = len(self.severities)
-        labels_path = self.directory / "labels.npy"
+        labels_path = self.directory / LABELS_NPY
         self.labels = load_npy(labels_path, fix=self.fix, mmap=False)
         rows = int(self.labels.shape[0]) if self.labels.ndim == 1 else -1
         if rows <= 0 or rows % k:
@@ -157,7 +157,7 @@ class CifarCReader:
         if corruption not in self._arrays:
             if corruption not in self.corruptions:
                 raise UserError(f"{self.directory} has no {corruption}.npy; {self.fix}")
-            path = self.directory / f"{corruption}.npy"
+            path = self.directory / corruption_npy(corruption)
             x = load_npy(path, fix=self.fix)
             check_images(x, path, fix=self.fix, rows=len(self.labels))
             self._arrays[corruption] = x

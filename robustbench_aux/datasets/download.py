@@ -40,7 +40,8 @@ from tqdm.auto import tqdm
 
 from robustbench_aux.atomic import ORPHAN_AGE_S, pid_alive
 from robustbench_aux.catalog import ALL_19
-from robustbench_aux.datasets.cifar_c import MANIFEST, CifarCReader
+from robustbench_aux.cifar_c_layout import LABELS_NPY, MANIFEST, corruption_npy
+from robustbench_aux.datasets.cifar_c import CifarCReader
 from robustbench_aux.datasets.loading import DATASETS, resolve_data_root
 from robustbench_aux.errors import UserError
 
@@ -233,7 +234,7 @@ def _resume_hint(part: Path) -> str:
     return "rerun the same command when the network is back"
 
 
-LAYOUT_FILES = ("labels.npy", *(f"{c}.npy" for c in ALL_19))  # what the published folder holds
+LAYOUT_FILES = (LABELS_NPY, *(corruption_npy(c) for c in ALL_19))  # what the published folder holds
 
 
 def _safe_members(tar: tarfile.TarFile, dirname: str) -> list[tarfile.TarInfo]:

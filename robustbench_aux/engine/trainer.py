@@ -27,12 +27,19 @@ from tqdm import tqdm
 
 from robustbench_aux import lock as run_lock
 from robustbench_aux.checkpoint import load_checkpoint, nonfinite_tensors, save_checkpoint
-from robustbench_aux.config import RunConfig, protocol_deviations, resolved_amp, resolved_switches
+from robustbench_aux.config import (
+    RunConfig,
+    protocol_deviations,
+    resolved_amp,
+    resolved_channels_last,
+    resolved_sbn_passes,
+    resolved_switches,
+)
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.inputs import StepBuffers
-from robustbench_aux.engine.run_dir import check_out_dir, check_resumable, write_config, write_metrics
 from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step, step_position
+from robustbench_aux.engine.train_output import check_out_dir, check_resumable, write_config, write_metrics
 from robustbench_aux.errors import NonFiniteError, UserError
 from robustbench_aux.rundir import FINAL_PT, LAST_PT, RunDir
 from robustbench_aux.versioning import code_version
@@ -116,16 +123,13 @@ class _Trainer:
             run.model,
             run.model_kwargs,
         )
-        self.channels_last = t.channels_last == "on" or (t.channels_last == "auto" and device.type == "cuda")
+        self.channels_last = resolved_channels_last(t, device.type) == "on"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.buffers = StepBuffers(channels_last=self.channels_last)  # the step's batch, reused
         if t.sbn_passes not in ("auto", "single", "per_view"):
             raise UserError(f"sbn_passes must be auto, single or per_view, got {t.sbn_passes!r}")
-        # the same mathematics either way; one large batch pays off on GPUs, small ones on CPUs
-        self.model.sbn_passes = (
-            t.sbn_passes if t.sbn_passes != "auto" else ("single" if device.type == "cuda" else "per_view")
-        )
+        self.model.sbn_passes = resolved_sbn_passes(t, device.type)
         self.optimizer = torch.optim.SGD(
             self.model.parameters(),
             lr=t.lr,
@@ -269,7 +273,7 @@ class _Trainer:
             raise NonFiniteLoss(
                 f"the model state became NaN or infinite in epoch {epoch} ({len(bad)} tensor(s), e.g. "
                 f"{', '.join(bad[:3])}); training stopped without writing {name}, "
-                f"{self.out / 'last.pt'} keeps the last finite epoch ({kept}); lower the learning rate "
+                f"{RunDir(self.out).last} keeps the last finite epoch ({kept}); lower the learning rate "
                 "(--set lr=...) or warm it up (--set warmup_epochs=1)"
             )
 
@@ -433,7 +437,7 @@ class _Trainer:
         if step < 0:  # another rank saw it
             raise NonFiniteLoss(
                 f"non-finite loss at epoch {epoch + 1} on another process; training stopped "
-                f"and {self.out / 'last.pt'} keeps the last good epoch"
+                f"and {RunDir(self.out).last} keeps the last good epoch"
             )
         values = saved.tolist()
         i = next(j for j, v in enumerate(values) if not np.isfinite(v))
@@ -442,7 +446,7 @@ class _Trainer:
     def _non_finite(self, epoch: int, step: int, name: str, value: float) -> None:
         raise NonFiniteLoss(
             f"non-finite loss at epoch {epoch + 1}, step {step + 1}: term {name!r} = {value}; "
-            f"training stopped and {self.out / 'last.pt'} keeps the last good epoch "
+            f"training stopped and {RunDir(self.out).last} keeps the last good epoch "
             f"({self.rows[-1]['epoch'] if self.rows else 0}); lower the learning rate (--set lr=...) "
             "or warm it up (--set warmup_epochs=1)"
         )

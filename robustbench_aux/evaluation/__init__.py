@@ -11,6 +11,7 @@ from importlib import import_module
 # ``store``, ``evidence``), which the report reads, import without torch; ``api``/``predict``/``runs`` need it.
 _HOME = {
     "EvalBatch": "predict",
+    "EvalOptions": "api",
     "EvalResult": "api",
     "EvalSubject": "api",
     "evaluate": "api",
@@ -28,6 +29,7 @@ _HOME = {
 
 __all__ = [
     "EvalBatch",
+    "EvalOptions",
     "EvalResult",
     "Normalized",
     "EvalSubject",

@@ -10,7 +10,8 @@ tidy CSV plus the summary JSON (defined in docs/metrics.md) are written there, o
 It runs in three steps, each a function of its own: :func:`plan_evaluation` checks the inputs and
 decides what to evaluate (an :class:`EvalPlan`), :func:`run_blocks` predicts every block (or loads
 it from the block store), and :func:`finish_evaluation` builds the table and summary (with the
-reference run's figures when one is given) and writes them.
+reference run's figures when one is given) and writes them. The options the steps share (test-set
+size, batch size, device, precision, which blocks, ...) are one :class:`EvalOptions`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import torch
 from tqdm.auto import tqdm
 
 from robustbench_aux.catalog import ALL_19, CBAR_10, CIFAR_C, CIFAR_C_BAR, CLEAN, SEVERITIES, benchmark_of
+from robustbench_aux.cifar_c_layout import LABELS_NPY
 from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
 from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import NonFiniteError, UserError, did_you_mean, user_code
@@ -79,6 +81,38 @@ class EvalSubject:
     model_label: str | None = None
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """The options :func:`plan_evaluation` takes and :func:`evaluate` passes on (see
+    :func:`evaluate` for each): what to evaluate beyond the model, the dataset and the corruption
+    directories, and how."""
+
+    data_root: str | Path | None = None
+    n: int | None = None
+    batch_size: int | None = None
+    device: str | torch.device | None = None
+    precision: str = "fp32"
+    normalization: tuple[Sequence[float], Sequence[float]] | None = None
+    corruptions: Iterable[str] | None = None
+    severities: Iterable[int] = SEVERITIES
+    subject: EvalSubject = EvalSubject()
+    verify: bool = True
+
+
+@dataclass(frozen=True)
+class CorruptionBenchmark:
+    """One corruption benchmark of an evaluation (CIFAR-C or CIFAR-C-bar): its directory's reader
+    and the provenance the summary records for it."""
+
+    reader: CifarCReader
+    provenance: dict
+
+    @property
+    def name(self) -> str:
+        """``cifar-c`` or ``cifar-c-bar`` (``catalog.CIFAR_C`` / ``CIFAR_C_BAR``)."""
+        return self.reader.benchmark
+
+
 @dataclass
 class EvalPlan:
     """Everything :func:`run_blocks` and :func:`finish_evaluation` need, checked up front."""
@@ -88,9 +122,7 @@ class EvalPlan:
     x_test: np.ndarray
     y_test: np.ndarray
     data_desc: dict
-    reader: CifarCReader | None  # the CIFAR-C directory's reader (None when none was given)
     blocks: list[Block]
-    corruption_provenance: dict
     model_label: str | None  # EvalSubject.model_label: the forward is code from outside this suite
     identity: dict
     fingerprint: dict
@@ -99,8 +131,12 @@ class EvalPlan:
     precision: str
     normalization: tuple[Sequence[float], Sequence[float]] | None
     was_training: bool  # the model came in training mode: put it back afterwards
-    readers: dict[str, CifarCReader] = field(default_factory=dict)  # benchmark -> reader (C and C-bar)
-    corruption_bar_provenance: dict | None = None  # the CIFAR-C-bar directory's, when one was given
+    # the corruption directories given, CIFAR-C before CIFAR-C-bar (at most one of each)
+    benchmarks: list[CorruptionBenchmark] = field(default_factory=list)
+
+    def benchmark(self, name: str) -> CorruptionBenchmark | None:
+        """The benchmark called ``name`` (``CIFAR_C`` / ``CIFAR_C_BAR``), None if no directory was given."""
+        return next((b for b in self.benchmarks if b.name == name), None)
 
 
 @dataclass
@@ -188,18 +224,16 @@ def _blocks(readers: Mapping[str, CifarCReader], corruptions, severities) -> lis
     return blocks + [(c, int(s)) for c in wanted for s in severities]
 
 
-def _corruption_provenance(reader: CifarCReader | None, blocks, n, y_test, verify: bool) -> dict:
-    """The CIFAR-C directory's provenance (preset, checksums checked); refuses labels that are not
-    the test set's, image for image."""
-    if reader is None:
-        return {"provenance": None}
+def _corruption_provenance(reader: CifarCReader, blocks, n, y_test, verify: bool) -> dict:
+    """A CIFAR-C (or CIFAR-C-bar) directory's provenance (preset, checksums checked); refuses labels
+    that are not the test set's, image for image."""
     used = sorted({c for c, _ in blocks if c in reader.corruptions})
     preset = prov.check_presets(reader, used)
     checked = prov.verify_checksums(reader, used) if verify else {}
     k = min(reader.n if n is None else min(n, reader.n), len(y_test))
     if not np.array_equal(reader.labels[:k], y_test[:k]):
         raise UserError(
-            f"{reader.directory / 'labels.npy'} differs from the clean test labels of this dataset "
+            f"{reader.directory / LABELS_NPY} differs from the clean test labels of this dataset "
             "(image i of every block must be test image i); it belongs to another dataset or order"
         )
     described = reader.describe()
@@ -251,30 +285,24 @@ def plan_evaluation(
     model: torch.nn.Module,
     dataset: str | DatasetArrays | tuple,
     corruptions_dir: str | Path | Sequence[str | Path] | None,
-    *,
-    data_root: str | Path | None = None,
-    n: int | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
-    corruptions: Iterable[str] | None = None,
-    severities: Iterable[int] = SEVERITIES,
-    subject: EvalSubject = EvalSubject(),
-    verify: bool = True,
+    options: EvalOptions = EvalOptions(),
 ) -> EvalPlan:
     """Check every input (test set, CIFAR-C directory and its labels, the model's class count) and
     list the blocks; puts the model in eval mode on the device. Arguments as :func:`evaluate`."""
-    device = resolve_device(device)
+    o = options
+    device, n, subject, normalization = resolve_device(o.device), o.n, o.subject, o.normalization
     if n is not None and n <= 0:
         raise UserError(f"--n must be positive, got {n}")
-    x_test, y_test, data_desc, num_classes = _test_arrays(dataset, data_root, n)
+    x_test, y_test, data_desc, num_classes = _test_arrays(dataset, o.data_root, n)
     readers = _readers(corruptions_dir, num_classes or None)
-    reader = readers.get(CIFAR_C)
-    blocks = _blocks(readers, corruptions, tuple(severities))
-    c_prov = _corruption_provenance(reader, blocks, n, y_test, verify)
-    bar = readers.get(CIFAR_C_BAR)
-    bar_prov = _corruption_provenance(bar, blocks, n, y_test, verify) if bar is not None else None
+    blocks = _blocks(readers, o.corruptions, tuple(o.severities))
+    benchmarks = [
+        CorruptionBenchmark(readers[name], _corruption_provenance(readers[name], blocks, n, y_test, o.verify))
+        for name in (CIFAR_C, CIFAR_C_BAR)
+        if name in readers
+    ]
+    c = next((b for b in benchmarks if b.name == CIFAR_C), None)
+    bar = next((b for b in benchmarks if b.name == CIFAR_C_BAR), None)
     was_training = _to_eval(model)
     try:
         # (no .eval() on the wrapper: a torch.export program would refuse the mode switch; see _to_eval)
@@ -289,14 +317,14 @@ def plan_evaluation(
         "weights": prov.model_digest(model),
         "dataset": data_desc.get("dataset"),
         "n": n,
-        "corruptions_dir": str(reader.directory.resolve()) if reader is not None else None,
-        "corruption_files": c_prov.get("manifest_sha256") or None,
-        "precision": precision,
+        "corruptions_dir": str(c.reader.directory.resolve()) if c is not None else None,
+        "corruption_files": (c.provenance.get("manifest_sha256") or None) if c is not None else None,
+        "precision": o.precision,
         **dict(subject.fingerprint or {}),
     }
-    if bar_prov is not None:  # only then: a CIFAR-C-only evaluation keeps its earlier fingerprint
-        fingerprint["corruptions_bar_dir"] = str(bar.directory.resolve())
-        fingerprint["corruption_bar_files"] = bar_prov.get("manifest_sha256") or None
+    if bar is not None:  # only then: a CIFAR-C-only evaluation keeps its earlier fingerprint
+        fingerprint["corruptions_bar_dir"] = str(bar.reader.directory.resolve())
+        fingerprint["corruption_bar_files"] = bar.provenance.get("manifest_sha256") or None
     identity = run_identity(
         subject.info or {"run_id": "model", "method": "external", "arch": type(model).__name__}
     )
@@ -306,19 +334,16 @@ def plan_evaluation(
         x_test=x_test,
         y_test=y_test,
         data_desc=data_desc,
-        reader=reader,
         blocks=blocks,
-        corruption_provenance=c_prov,
         model_label=subject.model_label,
         identity=identity,
         fingerprint=fingerprint,
         n=n,
-        batch=EvalBatch(device, batch_size),
-        precision=precision,
+        batch=EvalBatch(device, o.batch_size),
+        precision=o.precision,
         normalization=normalization,
         was_training=was_training,
-        readers=readers,
-        corruption_bar_provenance=bar_prov,
+        benchmarks=benchmarks,
     )
 
 
@@ -330,7 +355,7 @@ def run_blocks(plan: EvalPlan, store: BlockStore | None = None) -> BlockOutcome:
         if corruption == CLEAN:
             x, y = plan.x_test, plan.y_test
         else:
-            b = plan.readers[benchmark_of(corruption)].block(corruption, severity, plan.n)
+            b = plan.benchmark(benchmark_of(corruption)).reader.block(corruption, severity, plan.n)
             x, y = b.images, b.labels.astype(np.int64)
         hit = store.load(corruption, severity, len(y)) if store else None
         scores = store.load_scores(corruption, severity, len(y)) if hit is not None else None
@@ -379,11 +404,11 @@ def finish_evaluation(
     run's table, when given); written to ``out_dir`` once when given."""
     table = block_rows(plan.identity, done.counts, done.calibration)
     norm = plan.normalization
-    bar_prov = plan.corruption_bar_provenance
+    c, bar = plan.benchmark(CIFAR_C), plan.benchmark(CIFAR_C_BAR)
     provenance = {
         "data": plan.data_desc,
-        "corruptions": plan.corruption_provenance,
-        **({"corruptions_bar": bar_prov} if bar_prov is not None else {}),
+        "corruptions": c.provenance if c is not None else {"provenance": None},  # no CIFAR-C directory
+        **({"corruptions_bar": bar.provenance} if bar is not None else {}),
         "code_version": code_version(),
         "torch": torch.__version__,
         "device": str(plan.device),
@@ -411,21 +436,16 @@ def evaluate(
     dataset: str | DatasetArrays | tuple = "cifar100",
     corruptions_dir: str | Path | Sequence[str | Path] | None = None,
     *,
-    data_root: str | Path | None = None,
-    n: int | None = None,
-    batch_size: int | None = None,
-    device: str | torch.device | None = None,
-    precision: str = "fp32",
-    normalization: tuple[Sequence[float], Sequence[float]] | None = None,
-    corruptions: Iterable[str] | None = None,
-    severities: Iterable[int] = SEVERITIES,
     out_dir: str | Path | None = None,
     reference: pd.DataFrame | None = None,
-    subject: EvalSubject = EvalSubject(),
     restart: bool = False,
-    verify: bool = True,
+    **options,
 ) -> EvalResult:
     """Evaluate ``model`` on the clean test set and every CIFAR-C block; see the module docstring.
+
+    The other keywords are :class:`EvalOptions`'s fields (``data_root``, ``n``, ``batch_size``,
+    ``device``, ``precision``, ``normalization``, ``corruptions``, ``severities``, ``subject``,
+    ``verify``); an unknown keyword is a TypeError naming it.
 
     ``dataset``: a dataset name (loaded from ``data_root``), a DatasetArrays or ``(images, labels)``.
     ``n``: images per block (default: all). ``normalization``: ``(mean, std)`` for a foreign model
@@ -436,26 +456,13 @@ def evaluate(
     ``verify``: check CIFAR-C files against the manifest's sha256 before starting.
     """
     started = time.perf_counter()
-    plan = plan_evaluation(
-        model,
-        dataset,
-        corruptions_dir,
-        data_root=data_root,
-        n=n,
-        batch_size=batch_size,
-        device=device,
-        precision=precision,
-        normalization=normalization,
-        corruptions=corruptions,
-        severities=severities,
-        subject=subject,
-        verify=verify,
-    )
+    opts = EvalOptions(**options)
+    plan = plan_evaluation(model, dataset, corruptions_dir, opts)
     try:
         store = BlockStore(out_dir, plan.fingerprint, restart=restart) if out_dir is not None else None
         done = run_blocks(plan, store)
         return finish_evaluation(
-            plan, done, started=started, subject=subject, reference=reference, out_dir=out_dir
+            plan, done, started=started, subject=opts.subject, reference=reference, out_dir=out_dir
         )
     finally:
         if plan.was_training:

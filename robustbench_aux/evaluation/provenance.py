@@ -6,6 +6,7 @@ import hashlib
 
 import torch
 
+from robustbench_aux.cifar_c_layout import LABELS_NPY, corruption_npy
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
 from robustbench_aux.hashing import sha256_file
@@ -65,7 +66,7 @@ def verify_checksums(reader: CifarCReader, corruptions) -> dict[str, str]:
         expected = _expected_sha(files.get(c))
         if not expected:
             continue
-        path = reader.directory / f"{c}.npy"
+        path = reader.directory / (LABELS_NPY if c == "labels" else corruption_npy(c))
         actual = sha256_file(path)
         if actual != expected:
             raise UserError(

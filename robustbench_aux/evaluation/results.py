@@ -34,7 +34,7 @@ def _interval(scores: np.ndarray) -> dict:
     return {"mean": mean, "low": low, "high": high, "level": 0.95, "n_images": int(len(scores))}
 
 
-def bootstrap_intervals(correct: Mapping[tuple[str, int], np.ndarray]) -> dict:
+def accuracy_bootstrap_95(correct: Mapping[tuple[str, int], np.ndarray]) -> dict:
     """95 % bootstrap intervals over test images for clean_acc and mean_acc_15 (blocks present)."""
     out = {}
     if (CLEAN, 0) in correct and len(correct[(CLEAN, 0)]):
@@ -63,7 +63,7 @@ def build_summary(
             for k in ("run_id", "dataset", "method", "label", "arch", "seed")
         },
         **run_summary(table),
-        "bootstrap_95": bootstrap_intervals(correct) if correct else {},
+        "bootstrap_95": accuracy_bootstrap_95(correct) if correct else {},
         "calibration": calibration_summary(table),
         "reference_run": None,
         "mce_normalized": None,

@@ -39,7 +39,8 @@ def status_table(jobs: list[Job], states: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
-def tally(states: dict[str, str]) -> str:
+def local_tally(states: dict[str, str]) -> str:
+    """One line counting the local jobs by state: queued | running | done | failed."""
     counts = {s: 0 for s in ("queued", "running", "done", "failed")}
     for s in states.values():
         counts[s if s in counts else "queued"] += 1
@@ -97,7 +98,7 @@ def _run_slots(jobs, slots, free, extra_env, packing, echo) -> list[Outcome]:
         with lock:
             slot = free.pop(0)
             states[job.name] = "running"
-            echo(f"start {job.name}{f' on GPU {slot}' if slot is not None else ''}  [{tally(states)}]")
+            echo(f"start {job.name}{f' on GPU {slot}' if slot is not None else ''}  [{local_tally(states)}]")
         env = {**extra_env, **({"CUDA_VISIBLE_DEVICES": slot} if slot is not None else {})}
         note = f"packed: {packing}" + (f", GPU {slot}" if slot is not None else "") if packing else ""
         t0 = time.monotonic()
@@ -112,7 +113,7 @@ def _run_slots(jobs, slots, free, extra_env, packing, echo) -> list[Outcome]:
             free.append(slot)
             states[job.name] = "done" if rc == 0 else "failed"
             echo(
-                f"{states[job.name]:6s} {job.name} ({seconds:.0f} s)  [{tally(states)}]"
+                f"{states[job.name]:6s} {job.name} ({seconds:.0f} s)  [{local_tally(states)}]"
                 + (f"  {err}" if err else "")
             )
         return Outcome(job, "done" if rc == 0 else "failed", seconds, err)

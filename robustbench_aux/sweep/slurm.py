@@ -84,7 +84,7 @@ class ResumableJob:
         if rc != 0:
             detail = last_error_line(self.job)
             raise RuntimeError(
-                f"{self.job.name} failed with exit code {rc}: {detail}; see {self.job.run_dir / 'sweep.log'}"
+                f"{self.job.name} failed with exit code {rc}: {detail}; see {RunDir(self.job.run_dir).sweep_log}"
             )
         return self.job.name
 

@@ -98,7 +98,8 @@ def _result(task: Task) -> Outcome | None:
     return Outcome(task.job, "done", seconds)
 
 
-def tally(tasks: list[Task]) -> str:
+def slurm_tally(tasks: list[Task]) -> str:
+    """One line counting the array's tasks by state: pending | running | done | failed."""
     counts = {s: 0 for s in ("pending", "running", "done", "failed")}
     for t in tasks:
         counts[t.state] += 1
@@ -136,14 +137,16 @@ def follow(
                 task.outcome, task.state = outcome, outcome.state
                 open_tasks.remove(task)
                 detail = f"  {outcome.detail}" if outcome.detail else ""
-                echo(f"{outcome.state:7s} {task.job.name} (slurm {task.slurm_id})  [{tally(tasks)}]{detail}")
+                echo(
+                    f"{outcome.state:7s} {task.job.name} (slurm {task.slurm_id})  [{slurm_tally(tasks)}]{detail}"
+                )
             elif active:
                 new = "running" if slurm_state in RUNNING else "pending"
                 if new != task.state:
                     task.state = new
                     if new == "running" and task.started is None:
                         task.started = now
-                    echo(f"{new:7s} {task.job.name} (slurm {task.slurm_id})  [{tally(tasks)}]")
+                    echo(f"{new:7s} {task.job.name} (slurm {task.slurm_id})  [{slurm_tally(tasks)}]")
         if open_tasks:
             sleep(poll_s)
     return [t.outcome for t in tasks]

@@ -1,4 +1,5 @@
-"""Writing and checking a run directory's config and metrics (file names: robustbench_aux.rundir)."""
+"""The trainer's output directory (--out): the checks before a run starts or resumes there, and the
+writes of its config.json and metrics.csv (file names: robustbench_aux.rundir)."""
 
 from __future__ import annotations
 
@@ -32,9 +33,8 @@ def write_config(out: Path, config: dict) -> None:
     atomic.write_json(RunDir(out).config, config)
 
 
-def read_config(out: Path) -> dict:
-    """A run directory's ``config.json``; a UserError if it is unreadable."""
-    return rundir.read_config(out, fix="the run directory is damaged, use a new --out")
+# the fix a damaged config.json's error names: the trainer would overwrite or resume it
+DAMAGED_FIX = "the run directory is damaged, use a new --out"
 
 
 # files a directory may hold before `train` makes it a run (sweep writes its log first)
@@ -59,7 +59,7 @@ def check_out_dir(out: Path) -> None:
         return
     if RunDir(out).config.is_file():
         try:
-            foreign = not is_run_config(read_config(out))
+            foreign = not is_run_config(rundir.read_config(out, fix=DAMAGED_FIX))
         except UserError:  # not JSON, not an object, not UTF-8
             foreign = True
         if foreign:
@@ -83,7 +83,7 @@ def check_out_dir(out: Path) -> None:
 
 def check_resumable(out: Path, config: dict, action: str = "--resume") -> None:
     """A UserError naming the first differing setting if ``out`` holds a different run."""
-    old = read_config(out)
+    old = rundir.read_config(out, fix=DAMAGED_FIX)
     for key in IDENTITY_KEYS:
         before, now = old.get(key), config[key]
         if key == "train" and isinstance(before, dict):
