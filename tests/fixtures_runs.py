@@ -27,6 +27,7 @@ from robustbench_aux.evaluation.store import PER_IMAGE, block_name
 from robustbench_aux.metrics.calibration import block_calibration
 from robustbench_aux.metrics.tidy import block_rows, run_identity
 from robustbench_aux.models import MODELS
+from robustbench_aux.report.runs import SharedFacts
 
 TEST_ARCH = "test_eval_cnn"
 CIFAR10_NORM = {"mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616]}
@@ -429,3 +430,15 @@ def build_fixture_report(tmp_path_factory) -> dict:
         )
         _REPORT_CACHE["report"] = {"root": root, "runs": runs, "index": index, "out": root / "report"}
     return _REPORT_CACHE["report"]
+
+
+# what a report's runs share in the paper's setting (published CIFAR-100-C, full blocks and test set):
+# the banner tests vary one fact at a time from here
+PAPER_SHARED = SharedFacts(
+    dataset="cifar100",
+    clean_test_images=10_000,
+    corruption_provenance="published",
+    corruption_preset="cifar",
+    images_per_block=10_000,
+    corruption_set="the 19 CIFAR-C corruptions x severities 1-5",
+)

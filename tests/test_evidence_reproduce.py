@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from evidence_bits import packed_blocks
 from scipy import stats
 
 from robustbench_aux.catalog import BENCHMARK_15, CLEAN
@@ -65,17 +66,6 @@ def tables(report: Path) -> dict[str, str]:
 
 def folder_digests(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): sha256_file(p) for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def packed_blocks(folder: Path) -> dict[str, np.ndarray]:
-    """Per-image correctness of every block of an evidence folder, read with numpy only."""
-    with np.load(folder / "eval" / "per_image.npz", allow_pickle=False) as z:
-        names, n, bits = list(z["blocks"]), z["n"], z["correct"]
-    starts = np.concatenate([[0], np.cumsum((n + 7) // 8)])
-    return {
-        str(name): np.unpackbits(bits[starts[i] : starts[i + 1]], count=int(n[i])).astype(bool)
-        for i, name in enumerate(names)
-    }
 
 
 def recompute_significance(evidence: Path, report: Path) -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_runs import build_fixture_report, write_fixture_runs
+from fixtures_runs import PAPER_SHARED, build_fixture_report, write_fixture_runs
 from scipy import stats
 
 from robustbench_aux import cli
@@ -35,7 +35,7 @@ from robustbench_aux.metrics import (
 from robustbench_aux.report import build_report
 from robustbench_aux.report.banner import SHORT_SCHEDULE, UNKNOWN_SCALE, banner_items, framing, pipeline_check
 from robustbench_aux.report.compute import steps_differences, training_compute
-from robustbench_aux.report.runs import RunRecord, SharedFacts
+from robustbench_aux.report.runs import RunRecord
 
 
 @pytest.fixture(scope="module")
@@ -266,18 +266,8 @@ def _record(label="plain", seed=0, data=None, dataset="cifar100", summary=None, 
     return RunRecord(Path("/nonexistent"), config, summary or {}, table)
 
 
-SHARED = SharedFacts(
-    dataset="cifar100",
-    clean_test_images=10_000,
-    corruption_provenance="published",
-    corruption_preset="cifar",
-    images_per_block=10_000,
-    corruption_set="the 19 CIFAR-C corruptions x severities 1-5",
-)
-
-
 def _keys(records, **shared) -> list[str]:
-    return [i.key for i in banner_items(records, replace(SHARED, **shared))]
+    return [i.key for i in banner_items(records, replace(PAPER_SHARED, **shared))]
 
 
 def _paper(**kw) -> list[RunRecord]:
@@ -288,11 +278,11 @@ def test_banner_names_fewer_images_and_a_copy_that_is_not_the_original():
     official = {"n_train": 50_000, "copy": "official (torchvision) or user-provided copy"}
     assert _keys(_paper(data=official)) == []
     assert _keys(_paper(data=official), clean_test_images=500) == ["test_images"]
-    items = banner_items(_paper(data={"n_train": 2000}), SHARED)
+    items = banner_items(_paper(data={"n_train": 2000}), PAPER_SHARED)
     assert [i.key for i in items] == ["train_images"]
     assert items[0].text == "Trained on 2,000 of the 50,000 training images: all 4 runs."
     jpeg = {"data": {"copy": "CIFAR-10 (JPEG-q75 copy)"}}
-    items = banner_items(_paper(summary={"provenance": jpeg}), SHARED)
+    items = banner_items(_paper(summary={"provenance": jpeg}), PAPER_SHARED)
     assert [i.key for i in items] == ["data_copy"]
     assert items[0].text.startswith("Data copy CIFAR-10 (JPEG-q75 copy), not the original release")
 

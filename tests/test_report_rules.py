@@ -10,23 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from fixtures_runs import build_fixture_report
+from fixtures_runs import PAPER_SHARED, build_fixture_report
 
 from robustbench_aux.metrics import mcnemar
 from robustbench_aux.report.banner import banner_items, deviations, reference_epochs
 from robustbench_aux.report.formatting import ratio_cell, set_name
-from robustbench_aux.report.runs import RunRecord, SharedFacts
+from robustbench_aux.report.runs import RunRecord
 from robustbench_aux.report.tables import significance_table
 from robustbench_aux.runinfo import run_info
-
-PAPER_SHARED = SharedFacts(
-    dataset="cifar100",
-    clean_test_images=10_000,
-    corruption_provenance="published",
-    corruption_preset="cifar",
-    images_per_block=10_000,
-    corruption_set="the 19 CIFAR-C corruptions x severities 1-5",
-)
 
 
 def _record(label="plain", arch="resnet18", seed=0, config=None, summary=None, per_image=None) -> RunRecord:
