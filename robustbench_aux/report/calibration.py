@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.paths import inside
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.calibration import (
     CALIBRATION_COLUMNS,
@@ -43,7 +44,6 @@ from robustbench_aux.metrics.calibration import (
     has_calibration,
 )
 from robustbench_aux.metrics.uncertainty import BOOTSTRAP_SAMPLES, holm, seed_test
-from robustbench_aux.paths import inside
 from robustbench_aux.report import figures
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import spec_rows

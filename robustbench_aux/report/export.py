@@ -31,10 +31,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import BENCHMARK_15, CBAR_10, CLEAN, SEVERITIES
 from robustbench_aux.errors import UserError
-from robustbench_aux.paths import component, inside
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.paths import component, inside
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.runs import RunRecord, load_runs
 

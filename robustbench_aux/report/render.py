@@ -13,12 +13,13 @@ from pathlib import Path
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from robustbench_aux import atomic
 from robustbench_aux._version import __version__
 from robustbench_aux.catalog import ALL_19
 from robustbench_aux.errors import UserError
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.paths import inside
+from robustbench_aux.infra.versioning import code_version
 from robustbench_aux.metrics import compare
-from robustbench_aux.paths import inside
 from robustbench_aux.report import calibration, cbar, effective, facts, figures, plotdata, tables
 from robustbench_aux.report import parity as parity_mod
 from robustbench_aux.report.banner import banner_items, framing
@@ -26,7 +27,6 @@ from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
 from robustbench_aux.report.parity import read_parity as read_parity_results
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
-from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 

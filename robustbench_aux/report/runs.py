@@ -21,8 +21,8 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation import evidence
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image, load_per_image_scores
+from robustbench_aux.infra.paths import component
 from robustbench_aux.metrics.calibration import SCORE_FIELDS
-from robustbench_aux.paths import component
 from robustbench_aux.report.compute import training_compute
 from robustbench_aux.rundir import EVAL_DIR, EVIDENCE_JSON, PER_IMAGE_NPZ, RESULTS_CSV, read_config
 from robustbench_aux.runinfo import RunInfo, run_info
