@@ -48,11 +48,10 @@ from robustbench_aux.report import figures
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import spec_rows
 from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.report.tables import ALPHA, OVER_SEEDS
 
 PLAIN = compare.PLAIN
 LEVEL = 0.95
-ALPHA = 0.05
-OVER_SEEDS = "over seeds"
 TESTED = (("clean", "ECE, clean"), ("15", "ECE, mean over the 15"))
 _CHUNK = 250  # bootstrap resamples per matrix product
 

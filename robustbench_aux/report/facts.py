@@ -25,10 +25,9 @@ from robustbench_aux.catalog import ALL_19
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.uncertainty import detectable_difference, paired_z, per_image_score, seed_test
 from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.report.tables import ALPHA, OVER_SEEDS
 
 PLAIN = compare.PLAIN
-OVER_SEEDS = "over seeds"
-ALPHA = 0.05
 POWER = 0.8
 LEVEL = 0.95
 Z = float(stats.norm.ppf(0.5 + LEVEL / 2))

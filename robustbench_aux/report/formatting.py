@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from robustbench_aux.catalog import ALL_19, CBAR_10
+from robustbench_aux.metrics.compare import PAPER_DELTA_CLEAN_PTS, PAPER_ROBUSTNESS
 from robustbench_aux.report.banner import deviation_text, deviations, reference_epochs
 from robustbench_aux.report.runs import SharedFacts
 from robustbench_aux.runinfo import AS_PLAIN_STEPS, DATA_READING_METHODS, DEFAULT_DATA_READING
@@ -34,12 +35,6 @@ def pm(mean, std, scale: float = 100.0, digits: int = 2, signed: bool = False) -
         return "–"
     m = f"{scale * mean:+.{digits}f}" if signed else f"{scale * mean:.{digits}f}"
     return m if _nan(std) else f"{m} ± {scale * std:.{digits}f}"
-
-
-def _sign(x) -> str:
-    if _nan(x):
-        return ""
-    return "pos" if x > 0 else "neg" if x < 0 else ""
 
 
 def _ci(mean, low, high, scale: float = 100.0) -> str:
@@ -179,7 +174,10 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                 "95 % interval from",
                 lambda r: (interval_source(r.get("interval")), "brk", str(r.get("interval") or "")),
             ),
-            ("Δ clean accuracy (points) [95 % interval]; paper +2.21", reading("delta_clean_pts")),
+            (
+                f"Δ clean accuracy (points) [95 % interval]; paper {PAPER_DELTA_CLEAN_PTS:+.2f}",
+                reading("delta_clean_pts"),
+            ),
             (f"absolute, {n15} corruptions (points) [95 % interval]", reading("robust_abs_pts_15")),
             (f"relative, {n15} corruptions (%) [95 % interval]", reading("robust_rel_pct_15")),
             (f"absolute, {n19} corruptions (points) [95 % interval]", reading("robust_abs_pts_19")),
@@ -188,7 +186,10 @@ def _spec(kind: str, frame: pd.DataFrame) -> Spec:
                 f"Holm-adjusted p, Δ mean acc. {n15} ({claim_family_header(frame)})",
                 lambda r: (_p(r.get("robust_p_holm")), "", str(r.get("family") or "")),
             ),
-            ("verdict: which reading of 21.64 matches", lambda r: (r["matching_reading"], "wrap verdict")),
+            (
+                f"verdict: which reading of {PAPER_ROBUSTNESS:.2f} matches",
+                lambda r: (r["matching_reading"], "wrap verdict"),
+            ),
         ]
     if kind == "methods":
 

@@ -23,6 +23,7 @@ from robustbench_aux.metrics import compare
 from robustbench_aux.report import calibration, cbar, effective, facts, figures, plotdata, tables
 from robustbench_aux.report import parity as parity_mod
 from robustbench_aux.report.banner import banner_items, framing
+from robustbench_aux.report.claim import claim_table
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
 from robustbench_aux.report.parity import read_parity as read_parity_results
@@ -145,7 +146,7 @@ def build_report(
     methods = tables.method_table(runs)
     sig = tables.significance_table(records)
     ablation = tables.ablation_table(records)
-    claim = tables.claim_table(df, records, sig)
+    claim = claim_table(df, records, sig)
     ratios = tables.ratio_table(df)
     per_corr = tables.corruption_table(df)
     sev = tables.severity_table(df)
