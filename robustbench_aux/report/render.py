@@ -25,8 +25,10 @@ from robustbench_aux.report import parity as parity_mod
 from robustbench_aux.report.banner import banner_items, framing
 from robustbench_aux.report.claim import claim_table
 from robustbench_aux.report.csvcells import to_csv
-from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
+from robustbench_aux.report.formatting import html_table
+from robustbench_aux.report.numbers import set_name
 from robustbench_aux.report.parity import read_parity as read_parity_results
+from robustbench_aux.report.provenance import provenance_rows
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
 
 log = logging.getLogger(__name__)
