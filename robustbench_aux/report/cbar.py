@@ -36,6 +36,7 @@ PLAIN = compare.PLAIN
 
 
 def has_cbar(df: pd.DataFrame) -> bool:
+    """The results table (one run's or the page's) holds CIFAR-C-bar blocks (export leaves them out)."""
     return bool(df["corruption"].isin(CBAR_10).any())
 
 

@@ -154,9 +154,9 @@ def build_report(
     sev = tables.severity_table(df)
     fam = tables.family_table(df, configs)
     seen_unseen = facts.seen_unseen_table(records, configs)
-    change_seeds, change = plotdata.corruption_change(df)
+    change_seeds, change = plotdata.corruption_change_data(df)
     sev_seeds = plotdata.severity_per_seed(df)
-    curves, no_curves = plotdata.training_curves(records)
+    curves, no_curves = plotdata.training_curve_data(records)
     published = tables.published_anchor_table(methods, shared.dataset)
     for name, frame in (
         ("runs.csv", runs),

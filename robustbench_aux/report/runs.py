@@ -151,9 +151,9 @@ def load_run(path: str | Path) -> RunRecord:
         path = path.parent if path.name == EVAL_DIR else path
     table, summary = read_results(eval_dir)
     if table["run_id"].nunique() != 1:
-        raise UserError(f"{eval_dir / 'results.csv'} holds several runs; a run's table holds one")
+        raise UserError(f"{eval_dir / RESULTS_CSV} holds several runs; a run's table holds one")
     for column in ("run_id", "arch"):  # both become file names (<run_id>.json, interference_<arch>.csv)
-        component(str(table[column].iloc[0]), f"{eval_dir / 'results.csv'}: {column}")
+        component(str(table[column].iloc[0]), f"{eval_dir / RESULTS_CSV}: {column}")
     config = read_config(path, missing_ok=True, fix="the run directory is damaged")
     if config.get("method"):
         # the label is derived from the config again, so runs evaluated before a labelling rule
