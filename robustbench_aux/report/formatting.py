@@ -21,7 +21,7 @@ from robustbench_aux.report.numbers import (
     interval,
     interval_source,
     is_missing,
-    p_text,
+    p_cell,
     pct,
     pm,
     ratio_cell,
@@ -109,7 +109,7 @@ def claim_columns(frame: pd.DataFrame) -> Spec:
         (f"relative, {n19} corruptions (%) [95 % interval]", reading("robust_rel_pct_19")),
         (
             f"Holm-adjusted p, Δ mean acc. {n15} ({claim_family_header(frame)})",
-            lambda r: (p_text(r.get("robust_p_holm")), "", str(r.get("family") or "")),
+            lambda r: (p_cell(r.get("robust_p_holm")), "", str(r.get("family") or "")),
         ),
         (
             f"verdict: which reading of {PAPER_ROBUSTNESS:.2f} matches",
@@ -201,7 +201,7 @@ def seen_unseen_columns(frame: pd.DataFrame) -> Spec:
             "seen − unseen (points) [95 % interval]",
             lambda r: interval(r["diff_pts"], r.get("diff_low_pts"), r.get("diff_high_pts")),
         ),
-        ("p (unadjusted: one question per method)", lambda r: p_text(r.get("diff_p"))),
+        ("p (unadjusted: one question per method)", lambda r: p_cell(r.get("diff_p"))),
         ("test", lambda r: (str(r["test"]), "wrap")),
         (
             "corruptions seen / unseen",
@@ -226,7 +226,7 @@ def significance_columns(frame: pd.DataFrame) -> Spec:
 
     def pcell(key):
         return lambda r: (
-            f"{p_text(r.get(f'{key}_p'))} → {p_text(r.get(f'{key}_p_holm'))}",
+            f"{p_cell(r.get(f'{key}_p'))} → {p_cell(r.get(f'{key}_p_holm'))}",
             "",
             f"{r.get(f'{key}_test') or ''}; Holm over {r.get('family_size')} tests ({r.get('family')})",
         )

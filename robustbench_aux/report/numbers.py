@@ -70,8 +70,8 @@ def spread(r, col: str) -> str:
     return "–" if any(is_missing(v) for v in vals) else " / ".join(f"{100 * v:.0f}" for v in vals)
 
 
-def p_text(p) -> str:
-    """A p-value as text (``< 0.001`` below that)."""
+def p_cell(p) -> str:
+    """A p-value as a table cell: ``< 0.001`` below that, else three decimals (facts.p_text says it in words)."""
     return "–" if is_missing(p) else ("< 0.001" if p < 0.001 else f"{p:.3f}")
 
 
