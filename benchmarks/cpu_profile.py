@@ -35,9 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from robustbench_aux.augment import apply_crop_flip, draw_crop_flip
 from robustbench_aux.engine.inputs import StepBuffers
 from robustbench_aux.methods import build_method
+from robustbench_aux.methods.crop_flip import apply_crop_flip, draw_crop_flip
 from robustbench_aux.models import build_model
 from robustbench_aux.models.selective_bn import multi_pass_reference
 

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustbench_aux.devices import resolve_device
 from robustbench_aux.evaluation.predict import predict_labels, predict_scores, to_device_batch
+from robustbench_aux.infra.devices import resolve_device
 from robustbench_aux.models import MODELS, build_model
 
 MEAN, STD = (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)  # CIFAR-100 training statistics

@@ -9,7 +9,7 @@ called alternately) and counts the allocations of one call (torch.profiler with
 - ``assemble``: the views -> the model's float batch; before: ``to_float(torch.cat([to_float(v)
   for v in views]), channels_last)``; after: ``StepBuffers.assemble``;
 - ``crop_flip``: ``apply_crop_flip`` of one uint8 batch; before: the per-call ranges and
-  out-of-place index arithmetic (kept below as ``before_apply_crop_flip``); after: augment.py;
+  out-of-place index arithmetic (kept below as ``before_apply_crop_flip``); after: methods/crop_flip.py;
 - ``input_path``: all of it for the auxiliary method (gather + 5 views + assembly).
 
 Both forms give the same numbers bit for bit (tests/test_step_buffers.py); this measures only time
@@ -29,14 +29,13 @@ import time
 
 import torch
 
-from robustbench_aux import augment
-from robustbench_aux.augment import draw_crop_flip, to_float
 from robustbench_aux.engine.inputs import StepBuffers
-from robustbench_aux.methods import base, build_method
+from robustbench_aux.methods import base, build_method, crop_flip
+from robustbench_aux.methods.crop_flip import draw_crop_flip, to_float
 
 
 def before_apply_crop_flip(x, params, padding=4):
-    """augment.apply_crop_flip as it was before the cached ranges and in-place index arithmetic."""
+    """crop_flip.apply_crop_flip as it was before the cached ranges and in-place index arithmetic."""
     n, c, h, w = x.shape
     rows = params.dy[:, None] - padding + torch.arange(h, device=x.device)
     cols = params.dx[:, None] - padding + torch.arange(w, device=x.device)
@@ -54,12 +53,12 @@ def before_assemble(views, lo, hi, channels_last):
 
 @contextlib.contextmanager
 def old_crop_flip():
-    saved = augment.apply_crop_flip, base.apply_crop_flip
-    augment.apply_crop_flip = base.apply_crop_flip = before_apply_crop_flip
+    saved = crop_flip.apply_crop_flip, base.apply_crop_flip
+    crop_flip.apply_crop_flip = base.apply_crop_flip = before_apply_crop_flip
     try:
         yield
     finally:
-        augment.apply_crop_flip, base.apply_crop_flip = saved
+        crop_flip.apply_crop_flip, base.apply_crop_flip = saved
 
 
 def paired_median_ms(before, after, reps, device) -> tuple[float, float]:
@@ -144,7 +143,7 @@ def main(argv=None) -> int:
         ),
         "crop_flip (1 uint8 batch)": (
             lambda: before_apply_crop_flip(views[0], params),
-            lambda: augment.apply_crop_flip(views[0], params),
+            lambda: crop_flip.apply_crop_flip(views[0], params),
         ),
         "input_path (auxiliary: gather + views + assemble)": (input_before, input_after),
     }

@@ -26,8 +26,8 @@ import time
 import numpy as np
 import torch
 
-from robustbench_aux.augment import to_float
 from robustbench_aux.methods import build_method
+from robustbench_aux.methods.crop_flip import to_float
 from robustbench_aux.models import build_model
 from robustbench_aux.models.selective_bn import multi_pass_reference
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import torch
 
-from robustbench_aux import atomic
 from robustbench_aux.errors import NonFiniteError, UserError
+from robustbench_aux.infra import atomic
 from robustbench_aux.rundir import FINAL_PT, LAST_PT
 
 FORMAT = "robustbench-aux/1"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustbench_aux.jsonio import read_json_object
+from robustbench_aux.infra.jsonio import read_json_object
 
 CONFIG_JSON = "config.json"  # the resolved run config
 METRICS_CSV = "metrics.csv"  # one row per epoch

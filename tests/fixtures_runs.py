@@ -19,11 +19,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import ALL_19, CATEGORY, CBAR_10, CLEAN, SEVERITIES
 from robustbench_aux.checkpoint import save_checkpoint
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import PER_IMAGE, block_name
+from robustbench_aux.infra import atomic
 from robustbench_aux.metrics.calibration import block_calibration
 from robustbench_aux.metrics.tidy import block_rows, run_identity
 from robustbench_aux.models import MODELS

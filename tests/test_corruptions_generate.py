@@ -13,8 +13,8 @@ from robustbench_aux.corruptions import ALL_19, corrupt_batch, generate_cifar_c
 from robustbench_aux.corruptions.generate import NOTE, block_seed
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
-from robustbench_aux.hashing import sha256_file
-from robustbench_aux.versioning import code_version
+from robustbench_aux.infra.hashing import sha256_file
+from robustbench_aux.infra.versioning import code_version
 
 N = 6
 

@@ -18,8 +18,8 @@ import pytest
 from robustbench_aux.cli import main
 from robustbench_aux.commands.train import resolve_config
 from robustbench_aux.config import protocol_deviations, resolved_switches
+from robustbench_aux.infra.shipped import GRIDS, resolve_grid
 from robustbench_aux.methods import METHODS
-from robustbench_aux.shipped import GRIDS, resolve_grid
 from robustbench_aux.sweep import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]

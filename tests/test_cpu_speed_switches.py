@@ -126,7 +126,7 @@ def test_a_grid_passes_threads_to_train_and_evaluate(tmp_path):
 
 def test_reproduce_generates_cifar_c_with_the_grids_threads(tmp_path, capsys, monkeypatch):
     """The pipeline reads the grid before generating CIFAR-C and passes its ``threads`` to corrupt."""
-    from robustbench_aux import pipeline
+    from robustbench_aux.orchestrate import pipeline
 
     calls = []
 

@@ -135,7 +135,7 @@ def test_read_only_data_root(tmp_path):
 def test_failed_write_keeps_existing_files(tmp_path, monkeypatch):
     d = _written(tmp_path)
     before = {p.name: p.read_bytes() for p in d.iterdir()}
-    import robustbench_aux.atomic as atomic
+    import robustbench_aux.infra.atomic as atomic
 
     def boom(*a, **k):
         raise RuntimeError("killed mid-write")

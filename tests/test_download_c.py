@@ -249,7 +249,7 @@ def test_data_info_never_suggests_generating_under_published_names(tmp_path, cap
 
 
 def test_pipeline_downloads_else_generates(tmp_path, monkeypatch):
-    from robustbench_aux import pipeline
+    from robustbench_aux.orchestrate import pipeline
 
     calls = []
 

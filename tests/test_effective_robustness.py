@@ -12,6 +12,7 @@ import pytest
 from fixtures_runs import write_fixture_run
 
 from robustbench_aux.catalog import BENCHMARK_15
+from robustbench_aux.infra.shipped import LEADERBOARD_CSV, REFERENCE
 from robustbench_aux.metrics.effective import (
     effective_robustness,
     expit,
@@ -22,7 +23,6 @@ from robustbench_aux.metrics.effective import (
 )
 from robustbench_aux.report import build_report
 from robustbench_aux.report.effective import effective_table, own_line
-from robustbench_aux.shipped import LEADERBOARD_CSV, REFERENCE
 
 SLIPPED = (
     "Gowal2020Uncovering_Linf",

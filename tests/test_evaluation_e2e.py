@@ -16,9 +16,9 @@ import pytest
 import torch
 from fixtures_runs import CIFAR10_NORM, TinyEvalCNN, save_tiny_run
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import SEVERITIES
 from robustbench_aux.cli import main
+from robustbench_aux.infra import atomic
 
 N = 100
 CORRUPTIONS = ("gaussian_noise", "defocus_blur", "contrast", "pixelate")

@@ -19,7 +19,7 @@ from robustbench_aux.cli import main
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation import evidence
 from robustbench_aux.evaluation.store import block_name
-from robustbench_aux.hashing import sha256_file
+from robustbench_aux.infra.hashing import sha256_file
 
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "contrast", "defocus_blur", "fog")
 

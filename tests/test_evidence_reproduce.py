@@ -18,7 +18,7 @@ from scipy import stats
 
 from robustbench_aux.catalog import BENCHMARK_15, CLEAN
 from robustbench_aux.cli import main
-from robustbench_aux.hashing import sha256_file
+from robustbench_aux.infra.hashing import sha256_file
 from robustbench_aux.metrics.uncertainty import paired_bootstrap
 
 GRID = """

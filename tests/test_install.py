@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from robustbench_aux.shipped import CI_SPEC, GRIDS, grid_names, resolve_grid
+from robustbench_aux.infra.shipped import CI_SPEC, GRIDS, grid_names, resolve_grid
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())

@@ -13,11 +13,11 @@ import pytest
 import torch
 
 from robustbench_aux import cli
-from robustbench_aux.augment import CropFlipParams, apply_crop_flip, draw_crop_flip
 from robustbench_aux.config import protocol_deviations, resolve_config, resolved_switches
 from robustbench_aux.corruptions.training import random_rotation, train_noise
 from robustbench_aux.engine.setup import epoch_steps, lr_at_step
 from robustbench_aux.methods import METHODS, build_method
+from robustbench_aux.methods.crop_flip import CropFlipParams, apply_crop_flip, draw_crop_flip
 from robustbench_aux.models import build_model
 from robustbench_aux.sweep import load_sweep
 

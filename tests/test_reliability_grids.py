@@ -23,7 +23,7 @@ from reliability_world import GRID, Case, run_case
 
 from robustbench_aux import cli
 from robustbench_aux.errors import UserError
-from robustbench_aux.plaintext import first_control
+from robustbench_aux.infra.plaintext import first_control
 from robustbench_aux.sweep.grid import sweep_from
 from robustbench_aux.sweep.job import shown
 from robustbench_aux.sweep.sbatch_flags import resolve

@@ -19,8 +19,9 @@ import pytest
 import torch
 from reliability_world import TINY, build_world, copy_world, snapshot, train_argv
 
-from robustbench_aux import atomic, cli
+from robustbench_aux import cli
 from robustbench_aux.checkpoint import load_checkpoint, nonfinite_tensors
+from robustbench_aux.infra import atomic
 from robustbench_aux.lock import LOCK_NAME, exclusive
 
 REPO = Path(__file__).resolve().parents[1]

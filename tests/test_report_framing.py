@@ -231,7 +231,7 @@ def test_seen_vs_unseen_is_tested_per_seed_and_over_seeds():
 def test_corruption_change_per_seed_and_interval(tmp_path):
     records = _runs(tmp_path / "r", ("plain", "auxiliary"))
     df = pd.concat([r.table for r in records], ignore_index=True)
-    per_seed, summary = plotdata.corruption_change(df)
+    per_seed, summary = plotdata.corruption_change_data(df)
     acc = df.groupby(["label", "seed", "corruption"])["acc"].mean()
     for seed in (0, 1, 2):
         got = per_seed.query("seed == @seed and corruption == 'fog'")["delta_pts"].iloc[0]
@@ -254,14 +254,14 @@ def test_training_curves_read_metrics_csv_and_name_runs_without_it(tmp_path):
         "1,0.1,0.1,2.0,1.5,0.0,3.5,0.40,0.0,390,250000,900,55\n"
         "2,0.1,0.05,1.5,1.0,0.2,2.7,0.55,0.5,390,250000,910,54\n"
     )
-    curves, missing = plotdata.training_curves(records)
+    curves, missing = plotdata.training_curve_data(records)
     # the fixture's plain run records only steps and images: no curve, and it is named
     assert missing == [next(r.run_id for r in records if r.label == "plain")]
     got = curves.pivot_table(index="quantity", columns="epoch", values="value")
     assert set(got.index) == {"lr", "ce_primary", "ce_aux_noise", "penalty", "loss", "train_acc"}
     assert got.loc["train_acc", 2] == 0.55 and got.loc["penalty", 2] == 0.2
     (aux.path / "metrics.csv").unlink()
-    curves, missing = plotdata.training_curves(records)
+    curves, missing = plotdata.training_curve_data(records)
     assert curves.empty and len(missing) == 2
 
 

@@ -87,7 +87,7 @@ def test_parity_input_errors_are_one_line(page, tmp_path):
 
 
 def test_reproduce_passes_the_grids_report_table(tmp_path, monkeypatch):
-    from robustbench_aux import pipeline
+    from robustbench_aux.orchestrate import pipeline
 
     grid = tmp_path / "grid.toml"
     grid.write_text(

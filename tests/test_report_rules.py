@@ -14,7 +14,7 @@ from fixtures_runs import PAPER_SHARED, build_fixture_report
 
 from robustbench_aux.metrics import mcnemar
 from robustbench_aux.report.banner import banner_items, deviations, reference_epochs
-from robustbench_aux.report.formatting import ratio_cell, set_name
+from robustbench_aux.report.numbers import ratio_cell, set_name
 from robustbench_aux.report.runs import RunRecord
 from robustbench_aux.report.tables import significance_table
 from robustbench_aux.runinfo import run_info

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from robustbench_aux.cli import main
-from robustbench_aux.hashing import sha256_file
+from robustbench_aux.infra.hashing import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 

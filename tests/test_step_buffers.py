@@ -1,5 +1,5 @@
 """The step's input batch in reused buffers (engine/inputs.py) and the lighter crop/flip index
-arithmetic (augment.py) give the same numbers bit for bit as the per-step expressions they replace:
+arithmetic (methods/crop_flip.py) give the same numbers bit for bit as the per-step expressions they replace:
 unit checks against the old expressions, and a short training run with the old expressions patched
 back in that must end with identical weights and metrics."""
 
@@ -10,12 +10,12 @@ import csv
 import pytest
 import torch
 
-from robustbench_aux import augment, cli
-from robustbench_aux.augment import CropFlipParams, apply_crop_flip, draw_crop_flip, to_float
+from robustbench_aux import cli
 from robustbench_aux.checkpoint import load_checkpoint
 from robustbench_aux.engine import inputs as engine_inputs
 from robustbench_aux.engine.inputs import StepBuffers
-from robustbench_aux.methods import base
+from robustbench_aux.methods import base, crop_flip
+from robustbench_aux.methods.crop_flip import CropFlipParams, apply_crop_flip, draw_crop_flip, to_float
 
 
 def old_assemble(views, lo, hi, channels_last):
@@ -24,7 +24,7 @@ def old_assemble(views, lo, hi, channels_last):
 
 
 def old_apply_crop_flip(x, params, padding=4):
-    """augment.apply_crop_flip before the cached ranges and in-place index arithmetic."""
+    """crop_flip.apply_crop_flip before the cached ranges and in-place index arithmetic."""
     n, c, h, w = x.shape
     rows = params.dy[:, None] - padding + torch.arange(h, device=x.device)
     cols = params.dx[:, None] - padding + torch.arange(w, device=x.device)
@@ -155,7 +155,7 @@ def test_training_is_bit_identical_to_the_per_step_expressions(tmp_path, monkeyp
             "assemble",
             lambda self, views, lo, hi: old_assemble(views, lo, hi, self.channels_last),
         )
-        m.setattr(augment, "apply_crop_flip", old_apply_crop_flip)
+        m.setattr(crop_flip, "apply_crop_flip", old_apply_crop_flip)
         m.setattr(base, "apply_crop_flip", old_apply_crop_flip)
         old_rows, old = _train_digest(tmp_path / "old", method, *extra)
 

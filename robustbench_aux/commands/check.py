@@ -14,8 +14,8 @@ from pathlib import Path
 
 from robustbench_aux.datasets import resolve_data_root
 from robustbench_aux.errors import UserError
-from robustbench_aux.regression import run_check
-from robustbench_aux.shipped import CI_SPEC
+from robustbench_aux.infra.shipped import CI_SPEC
+from robustbench_aux.orchestrate.regression import run_check
 
 DEFAULT_SPEC = CI_SPEC  # shipped inside the package: works from an installed wheel
 

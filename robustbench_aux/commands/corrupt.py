@@ -22,8 +22,8 @@ from robustbench_aux.corruptions.presets import CBAR_PRESET
 from robustbench_aux.datasets import CifarCReader, load_dataset
 from robustbench_aux.datasets.cifar_c import CBAR_DIRS, PUBLISHED_DIRS
 from robustbench_aux.datasets.loading import ENV_VAR
-from robustbench_aux.devices import set_threads
 from robustbench_aux.errors import UserError, comma_list
+from robustbench_aux.infra.devices import set_threads
 from robustbench_aux.lock import exclusive
 
 

@@ -168,9 +168,9 @@ def _evaluate_model(args: argparse.Namespace, common: dict):
 
 
 def run(args: argparse.Namespace) -> int:
-    from robustbench_aux.devices import set_threads
     from robustbench_aux.errors import UserError
     from robustbench_aux.evaluation import evaluate_run
+    from robustbench_aux.infra.devices import set_threads
 
     set_threads(args.threads)
     if args.batch_size is not None and args.batch_size < 1:

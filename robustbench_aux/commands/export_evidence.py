@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     from robustbench_aux.errors import comma_list
     from robustbench_aux.evaluation import evidence
-    from robustbench_aux.paths import component, inside
+    from robustbench_aux.infra.paths import component, inside
     from robustbench_aux.report.runs import expand_run_paths
     from robustbench_aux.rundir import read_config
 

@@ -10,8 +10,8 @@ import argparse
 from pathlib import Path
 
 from robustbench_aux.commands.sweep import add_packing_options, add_sweep_filters, visible_gpus
-from robustbench_aux.pipeline import Pipeline, run_pipeline
-from robustbench_aux.shipped import resolve_grid
+from robustbench_aux.infra.shipped import resolve_grid
+from robustbench_aux.orchestrate.pipeline import Pipeline, run_pipeline
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.job import shown
 

@@ -9,8 +9,8 @@ import argparse
 import sys
 
 from robustbench_aux.errors import UserError, comma_list
+from robustbench_aux.infra.shipped import resolve_grid
 from robustbench_aux.rundir import RunDir
-from robustbench_aux.shipped import resolve_grid
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.slurm_options import parse_folder
 

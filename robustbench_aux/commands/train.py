@@ -85,9 +85,9 @@ def _listing(args) -> bool:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from robustbench_aux.devices import set_threads
     from robustbench_aux.engine.trainer import train
     from robustbench_aux.errors import UserError
+    from robustbench_aux.infra.devices import set_threads
 
     if _listing(args):
         return 0

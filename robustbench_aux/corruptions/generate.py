@@ -29,15 +29,15 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import SEVERITIES
 from robustbench_aux.cifar_c_layout import LABELS_NPY, MANIFEST, corruption_npy
 from robustbench_aux.corruptions.engine import check_corrupt_args, corrupt_batch, select_corruptions
 from robustbench_aux.corruptions.presets import CBAR_PRESET, PRESET_VARIANTS, check_preset
 from robustbench_aux.errors import UserError
-from robustbench_aux.hashing import sha256_file
-from robustbench_aux.jsonio import read_json_object
-from robustbench_aux.versioning import code_version
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.hashing import sha256_file
+from robustbench_aux.infra.jsonio import read_json_object
+from robustbench_aux.infra.versioning import code_version
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from robustbench_aux import atomic
 from robustbench_aux.datasets.npy import check_images, check_labels, load_npy
 from robustbench_aux.errors import UserError
+from robustbench_aux.infra import atomic
 
 SPLIT_FILES = ("train_x.npy", "train_y.npy", "test_x.npy", "test_y.npy")
 

@@ -24,7 +24,7 @@ from robustbench_aux.catalog import ALL_19, CBAR_10, CIFAR_C, CIFAR_C_BAR, SEVER
 from robustbench_aux.cifar_c_layout import LABELS_NPY, MANIFEST, corruption_npy
 from robustbench_aux.datasets.npy import check_images, check_labels, load_npy
 from robustbench_aux.errors import UserError
-from robustbench_aux.jsonio import read_json_object
+from robustbench_aux.infra.jsonio import read_json_object
 
 # the published folder names (Zenodo archives) -> dataset
 PUBLISHED_DIRS = {"CIFAR-10-C": "cifar10", "CIFAR-100-C": "cifar100"}

@@ -38,12 +38,12 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from robustbench_aux.atomic import ORPHAN_AGE_S, pid_alive
 from robustbench_aux.catalog import ALL_19
 from robustbench_aux.cifar_c_layout import LABELS_NPY, MANIFEST, corruption_npy
 from robustbench_aux.datasets.cifar_c import CifarCReader
 from robustbench_aux.datasets.loading import DATASETS, resolve_data_root
 from robustbench_aux.errors import UserError
+from robustbench_aux.infra.atomic import ORPHAN_AGE_S, pid_alive
 
 log = logging.getLogger(__name__)
 

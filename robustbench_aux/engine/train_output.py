@@ -8,8 +8,9 @@ import io
 import json
 from pathlib import Path
 
-from robustbench_aux import atomic, rundir
+from robustbench_aux import rundir
 from robustbench_aux.errors import UserError
+from robustbench_aux.infra import atomic
 from robustbench_aux.rundir import LOCK_FILE, SWEEP_LOG, RunDir
 
 # config keys that must match for --resume to continue a run

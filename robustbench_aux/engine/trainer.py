@@ -35,14 +35,14 @@ from robustbench_aux.config import (
     resolved_sbn_passes,
     resolved_switches,
 )
-from robustbench_aux.devices import resolve_device
 from robustbench_aux.engine import distributed as D
 from robustbench_aux.engine.inputs import StepBuffers
 from robustbench_aux.engine.setup import build_run, epoch_steps, lr_at_step, step_position
 from robustbench_aux.engine.train_output import check_out_dir, check_resumable, write_config, write_metrics
 from robustbench_aux.errors import NonFiniteError, UserError
+from robustbench_aux.infra.devices import resolve_device
+from robustbench_aux.infra.versioning import code_version
 from robustbench_aux.rundir import FINAL_PT, LAST_PT, RunDir
-from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,6 @@ from tqdm.auto import tqdm
 from robustbench_aux.catalog import ALL_19, CBAR_10, CIFAR_C, CIFAR_C_BAR, CLEAN, SEVERITIES, benchmark_of
 from robustbench_aux.cifar_c_layout import LABELS_NPY
 from robustbench_aux.datasets import CifarCReader, DatasetArrays, load_dataset
-from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import NonFiniteError, UserError, did_you_mean, user_code
 from robustbench_aux.evaluation import provenance as prov
 from robustbench_aux.evaluation.predict import (
@@ -43,9 +42,10 @@ from robustbench_aux.evaluation.predict import (
 )
 from robustbench_aux.evaluation.results import build_summary, write_results
 from robustbench_aux.evaluation.store import BlockStore
+from robustbench_aux.infra.devices import resolve_device
+from robustbench_aux.infra.versioning import code_version
 from robustbench_aux.metrics.calibration import block_calibration
 from robustbench_aux.metrics.tidy import block_rows, run_identity
-from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 

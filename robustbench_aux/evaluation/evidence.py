@@ -47,13 +47,13 @@ from pathlib import Path
 
 import numpy as np
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import block_name, load_per_image
-from robustbench_aux.hashing import sha256_file
-from robustbench_aux.jsonio import read_json_object
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.hashing import sha256_file
+from robustbench_aux.infra.jsonio import read_json_object
 from robustbench_aux.rundir import (
     CONFIG_JSON,
     EVAL_DIR,

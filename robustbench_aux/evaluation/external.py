@@ -27,8 +27,8 @@ from torch import nn
 
 from robustbench_aux.catalog import NORMALIZATION
 from robustbench_aux.errors import UserError, exception_line, user_code
-from robustbench_aux.hashing import sha256_file
-from robustbench_aux.paths import component
+from robustbench_aux.infra.hashing import sha256_file
+from robustbench_aux.infra.paths import component
 
 log = logging.getLogger(__name__)
 
@@ -288,9 +288,9 @@ def evaluate_external(
     """Evaluate the model ``spec`` names like a run: ``<out>/config.json`` + ``<out>/eval/`` (readable by
     ``report`` and ``export``). ``out`` defaults to ``runs/external/<name>``. Further keyword arguments
     go to :func:`robustbench_aux.evaluation.evaluate`."""
-    from robustbench_aux import atomic
     from robustbench_aux.datasets import load_dataset
     from robustbench_aux.evaluation.api import EvalSubject, evaluate
+    from robustbench_aux.infra import atomic
     from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, read_config
 
     ext = load_external(spec, weights=weights, kwargs=model_args)
@@ -325,7 +325,7 @@ def evaluate_external(
         else {"mean": list(normalization[0]), "std": list(normalization[1])},
         "data": data.describe(),
     }
-    from robustbench_aux.versioning import code_version
+    from robustbench_aux.infra.versioning import code_version
 
     config["code_version"] = code_version()
     result = evaluate(

@@ -9,7 +9,7 @@ import torch
 from robustbench_aux.cifar_c_layout import LABELS_NPY, corruption_npy
 from robustbench_aux.datasets import CifarCReader
 from robustbench_aux.errors import UserError
-from robustbench_aux.hashing import sha256_file
+from robustbench_aux.infra.hashing import sha256_file
 
 
 def model_digest(model: torch.nn.Module) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import BENCHMARK_15, CLEAN
 from robustbench_aux.errors import UserError
-from robustbench_aux.jsonio import read_json_object
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.jsonio import read_json_object
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.accuracy import cbar_summary, run_summary
 from robustbench_aux.metrics.calibration import calibration_summary

@@ -13,13 +13,13 @@ from pathlib import Path
 
 from robustbench_aux.checkpoint import find_checkpoint, load_classifier
 from robustbench_aux.datasets import load_dataset
-from robustbench_aux.devices import resolve_device
 from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation.api import EvalResult, EvalSubject, evaluate
 from robustbench_aux.evaluation.results import read_results
-from robustbench_aux.hashing import sha256_file
+from robustbench_aux.infra.devices import resolve_device
+from robustbench_aux.infra.hashing import sha256_file
+from robustbench_aux.infra.paths import component
 from robustbench_aux.lock import exclusive
-from robustbench_aux.paths import component
 from robustbench_aux.rundir import CONFIG_JSON, EVAL_DIR, LAST_PT, read_config
 
 log = logging.getLogger(__name__)

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import CLEAN
 from robustbench_aux.errors import UserError
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.paths import component, inside
 from robustbench_aux.metrics.calibration import SCORE_DTYPE, SCORE_FIELDS
-from robustbench_aux.paths import component, inside
 from robustbench_aux.rundir import PER_IMAGE_DIR, PROGRESS_JSON
 
 log = logging.getLogger(__name__)

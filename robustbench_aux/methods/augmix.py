@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robustbench_aux.augment import random_crop_flip
 from robustbench_aux.errors import UserError
 from robustbench_aux.methods import METHODS
 from robustbench_aux.methods.augmix_ops import random_chain_step
 from robustbench_aux.methods.base import Method, StepOutput, at_least_fp32
+from robustbench_aux.methods.crop_flip import random_crop_flip
 
 
 @dataclass

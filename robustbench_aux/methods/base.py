@@ -21,8 +21,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from robustbench_aux.augment import CropFlipParams, apply_crop_flip, draw_crop_flip, random_crop_flip
 from robustbench_aux.corruptions.training import build_train_corruption
+from robustbench_aux.methods.crop_flip import (
+    CropFlipParams,
+    apply_crop_flip,
+    draw_crop_flip,
+    random_crop_flip,
+)
 
 
 @dataclass

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from robustbench_aux.errors import UserError
-from robustbench_aux.shipped import LEADERBOARD_CSV
+from robustbench_aux.infra.shipped import LEADERBOARD_CSV
 
 SOURCE = "RobustBench (github.com/RobustBench/robustbench) commit 78fcc9e48a07a861268f295a777b975f25155964, MIT licence"
 STANDARD = "single-pass entries without extra training data"

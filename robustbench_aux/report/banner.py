@@ -26,6 +26,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 from robustbench_aux.catalog import CLEAN, OFFICIAL_COPY
 from robustbench_aux.errors import UserError
+from robustbench_aux.metrics.compare import PAPER_DELTA_CLEAN_PTS, PAPER_ROBUSTNESS
 from robustbench_aux.report.compute import STEPS_TOLERANCE, steps_differences
 from robustbench_aux.report.runs import RunRecord, SharedFacts
 from robustbench_aux.runinfo import RunInfo
@@ -279,7 +280,7 @@ def banner_items(records: list[RunRecord], shared: SharedFacts) -> list[Item]:
         items.append(
             Item(
                 "dataset",
-                f"Dataset {dataset}, not the paper's CIFAR-100: the paper's +2.21 / 21.64 figures "
+                f"Dataset {dataset}, not the paper's CIFAR-100: the paper's {PAPER_DELTA_CLEAN_PTS:+.2f} / {PAPER_ROBUSTNESS:.2f} figures "
                 "below are CIFAR-100 numbers and are not expected here.",
             )
         )

@@ -31,8 +31,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.paths import inside
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.calibration import (
     CALIBRATION_COLUMNS,
@@ -43,16 +44,14 @@ from robustbench_aux.metrics.calibration import (
     has_calibration,
 )
 from robustbench_aux.metrics.uncertainty import BOOTSTRAP_SAMPLES, holm, seed_test
-from robustbench_aux.paths import inside
 from robustbench_aux.report import figures
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import spec_rows
 from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.report.tables import ALPHA, OVER_SEEDS
 
 PLAIN = compare.PLAIN
 LEVEL = 0.95
-ALPHA = 0.05
-OVER_SEEDS = "over seeds"
 TESTED = (("clean", "ECE, clean"), ("15", "ECE, mean over the 15"))
 _CHUNK = 250  # bootstrap resamples per matrix product
 
@@ -71,7 +70,7 @@ def calibration_runs(df: pd.DataFrame) -> pd.DataFrame:
     return ident.join(calibration_frame(df).set_index("run_id")).reset_index()
 
 
-def method_table(df: pd.DataFrame) -> pd.DataFrame:
+def calibration_method_table(df: pd.DataFrame) -> pd.DataFrame:
     """Per (label, arch): n_seeds, blocks recorded, and ``clean_<m>`` / ``mean_<m>_15`` mean and std
     over seeds for every calibration metric m."""
     runs = calibration_runs(df)
@@ -88,7 +87,7 @@ def method_table(df: pd.DataFrame) -> pd.DataFrame:
     return _order(out.reset_index())
 
 
-def severity_table(df: pd.DataFrame, corruptions=BENCHMARK_15) -> pd.DataFrame:
+def calibration_severity_table(df: pd.DataFrame, corruptions=BENCHMARK_15) -> pd.DataFrame:
     """Long table: label, arch, metric, severity (0 = clean), mean and std over seeds, n_seeds; at
     each severity the run's value is the mean over the given corruptions present."""
     sub = df[df["corruption"].isin(list(corruptions)) | (df["corruption"] == CLEAN)]
@@ -101,7 +100,7 @@ def severity_table(df: pd.DataFrame, corruptions=BENCHMARK_15) -> pd.DataFrame:
     return _order(out)
 
 
-def corruption_table(df: pd.DataFrame) -> pd.DataFrame:
+def calibration_corruption_table(df: pd.DataFrame) -> pd.DataFrame:
     """ECE per corruption (mean over severities), per (label, arch) averaged over seeds."""
     corrupted = df[df["corruption"].isin(ALL_19)]
     per_run = corrupted.pivot_table(index="run_id", columns="corruption", values="ece", aggfunc="mean")
@@ -392,9 +391,9 @@ def calibration_section(
     template's context: ``recorded`` (False: the section says "not recorded"), figure, tables."""
     if not has_calibration(df):
         return {"recorded": False, "n_bins": N_BINS}
-    methods = method_table(df)
-    sev = severity_table(df)
-    per_corr = corruption_table(df)
+    methods = calibration_method_table(df)
+    sev = calibration_severity_table(df)
+    per_corr = calibration_corruption_table(df)
     tests = test_table(df, records)
     for name, frame in (
         ("calibration_runs.csv", calibration_runs(df)),

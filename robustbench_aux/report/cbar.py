@@ -28,13 +28,15 @@ from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.uncertainty import aggregate_seeds, holm, seed_test
 from robustbench_aux.report import claim as paper_claim
-from robustbench_aux.report.formatting import interval, interval_source, pct, pm, spec_rows
+from robustbench_aux.report.formatting import spec_rows
+from robustbench_aux.report.numbers import interval, interval_source, pct, pm
 from robustbench_aux.report.runs import RunRecord
 
 PLAIN = compare.PLAIN
 
 
 def has_cbar(df: pd.DataFrame) -> bool:
+    """The results table (one run's or the page's) holds CIFAR-C-bar blocks (export leaves them out)."""
     return bool(df["corruption"].isin(CBAR_10).any())
 
 

@@ -27,10 +27,10 @@ from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.uncertainty import paired_bootstrap_means, per_image_score
 from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.report.tables import OVER_SEEDS
 
 LEVEL = 0.95
 MEAN_ROW = "mean over architectures"
-OVER_SEEDS = "over seeds"  # the significance table's row of the test over seeds
 PLAIN = compare.PLAIN
 
 

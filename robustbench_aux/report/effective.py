@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import BENCHMARK_15
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.paths import inside
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.effective import (
     MIN_OWN_MODELS,
@@ -38,7 +39,6 @@ from robustbench_aux.metrics.effective import (
     fit_logit_line,
     reference_line,
 )
-from robustbench_aux.paths import inside
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.formatting import spec_rows
 

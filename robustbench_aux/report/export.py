@@ -31,10 +31,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from robustbench_aux import atomic
 from robustbench_aux.catalog import BENCHMARK_15, CBAR_10, CLEAN, SEVERITIES
+from robustbench_aux.cifar_c_layout import corruption_npy
 from robustbench_aux.errors import UserError
-from robustbench_aux.paths import component, inside
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.paths import component, inside
+from robustbench_aux.report.cbar import has_cbar
 from robustbench_aux.report.csvcells import to_csv
 from robustbench_aux.report.runs import RunRecord, load_runs
 
@@ -92,17 +94,12 @@ def _unfinished(r: RunRecord) -> bool:
     return (r.summary.get("provenance") or {}).get("checkpoint_finished") is False
 
 
-def has_cbar(r: RunRecord) -> bool:
-    """The run was evaluated on CIFAR-C-bar too (those blocks are never exported)."""
-    return bool(r.table["corruption"].isin(CBAR_10).any())
-
-
 CBAR_LEFT_OUT = "CIFAR-C-bar results left out (RobustBench has no CIFAR-C-bar track)"
 
 
 def cbar_note(records: list[RunRecord]) -> str | None:
     """The line to print when any run has CIFAR-C-bar results: they are not in the export."""
-    ids = [r.run_id for r in records if has_cbar(r)]
+    ids = [r.run_id for r in records if has_cbar(r.table)]
     if not ids:
         return None
     shown = ", ".join(ids[:3]) + (" ..." if len(ids) > 3 else "")
@@ -110,7 +107,7 @@ def cbar_note(records: list[RunRecord]) -> str | None:
 
 
 def _complete(r: RunRecord, allow_partial: bool) -> tuple[pd.DataFrame, list[str]]:
-    if has_cbar(r) and not r.table["corruption"].isin(BENCHMARK_15).any():
+    if has_cbar(r.table) and not r.table["corruption"].isin(BENCHMARK_15).any():
         raise UserError(
             f"run {r.run_id} was evaluated on CIFAR-C-bar only; RobustBench has no CIFAR-C-bar track and its "
             "corruptions_acc needs CIFAR-C: evaluate the run with --corruptions <CIFAR-C dir> too"
@@ -225,7 +222,7 @@ def robustbench_entry(
     partial = ([f"{len(missing)} of 75 benchmark blocks missing"] if missing else []) + (
         ["unfinished training (last.pt)"] if _unfinished(r) else []
     )
-    if has_cbar(r):
+    if has_cbar(r.table):
         entry["footnote"] += f"; {CBAR_LEFT_OUT}"
     if partial:  # only with --allow-partial: never a leaderboard entry without the mark
         entry["partial"] = True
@@ -270,12 +267,12 @@ def _refuse_corruption_dirs(run_paths) -> None:
         p = Path(raw)
         if not p.is_dir():
             continue
-        if any((p / f"{c}.npy").is_file() for c in CBAR_10):
+        if any((p / corruption_npy(c)).is_file() for c in CBAR_10):
             raise UserError(
                 f"{p} is a CIFAR-C-bar directory, not an evaluated run; export takes runs evaluated on CIFAR-C "
                 "(RobustBench has no CIFAR-C-bar track)"
             )
-        if any((p / f"{c}.npy").is_file() for c in BENCHMARK_15):
+        if any((p / corruption_npy(c)).is_file() for c in BENCHMARK_15):
             raise UserError(f"{p} is a CIFAR-C directory, not an evaluated run; pass run directories")
 
 

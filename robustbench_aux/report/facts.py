@@ -24,11 +24,11 @@ from scipy import stats
 from robustbench_aux.catalog import ALL_19
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.uncertainty import detectable_difference, paired_z, per_image_score, seed_test
+from robustbench_aux.report.numbers import is_missing
 from robustbench_aux.report.runs import RunRecord
+from robustbench_aux.report.tables import ALPHA, OVER_SEEDS
 
 PLAIN = compare.PLAIN
-OVER_SEEDS = "over seeds"
-ALPHA = 0.05
 POWER = 0.8
 LEVEL = 0.95
 Z = float(stats.norm.ppf(0.5 + LEVEL / 2))
@@ -39,13 +39,9 @@ DELTA = {"clean": "delta_clean_pts", "mean15": "delta_mean15_pts"}
 TEST = {"clean": "McNemar", "mean15": "paired bootstrap over test images"}
 
 
-def _nan(x) -> bool:
-    return x is None or (isinstance(x, float) and math.isnan(x))
-
-
 def p_text(p) -> str:
     """A p-value in words: ``p < 0.001`` or ``p = 0.03``."""
-    if _nan(p):
+    if is_missing(p):
         return "no test"
     return "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
 
@@ -68,7 +64,7 @@ def seed_sentence(deltas: list[float], ps: list[float], what: str) -> str:
         if n == 1:
             verb += "s"
         sizes = _join([_num(d) for d in deltas])
-        if all(not _nan(p) and p < 0.001 for p in ps):
+        if all(not is_missing(p) and p < 0.001 for p in ps):
             tested = "each p < 0.001" if n > 1 else "p < 0.001"
         else:
             tested = _join([p_text(p) for p in ps]) + (" respectively" if n > 1 else "")
@@ -83,11 +79,11 @@ def seed_level(row: Mapping, key: str) -> dict:
     n = int(row.get("n_seeds") or 0)
     delta, std = row.get(DELTA[key]), row.get(f"{key}_std_pts")
     p = row.get(f"{key}_p_holm")
-    if n < 2 or _nan(delta) or _nan(std):
+    if n < 2 or is_missing(delta) or is_missing(std):
         return {"n": n, "verdict": "untested"}
     half = float(stats.t.ppf(0.5 + LEVEL / 2, n - 1)) * std / math.sqrt(n)
     low, high = delta - half, delta + half
-    if _nan(p) or p > ALPHA or low <= 0 <= high:
+    if is_missing(p) or p > ALPHA or low <= 0 <= high:
         verdict = compare.INCONCLUSIVE
     else:
         verdict = "significant loss" if delta < 0 else "significant gain"
@@ -97,7 +93,7 @@ def seed_level(row: Mapping, key: str) -> dict:
         "std": float(std),
         "low": float(low),
         "high": float(high),
-        "p_holm": float(p) if not _nan(p) else math.nan,
+        "p_holm": float(p) if not is_missing(p) else math.nan,
         "verdict": verdict,
         "detectable": detectable_difference(float(std), n, ALPHA, POWER),
     }
@@ -140,7 +136,7 @@ def method_summaries(sig: pd.DataFrame) -> list[dict]:
                 f"{lv['high']:+.2f}, t over {lv['n']} seeds, "
                 + (
                     "no p: the seeds' differences are equal"
-                    if _nan(lv["p_holm"])
+                    if is_missing(lv["p_holm"])
                     else f"Holm-adjusted {p_text(lv['p_holm'])} over the method's 2 seed-level tests"
                 )
                 + ")"
@@ -278,7 +274,9 @@ def seen_unseen_sentence(table: pd.DataFrame, label: str, arch: str) -> str:
         f"{p_text(r['diff_p'])}, {level}"
     )
     significant = (
-        not _nan(r["diff_p"]) and r["diff_p"] <= ALPHA and not (r["diff_low_pts"] <= 0 <= r["diff_high_pts"])
+        not is_missing(r["diff_p"])
+        and r["diff_p"] <= ALPHA
+        and not (r["diff_low_pts"] <= 0 <= r["diff_high_pts"])
     )
     if not significant:
         return f"{label} ({arch}): no difference between seen and unseen corruptions is shown ({evidence})."

@@ -1,10 +1,10 @@
 """The data behind the report's seed-resolved plots, as frames (written beside the page as CSV).
 
-- :func:`corruption_change`: per corruption, each method's change vs the reference method of the
+- :func:`corruption_change_data`: per corruption, each method's change vs the reference method of the
   same seed (points), per seed, and the mean over seeds with a 95 % t interval (two or more seeds);
 - :func:`severity_per_seed`: the severity curve of every run (clean, then severities 1-5), so the
   plot can draw each seed;
-- :func:`training_curves`: each run's ``metrics.csv`` (per epoch: clean training accuracy, every
+- :func:`training_curve_data`: each run's ``metrics.csv`` (per epoch: clean training accuracy, every
   loss term, the learning rate), and the runs whose file is not available.
 """
 
@@ -43,7 +43,7 @@ def _ident(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop_duplicates("run_id").set_index("run_id")[["label", "arch", "seed"]]
 
 
-def corruption_change(
+def corruption_change_data(
     df: pd.DataFrame, reference: str = compare.PLAIN, corruptions=ALL_19
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-seed and summarised change of acc[c] vs ``reference`` of the same architecture and seed.
@@ -115,7 +115,7 @@ def _read_metrics(path: Path) -> pd.DataFrame | None:
     return frame.dropna(subset=["epoch"])
 
 
-def training_curves(records: list[RunRecord]) -> tuple[pd.DataFrame, list[str]]:
+def training_curve_data(records: list[RunRecord]) -> tuple[pd.DataFrame, list[str]]:
     """Each run's training curves from its ``metrics.csv``: a long frame (run_id, label, arch, seed,
     epoch, quantity, value) over ``train_acc`` (clean training accuracy, fraction), ``lr`` and every
     loss term (the columns that are none of :data:`NOT_LOSS`: ``loss`` is the total), and the run ids

@@ -8,25 +8,29 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from robustbench_aux import atomic
 from robustbench_aux._version import __version__
 from robustbench_aux.catalog import ALL_19
 from robustbench_aux.errors import UserError
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.paths import inside
+from robustbench_aux.infra.versioning import code_version
 from robustbench_aux.metrics import compare
-from robustbench_aux.paths import inside
 from robustbench_aux.report import calibration, cbar, effective, facts, figures, plotdata, tables
 from robustbench_aux.report import parity as parity_mod
 from robustbench_aux.report.banner import banner_items, framing
+from robustbench_aux.report.claim import claim_table
 from robustbench_aux.report.csvcells import to_csv
-from robustbench_aux.report.formatting import html_table, provenance_rows, set_name
+from robustbench_aux.report.formatting import html_table
+from robustbench_aux.report.numbers import set_name
 from robustbench_aux.report.parity import read_parity as read_parity_results
+from robustbench_aux.report.provenance import provenance_rows
 from robustbench_aux.report.runs import check_comparable, combined_table, load_runs
-from robustbench_aux.versioning import code_version
 
 log = logging.getLogger(__name__)
 
@@ -112,75 +116,97 @@ def _parity_section(df, records, parity, label, out_dir: Path, written: list[str
     }
 
 
-def build_report(
-    run_paths,
-    out_dir: str | Path,
-    *,
-    title: str | None = None,
-    note: str | None = None,
-    produced_by: str | None = None,
-    parity: str | Path | None = None,
-    parity_label: str | None = None,
-) -> Path:
-    """Write the report for the given runs into ``out_dir``; returns the path of ``index.html``.
-    ``produced_by`` (the command behind the runs and the page) becomes the provenance box's first row;
-    ``parity`` (another precision's results_long.csv or report directory, named ``parity_label``) adds
-    the precision-parity section."""
-    from markupsafe import Markup
+@dataclass
+class PageTables:
+    """The tables a page is built from (each also written as a CSV)."""
 
-    records = load_runs(run_paths)
-    shared = check_comparable(records)
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir} exists and is not a directory; choose another -o")
-    df = combined_table(records)
+    df: pd.DataFrame
+    runs: pd.DataFrame
+    methods: pd.DataFrame
+    sig: pd.DataFrame
+    ablation: pd.DataFrame
+    claim: pd.DataFrame
+    ratios: pd.DataFrame
+    per_corr: pd.DataFrame
+    sev: pd.DataFrame
+    fam: pd.DataFrame
+    seen_unseen: pd.DataFrame
+    change_seeds: pd.DataFrame
+    change: pd.DataFrame
+    sev_seeds: pd.DataFrame
+    curves: pd.DataFrame
+    no_curves: list[str]
+    published: pd.DataFrame
+
+
+def compute_tables(records, shared, df: pd.DataFrame) -> PageTables:
+    """Step 1: every table of the page from the loaded runs and their combined results table."""
     configs = {r.run_id: r.config for r in records}
-    labels = compare.label_order(df["label"].unique())
-    styles = figures.method_styles(labels)  # one colour and marker per method, in every figure
-    archs = sorted(df["arch"].unique())
-    notes: list[str] = []
-    written: list[str] = []
-
     runs = tables.run_table(records, df)
     methods = tables.method_table(runs)
     sig = tables.significance_table(records)
     ablation = tables.ablation_table(records)
-    claim = tables.claim_table(df, records, sig)
+    claim = claim_table(df, records, sig)
     ratios = tables.ratio_table(df)
     per_corr = tables.corruption_table(df)
     sev = tables.severity_table(df)
     fam = tables.family_table(df, configs)
     seen_unseen = facts.seen_unseen_table(records, configs)
-    change_seeds, change = plotdata.corruption_change(df)
+    change_seeds, change = plotdata.corruption_change_data(df)
     sev_seeds = plotdata.severity_per_seed(df)
-    curves, no_curves = plotdata.training_curves(records)
+    curves, no_curves = plotdata.training_curve_data(records)
     published = tables.published_anchor_table(methods, shared.dataset)
+    return PageTables(
+        df=df,
+        runs=runs,
+        methods=methods,
+        sig=sig,
+        ablation=ablation,
+        claim=claim,
+        ratios=ratios,
+        per_corr=per_corr,
+        sev=sev,
+        fam=fam,
+        seen_unseen=seen_unseen,
+        change_seeds=change_seeds,
+        change=change,
+        sev_seeds=sev_seeds,
+        curves=curves,
+        no_curves=no_curves,
+        published=published,
+    )
+
+
+def write_tables(t: PageTables, out_dir: Path, written: list[str]) -> None:
+    """Step 2: the tables as CSV beside the page (the optional ones only when they have rows)."""
     for name, frame in (
-        ("runs.csv", runs),
-        ("methods.csv", methods),
-        ("claim.csv", claim),
-        ("per_corruption.csv", per_corr),
-        ("severity.csv", sev),
-        ("families.csv", fam),
-        ("significance.csv", sig),
-        ("ratios.csv", ratios),
-        ("results_long.csv", df),
-        ("per_corruption_change.csv", change),
-        ("per_corruption_change_per_seed.csv", change_seeds),
-        ("severity_per_seed.csv", sev_seeds),
+        ("runs.csv", t.runs),
+        ("methods.csv", t.methods),
+        ("claim.csv", t.claim),
+        ("per_corruption.csv", t.per_corr),
+        ("severity.csv", t.sev),
+        ("families.csv", t.fam),
+        ("significance.csv", t.sig),
+        ("ratios.csv", t.ratios),
+        ("results_long.csv", t.df),
+        ("per_corruption_change.csv", t.change),
+        ("per_corruption_change_per_seed.csv", t.change_seeds),
+        ("severity_per_seed.csv", t.sev_seeds),
     ):
         _write_csv(out_dir, name, frame, written)
-    if not published.empty:
-        _write_csv(out_dir, "augmix_published_anchor.csv", published, written)
-    if not ablation.empty:
-        _write_csv(out_dir, "ablation.csv", ablation, written)
-    if not seen_unseen.empty:
-        _write_csv(out_dir, "seen_unseen.csv", seen_unseen, written)
-    if not curves.empty:
-        _write_csv(out_dir, "training_curves.csv", curves, written)
-    c_bar = _cbar_section(df, records, out_dir, written)
-    parity_ctx = _parity_section(df, records, parity, parity_label, out_dir, written)
+    for name, frame in (
+        ("augmix_published_anchor.csv", t.published),
+        ("ablation.csv", t.ablation),
+        ("seen_unseen.csv", t.seen_unseen),
+        ("training_curves.csv", t.curves),
+    ):
+        if not frame.empty:
+            _write_csv(out_dir, name, frame, written)
 
+
+def page_notes(df: pd.DataFrame, claim: pd.DataFrame, archs: list[str], n15: int) -> list[str]:
+    """The notes above the page: what is left out for want of a plain run, a claim pair or the 15."""
+    notes: list[str] = []
     if not tables.has_plain(df):
         notes.append(
             "No plain-training run was given: normalized mCE, the paper-claim comparison, arrows "
@@ -195,12 +221,20 @@ def build_report(
     missing_plain = [a for a in archs if not tables.has_plain(df, a)]
     if missing_plain and tables.has_plain(df):
         notes.append(f"No plain run for {', '.join(missing_plain)}: its normalized figures are left out.")
-    n15 = int(df[df["corruption"].isin(compare.BENCHMARK_15)]["corruption"].nunique())
     if n15 < 15:
         notes.append(
             f"Only {n15} of the 15 benchmark corruptions were evaluated: mean_acc_15 and mCE average "
             "those present and are not comparable with published 15-corruption numbers."
         )
+    return notes
+
+
+def interference_section(
+    records, df: pd.DataFrame, archs: list[str], out_dir: Path, written: list[str]
+) -> list[dict]:
+    """Step 3 (per architecture with a plain run): the interference matrices and their tests as CSV,
+    and the heat maps."""
+    from markupsafe import Markup
 
     interference = []
     for arch in archs:
@@ -235,7 +269,94 @@ def build_report(
                 "csv_severity": f"interference_by_severity_{arch}.csv",
             }
         )
+    return interference
 
+
+def method_facts(t: PageTables) -> list[dict]:
+    """The facts under the banner: each method vs plain (with its seen/unseen sentence), then each
+    ablation variant vs its base method."""
+    summaries = facts.method_summaries(t.sig)
+    for summ in summaries:
+        summ["seen_unseen"] = (
+            facts.seen_unseen_sentence(t.seen_unseen, summ["label"], summ["arch"])
+            if not t.seen_unseen.empty
+            else ""
+        )
+    return summaries + [{**summ, "seen_unseen": ""} for summ in facts.method_summaries(t.ablation)]
+
+
+def build_report(
+    run_paths,
+    out_dir: str | Path,
+    *,
+    title: str | None = None,
+    note: str | None = None,
+    produced_by: str | None = None,
+    parity: str | Path | None = None,
+    parity_label: str | None = None,
+) -> Path:
+    """Write the report for the given runs into ``out_dir``; returns the path of ``index.html``.
+    ``produced_by`` (the command behind the runs and the page) becomes the provenance box's first row;
+    ``parity`` (another precision's results_long.csv or report directory, named ``parity_label``) adds
+    the precision-parity section.
+
+    The steps: load and check the runs, compute the tables (:func:`compute_tables`), write them as
+    CSV (:func:`write_tables`, then the optional sections' own), draw the figures and assemble the
+    template's context (:func:`page_context`), render."""
+    records = load_runs(run_paths)
+    shared = check_comparable(records)
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir} exists and is not a directory; choose another -o")
+    df = combined_table(records)
+    written: list[str] = []
+    t = compute_tables(records, shared, df)
+    write_tables(t, out_dir, written)
+    context = page_context(
+        records,
+        shared,
+        t,
+        out_dir,
+        written,
+        title=title,
+        note=note,
+        produced_by=produced_by,
+        parity=parity,
+        parity_label=parity_label,
+    )
+    html = _env().get_template("report.html.j2").render(**context)
+    index = atomic.write_text(inside(out_dir, "index.html"), html)
+    log.info("wrote %s and %d CSV files", index, len(written))
+    return index
+
+
+def page_context(
+    records,
+    shared,
+    t: PageTables,
+    out_dir: Path,
+    written: list[str],
+    *,
+    title,
+    note,
+    produced_by,
+    parity,
+    parity_label,
+) -> dict:
+    """The template's context: the optional sections (writing their CSVs into ``out_dir``), the
+    figures and the display tables."""
+    from markupsafe import Markup
+
+    df = t.df
+    labels = compare.label_order(df["label"].unique())
+    styles = figures.method_styles(labels)  # one colour and marker per method, in every figure
+    archs = sorted(df["arch"].unique())
+    claim, seen_unseen, change, curves = t.claim, t.seen_unseen, t.change, t.curves
+    c_bar = _cbar_section(df, records, out_dir, written)
+    parity_ctx = _parity_section(df, records, parity, parity_label, out_dir, written)
+    n15 = int(df[df["corruption"].isin(compare.BENCHMARK_15)]["corruption"].nunique())
+    notes = page_notes(df, claim, archs, n15)
+    interference = interference_section(records, df, archs, out_dir, written)
     provenance_kind = str(shared.corruption_provenance)
     effective_ctx = effective.effective_section(
         compare.run_frame(df), shared.dataset, provenance_kind, n15, out_dir, written
@@ -243,20 +364,10 @@ def build_report(
     calibration_ctx = calibration.calibration_section(df, records, out_dir, labels, styles, written)
     # the code that rendered this page: a committed page must come from committed code (no ".dirty")
     page_version = code_version()
-    corruptions = [c for c in ALL_19 if c in per_corr.columns]
+    corruptions = [c for c in ALL_19 if c in t.per_corr.columns]
     bar_labels = [lab for lab in labels if lab in BAR_METHODS] or labels[:4]
-    frame = framing(records)
-    summaries = facts.method_summaries(sig)
-    for summ in summaries:
-        summ["seen_unseen"] = (
-            facts.seen_unseen_sentence(seen_unseen, summ["label"], summ["arch"])
-            if not seen_unseen.empty
-            else ""
-        )
-    # each ablation variant vs its base method after the comparisons with plain
-    summaries += [{**summ, "seen_unseen": ""} for summ in facts.method_summaries(ablation)]
     change_labels = change_methods(labels)
-    context = {
+    return {
         "title": title or f"Corruption robustness report: {', '.join(archs)} on {shared.dataset}",
         "note": note,
         "notes": notes,
@@ -267,8 +378,8 @@ def build_report(
         "reading": claim["matching_reading"].iloc[-1] if not claim.empty else None,
         "claim_row": claim["arch"].iloc[-1] if not claim.empty else None,
         "banner": banner_items(records, shared),
-        "framing": frame,
-        "facts": summaries,
+        "framing": framing(records),
+        "facts": method_facts(t),
         "facts_open": FACTS_OPEN,
         "seen_unseen": html_table(seen_unseen, "seen_unseen") if not seen_unseen.empty else None,
         "seen_unseen_text": [
@@ -280,38 +391,42 @@ def build_report(
         if not seen_unseen.empty
         else [],
         "change": (
-            Markup(figures.corruption_change(change_seeds, change, change_labels, corruptions, styles))
+            Markup(figures.corruption_change(t.change_seeds, change, change_labels, corruptions, styles))
             if corruptions and not change.empty and change_labels
             else None
         ),
         "change_labels": change_labels,
         "training": Markup(figures.training_curves(curves, labels, styles)) if not curves.empty else None,
-        "no_curves": no_curves,
+        "no_curves": t.no_curves,
         "verdict": claim["verdict"].iloc[-1] if not claim.empty else None,
         "paper": {"clean": compare.PAPER_DELTA_CLEAN_PTS, "robust": compare.PAPER_ROBUSTNESS},
-        "methods": html_table(methods, "methods"),
-        "published": html_table(published, "published") if not published.empty else None,
+        "methods": html_table(t.methods, "methods"),
+        "published": html_table(t.published, "published") if not t.published.empty else None,
         "published_source": tables.PUBLISHED_AUGMIX_SOURCE,
         "generated_data": not shared.published,
         "tradeoff": Markup(
             figures.tradeoff(
-                methods, labels, styles, set_name(n15, 15), overlay=effective.overlay(effective_ctx["lines"])
+                t.methods,
+                labels,
+                styles,
+                set_name(n15, 15),
+                overlay=effective.overlay(effective_ctx["lines"]),
             )
         ),
         "effective": effective_ctx,
         "calibration": {**calibration_ctx, "svg": Markup(calibration_ctx.get("svg", ""))},
         "interference": interference,
-        "severity": Markup(figures.severity_curves(sev, labels, styles, set_name(n15, 15), sev_seeds)),
+        "severity": Markup(figures.severity_curves(t.sev, labels, styles, set_name(n15, 15), t.sev_seeds)),
         "bars": (
-            Markup(figures.corruption_bars(per_corr, bar_labels, corruptions, styles))
+            Markup(figures.corruption_bars(t.per_corr, bar_labels, corruptions, styles))
             if corruptions
             else None
         ),
-        "per_corruption": html_table(per_corr, "per_corruption"),
-        "families": html_table(fam, "families") if not fam.empty else None,
-        "significance": html_table(sig, "significance") if not sig.empty else None,
-        "ablation": html_table(ablation, "significance") if not ablation.empty else None,
-        "runs": html_table(runs, "runs"),
+        "per_corruption": html_table(t.per_corr, "per_corruption"),
+        "families": html_table(t.fam, "families") if not t.fam.empty else None,
+        "significance": html_table(t.sig, "significance") if not t.sig.empty else None,
+        "ablation": html_table(t.ablation, "significance") if not t.ablation.empty else None,
+        "runs": html_table(t.runs, "runs"),
         "provenance": ([("produced by", produced_by)] if produced_by else [])
         + provenance_rows(records, shared)
         + [("code version (this page)", page_version)],
@@ -320,7 +435,3 @@ def build_report(
         "parity": parity_ctx,
         "csv_files": written,
     }
-    html = _env().get_template("report.html.j2").render(**context)
-    index = atomic.write_text(inside(out_dir, "index.html"), html)
-    log.info("wrote %s and %d CSV files", index, len(written))
-    return index

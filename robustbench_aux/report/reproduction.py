@@ -20,13 +20,13 @@ import os
 import platform
 from pathlib import Path
 
-from robustbench_aux import atomic
-from robustbench_aux.hashing import sha256_file
-from robustbench_aux.jsonio import read_json_object
+from robustbench_aux.infra import atomic
+from robustbench_aux.infra.hashing import sha256_file
+from robustbench_aux.infra.jsonio import read_json_object
+from robustbench_aux.infra.versioning import code_version
 from robustbench_aux.report.compute import training_compute
 from robustbench_aux.rundir import RunDir
 from robustbench_aux.runinfo import run_info
-from robustbench_aux.versioning import code_version
 
 RECORD_NAME = "reproduction.json"
 FORMAT = "robustbench-aux reproduction record 1"

@@ -21,8 +21,8 @@ from robustbench_aux.errors import UserError
 from robustbench_aux.evaluation import evidence
 from robustbench_aux.evaluation.results import read_results
 from robustbench_aux.evaluation.store import load_per_image, load_per_image_scores
+from robustbench_aux.infra.paths import component
 from robustbench_aux.metrics.calibration import SCORE_FIELDS
-from robustbench_aux.paths import component
 from robustbench_aux.report.compute import training_compute
 from robustbench_aux.rundir import EVAL_DIR, EVIDENCE_JSON, PER_IMAGE_NPZ, RESULTS_CSV, read_config
 from robustbench_aux.runinfo import RunInfo, run_info
@@ -151,9 +151,9 @@ def load_run(path: str | Path) -> RunRecord:
         path = path.parent if path.name == EVAL_DIR else path
     table, summary = read_results(eval_dir)
     if table["run_id"].nunique() != 1:
-        raise UserError(f"{eval_dir / 'results.csv'} holds several runs; a run's table holds one")
+        raise UserError(f"{eval_dir / RESULTS_CSV} holds several runs; a run's table holds one")
     for column in ("run_id", "arch"):  # both become file names (<run_id>.json, interference_<arch>.csv)
-        component(str(table[column].iloc[0]), f"{eval_dir / 'results.csv'}: {column}")
+        component(str(table[column].iloc[0]), f"{eval_dir / RESULTS_CSV}: {column}")
     config = read_config(path, missing_ok=True, fix="the run directory is damaged")
     if config.get("method"):
         # the label is derived from the config again, so runs evaluated before a labelling rule

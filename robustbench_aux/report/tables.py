@@ -12,6 +12,7 @@ import pandas as pd
 from robustbench_aux.catalog import ALL_19, BENCHMARK_15, CLEAN
 from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
+from robustbench_aux.metrics.compare import ALPHA  # noqa: F401  (the level every report test uses, re-exported)
 from robustbench_aux.metrics.uncertainty import (
     BOOTSTRAP_SAMPLES,
     aggregate_seeds,
@@ -22,7 +23,6 @@ from robustbench_aux.metrics.uncertainty import (
     per_image_score,
     seed_test,
 )
-from robustbench_aux.report.claim import claim_table  # noqa: F401  (the claim table, re-exported)
 from robustbench_aux.report.runs import RunRecord
 from robustbench_aux.runinfo import AS_PLAIN_STEPS, AUGMIX_PUBLISHED_LABEL, DATA_READING_METHODS, RunInfo
 
@@ -290,8 +290,7 @@ def _bench_scores(r: RunRecord) -> np.ndarray | None:
     return per_image_score(blocks) if blocks else None
 
 
-OVER_SEEDS = "over seeds"
-ALPHA = 0.05
+OVER_SEEDS = "over seeds"  # the significance tables' row of the test over seeds
 # The two kinds of test never share a Holm family (docs/metrics.md, "Test families"): per-seed tests
 # measure the evaluation noise of one trained pair, seed-level tests the method effect.
 PER_SEED = "per seed"

@@ -32,7 +32,7 @@ type (``seeds = ["abc"]``, ``vary = {corruption = "noise"}``) are errors naming 
 
 Every value reaches a command line (printed shell-quoted, run without a shell) and the run ids
 reach file names, so each is checked where it is read: no string may hold a line break, control
-or invisible formatting character (:mod:`robustbench_aux.plaintext`); a value passed after an
+or invisible formatting character (:mod:`robustbench_aux.infra.plaintext`); a value passed after an
 option (dataset, data, recipe, out, corruptions, device, methods, archs) may not start with ``-``;
 ``set`` and ``vary`` keys are ``--set`` keys (``lr``, ``train.lr``). Two ``[[runs]]`` blocks may
 name the same run only with the same steps.
@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from robustbench_aux.errors import UserError
-from robustbench_aux.paths import component, inside
-from robustbench_aux.plaintext import plain
+from robustbench_aux.infra.paths import component, inside
+from robustbench_aux.infra.plaintext import plain
 from robustbench_aux.rundir import RunDir
 from robustbench_aux.sweep.slurm_options import SlurmOptions, slurm_options
 

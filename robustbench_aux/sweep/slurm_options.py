@@ -18,7 +18,7 @@ replaces the grid's value)::
 it by :mod:`.slurm` before submitting.
 
 A ``#SBATCH`` line is a bash comment that ends at a newline, so no value may hold a line break or
-other control character (:mod:`robustbench_aux.plaintext`); patterns are matched whole; counts and
+other control character (:mod:`robustbench_aux.infra.plaintext`); patterns are matched whole; counts and
 times are ASCII digits, bounded and computed in integers. ``extra`` names are resolved as sbatch
 resolves them (:mod:`.sbatch_flags`: prefixes, short options) and refused when the option they
 name is one the sweep writes or relies on (:data:`RESERVED`), or clashes with one it writes from
@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field, replace
 
 from robustbench_aux.errors import UserError
-from robustbench_aux.plaintext import plain
+from robustbench_aux.infra.plaintext import plain
 from robustbench_aux.sweep.sbatch_flags import parse_flag
 
 DEFAULT_TIME_MIN = 24 * 60

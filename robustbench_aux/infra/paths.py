@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from robustbench_aux.errors import UserError
-from robustbench_aux.plaintext import first_control
+from robustbench_aux.infra.plaintext import first_control
 
 MAX_COMPONENT = 200  # bytes; file systems allow 255, leaving room for prefixes and suffixes
 
@@ -22,7 +22,7 @@ def component(name, what: str = "name") -> str:
     """``name`` as a string if it can be one path component; else a UserError naming ``what``.
 
     Refused: empty, ``.``/``..``, path separators, NUL and other control or invisible formatting
-    characters (:mod:`robustbench_aux.plaintext`), more than :data:`MAX_COMPONENT` bytes.
+    characters (:mod:`robustbench_aux.infra.plaintext`), more than :data:`MAX_COMPONENT` bytes.
     """
     if not isinstance(name, (str, int)) or isinstance(name, bool):
         raise UserError(f"{what} must be a string, got {name!r}")

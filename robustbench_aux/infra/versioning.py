@@ -7,7 +7,7 @@ from pathlib import Path
 
 from robustbench_aux._version import __version__
 
-_PACKAGE_DIR = Path(__file__).resolve().parent
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # robustbench_aux/ (this file is in infra/)
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:

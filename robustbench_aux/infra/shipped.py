@@ -12,10 +12,11 @@ from pathlib import Path
 
 from robustbench_aux.errors import UserError
 
-BASELINES = Path(__file__).resolve().parent / "baselines"
+_PACKAGE_DIR = Path(__file__).resolve().parents[1]  # robustbench_aux/ (this file is in infra/)
+BASELINES = _PACKAGE_DIR / "baselines"
 GRIDS = BASELINES / "grids"
 CI_SPEC = BASELINES / "ci" / "check.toml"
-REFERENCE = Path(__file__).resolve().parent / "reference"
+REFERENCE = _PACKAGE_DIR / "reference"
 LEADERBOARD_CSV = REFERENCE / "robustbench_corruptions_leaderboard.csv"
 
 

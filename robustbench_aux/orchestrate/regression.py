@@ -13,10 +13,10 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustbench_aux import atomic
 from robustbench_aux.cifar_c_layout import MANIFEST
 from robustbench_aux.errors import UserError
-from robustbench_aux.pipeline import corrupt_argv, run_cli
+from robustbench_aux.infra import atomic
+from robustbench_aux.orchestrate.pipeline import corrupt_argv, run_cli
 from robustbench_aux.rundir import RunDir
 from robustbench_aux.sweep import load_sweep
 from robustbench_aux.sweep.local import run_local
