@@ -11,6 +11,7 @@ readable at 100 % zoom). Each legend entry carries an SVG id ``legend-<figure>-<
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 
@@ -86,13 +87,29 @@ def _tag_legend(legend, figure: str) -> None:
         handle.set_gid(f"legend-{fig}-{slug(method)}")
 
 
+# the ids matplotlib gives an SVG's shared definitions (clip paths, markers, hatches, images,
+# collection paths): a prefix and 10 hex digits of a salted hash of the definition
+_DEFINITION_ID = re.compile(r"(?:p|m|h|image|C\d+_\d+_)[0-9a-f]{10}")
+
+
 def to_svg(fig) -> str:
-    """The figure as an ``<svg>`` element (XML prolog and DOCTYPE stripped), then closed."""
+    """The figure as an ``<svg>`` element (XML prolog and DOCTYPE stripped), then closed.
+
+    The same figure gives the same text on every render (a fixed hash salt, no date), so a page
+    rendered again from the same evidence is the same page; each definition id then gets a suffix
+    from the figure's own text, so two figures inlined in one page never share an id."""
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
+    with plt.rc_context({"svg.hashsalt": "robustbench-aux"}):
+        fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     plt.close(fig)
     text = buf.getvalue()
-    return text[text.index("<svg") :]
+    text = text[text.index("<svg") :]
+    ids = {i for i in re.findall(r'id="([^"]+)"', text) if _DEFINITION_ID.fullmatch(i)}
+    if not ids:
+        return text
+    suffix = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+    pattern = re.compile(r"\b(" + "|".join(sorted(ids)) + r")\b")
+    return pattern.sub(lambda m: f"{m.group(1)}-{suffix}", text)
 
 
 def _bottom_legend(fig, axes, figure: str, height_in: float) -> None:
