@@ -15,12 +15,16 @@ def _git(*args: str) -> subprocess.CompletedProcess:
 
 
 def code_version() -> str:
-    """``<package version>+g<commit>[.dirty]`` inside a git checkout, else the package version."""
+    """``<package version>+g<commit>[.dirty]`` inside a git checkout, else the package version.
+
+    ``.dirty`` means the package itself (``robustbench_aux/``: code, recipes, shipped grids) differs
+    from the commit; outputs elsewhere in the checkout (a report being rewritten, its
+    reproduction.json) do not make the code that writes them dirty."""
     try:
         commit = _git("rev-parse", "--short=10", "HEAD")
         if commit.returncode != 0:
             return __version__
-        dirty = _git("status", "--porcelain", "--untracked-files=no")
+        dirty = _git("status", "--porcelain", "--untracked-files=no", "--", ".")
         suffix = ".dirty" if dirty.stdout.strip() else ""
         return f"{__version__}+g{commit.stdout.strip()}{suffix}"
     except (OSError, subprocess.SubprocessError):
