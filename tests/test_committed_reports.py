@@ -2,9 +2,10 @@
 
 Independent of the report code: the corruption sets, the means, the normalized and relative mCE
 and the paired seed-level figures of the claim are written out again below from docs/metrics.md's
-definitions, and compared with ``runs.csv``, ``methods.csv`` and ``claim.csv``. The full-data CPU
-report (``reports/cpu-cifar10-fp32/``, the first experiment, fp32) must also have been produced by the shipped command on the full
-data, and the tables quoting it in the top-level README and in its own README must match the CSVs.
+definitions, and compared with ``runs.csv``, ``methods.csv`` and ``claim.csv``, for every committed
+report. The first full-data CPU report (``reports/cpu-cifar10-fp32/``, fp32, 2 seeds) must also have
+been produced by the shipped command on the full data, and the tables quoting it in its own README
+must match its CSVs (the bf16 experiment that followed it: tests/test_cpu_cifar10_report.py).
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from scipy import stats
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "reports" / "example"
-CPU = REPO / "reports" / "cpu-cifar10-fp32"  # the first full-data experiment (fp32, 2 seeds)
+FP32 = REPO / "reports" / "cpu-cifar10-fp32"  # the first full-data experiment (fp32, 2 seeds)
+CPU = REPO / "reports" / "cpu-cifar10"  # the full-data experiment (bf16, 3 seeds, the ablation, C-bar)
 
 FIFTEEN = (
     "gaussian_noise shot_noise impulse_noise defocus_blur glass_blur motion_blur zoom_blur snow frost "
@@ -120,7 +122,7 @@ CLAIM_KEYS = (
 )
 
 
-@pytest.mark.parametrize("report", [EXAMPLE, CPU], ids=["example", "cpu-cifar10-fp32"])
+@pytest.mark.parametrize("report", [EXAMPLE, FP32, CPU], ids=["example", "cpu-cifar10-fp32", "cpu-cifar10"])
 def test_headline_tables_recompute_from_the_per_block_accuracies(report):
     df = pd.read_csv(report / "results_long.csv")
     assert np.allclose(df["acc"], df["correct"] / df["n"], atol=TOL)
@@ -152,8 +154,8 @@ def test_headline_tables_recompute_from_the_per_block_accuracies(report):
 
 
 # ----------------------------------------------------------------------------- the CPU report
-def test_cpu_report_was_produced_by_the_shipped_command_on_the_full_data():
-    record = json.loads((CPU / "reproduction.json").read_text())
+def test_fp32_report_was_produced_by_the_shipped_command_on_the_full_data():
+    record = json.loads((FP32 / "reproduction.json").read_text())
     assert record["command"].startswith(
         "robustbench-aux reproduce --grid baselines/grids/cpu_cifar10.toml --report reports/cpu-cifar10"
     )
@@ -165,18 +167,18 @@ def test_cpu_report_was_produced_by_the_shipped_command_on_the_full_data():
         assert run["n_train"] == 50_000 and run["deviations"] == []
         assert not run["code_version"].endswith(".dirty") and not run["eval_code_version"].endswith(".dirty")
         assert run["train_seconds"] > 0 and run["eval_seconds"] > 0
-    df = pd.read_csv(CPU / "results_long.csv")
+    df = pd.read_csv(FP32 / "results_long.csv")
     blocks = df.groupby("run_id").size()
     assert (blocks == 1 + 19 * 5).all() and (df["n"] == 10_000).all()
-    runs = pd.read_csv(CPU / "runs.csv")
+    runs = pd.read_csv(FP32 / "runs.csv")
     assert sorted(zip(runs["method"], runs["seed"], strict=True)) == [
         ("auxiliary", 0),
         ("auxiliary", 1),
         ("plain", 0),
         ("plain", 1),
     ]
-    assert (CPU / "index.html").read_text().count("produced by") == 1
-    assert not list(CPU.rglob("*.pt")) and not list(CPU.rglob("config.json"))
+    assert (FP32 / "index.html").read_text().count("produced by") == 1
+    assert not list(FP32.rglob("*.pt")) and not list(FP32.rglob("config.json"))
 
 
 def pm(mean: float, std: float, scale: float, digits: int) -> str:
@@ -184,8 +186,8 @@ def pm(mean: float, std: float, scale: float, digits: int) -> str:
 
 
 def finds_rows() -> list[str]:
-    """The rows of README's "What the suite finds" table, from reports/cpu-cifar10/methods.csv."""
-    table = pd.read_csv(CPU / "methods.csv")
+    """The rows of the results table in reports/cpu-cifar10-fp32/README.md, from its methods.csv."""
+    table = pd.read_csv(FP32 / "methods.csv")
     rows = []
     for label in ("plain", "auxiliary"):
         r = table[table["label"] == label].iloc[0]
@@ -209,8 +211,8 @@ CLAIM_NAMES = {
 
 
 def claim_rows() -> list[str]:
-    """The rows of the claim table in reports/cpu-cifar10/README.md, from its claim.csv."""
-    c = pd.read_csv(CPU / "claim.csv").iloc[-1]
+    """The rows of the claim table in reports/cpu-cifar10-fp32/README.md, from its claim.csv."""
+    c = pd.read_csv(FP32 / "claim.csv").iloc[-1]
     paper = {"delta_clean_pts": "+2.21", "robust_rel_pct_15": "21.64", "robust_rel_pct_19": "21.64"}
     return [
         f"| {name} | {c[k]:+.2f} | {c[k + '_std']:.2f} | {c[k + '_low']:+.2f} to {c[k + '_high']:+.2f} "
@@ -219,13 +221,11 @@ def claim_rows() -> list[str]:
     ]
 
 
-def test_readme_tables_quote_the_committed_cpu_report():
-    readme = (REPO / "README.md").read_text()
-    own = (CPU / "README.md").read_text()
+def test_fp32_readme_tables_quote_the_committed_fp32_report():
+    own = (FP32 / "README.md").read_text()
     for row in finds_rows():
-        assert row in readme, row
         assert row in own, row
     for row in claim_rows():
         assert row in own, row
-    verdict = pd.read_csv(CPU / "claim.csv").iloc[-1]["verdict"]
+    verdict = pd.read_csv(FP32 / "claim.csv").iloc[-1]["verdict"]
     assert f"**{verdict}**" in own
