@@ -21,8 +21,9 @@ from robustbench_aux.metrics import accuracy as acc
 from robustbench_aux.metrics import compare
 from robustbench_aux.metrics.tidy import check_table
 from robustbench_aux.report.formatting import spec_rows
+from robustbench_aux.report.numbers import pm
 
-RESULTS_CSV = "results_long.csv"
+RESULTS_LONG_CSV = "results_long.csv"  # a report's tidy table of all its runs
 KEYS = ["label", "arch", "seed"]
 RUN = "run"
 VS_PLAIN = "vs plain"
@@ -32,7 +33,7 @@ def read_parity(path: str | Path) -> pd.DataFrame:
     """The other precision's results table: a ``results_long.csv`` or a report directory holding one."""
     path = Path(path)
     if path.is_dir():
-        path = path / RESULTS_CSV
+        path = path / RESULTS_LONG_CSV
     if not path.is_file():
         raise UserError(
             f"parity results {path} do not exist (give a results_long.csv or its report directory)"
@@ -57,8 +58,8 @@ def parity_table(df: pd.DataFrame, other: pd.DataFrame) -> pd.DataFrame:
 
     Rows of ``kind = "run"``: each shared run's clean and mean-15 accuracy in both tables (percent)
     and the difference this page minus the other (points). Rows of ``kind = "vs plain"``: per seed,
-    the method-minus-plain difference in each table (points) and how much it changed. Empty when the
-    tables share no run; an error when the other table holds none of this page's methods.
+    the method-minus-plain difference in each table (points) and how much it changed. A one-line
+    error when the two tables share no run.
     """
     mine, theirs = _per_run(df), _per_run(other)
     shared = mine.index.intersection(theirs.index)
@@ -120,20 +121,14 @@ def parity_summary(table: pd.DataFrame, spread: pd.DataFrame) -> dict:
     }
 
 
-def _num(x: float, signed: bool = False) -> str:
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return "–"
-    return f"{x:+.2f}" if signed else f"{x:.2f}"
-
-
 def html_parity(table: pd.DataFrame, this: str, other: str) -> dict:
     """Display rows; ``this`` and ``other`` name the two precisions in the headers."""
 
     def value(col: str):
-        return lambda r: _num(r[col], signed=r["kind"] == VS_PLAIN)
+        return lambda r: pm(r[col], None, scale=1, signed=r["kind"] == VS_PLAIN)
 
     def diff(col: str):
-        return lambda r: (_num(r[col], signed=True), "", f"{this} minus {other}")
+        return lambda r: (pm(r[col], None, scale=1, signed=True), "", f"{this} minus {other}")
 
     spec = [
         ("row", lambda r: ("run" if r["kind"] == RUN else "method − plain", "label")),
